@@ -1,0 +1,160 @@
+//! Length-prefixed JSON frames for tokio-util's `Framed`.
+//!
+//! A frame is a 4-byte big-endian length and that many bytes of JSON. JSON
+//! keeps the control protocol readable in a capture; only control frames
+//! and the one hello per data connection use it, never service bytes.
+use bytes::BytesMut;
+use serde::{de::DeserializeOwned, Serialize};
+use std::marker::PhantomData;
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use crate::MAX_FRAME_LEN;
+
+/// What can go wrong reading or writing frames.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    /// The socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A frame longer than [`MAX_FRAME_LEN`] was announced.
+    #[error("frame longer than {MAX_FRAME_LEN} bytes")]
+    FrameTooLong,
+    /// A frame was not a message we know.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// Decodes `In` and encodes `Out`; each side names its own direction.
+pub struct MessageCodec<In, Out> {
+    frames: LengthDelimitedCodec,
+    _types: PhantomData<fn(Out) -> In>,
+}
+
+impl<In, Out> Default for MessageCodec<In, Out> {
+    fn default() -> Self {
+        Self {
+            frames: LengthDelimitedCodec::builder()
+                .max_frame_length(MAX_FRAME_LEN)
+                .new_codec(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<In, Out> MessageCodec<In, Out> {
+    /// A codec with the protocol's frame cap.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<In: DeserializeOwned, Out> Decoder for MessageCodec<In, Out> {
+    type Item = In;
+    type Error = ProtoError;
+
+    /// `Ok(None)` while a frame is incomplete.
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, ProtoError> {
+        match self.frames.decode(src) {
+            Ok(Some(frame)) => Ok(Some(serde_json::from_slice(&frame)?)),
+            Ok(None) => Ok(None),
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                Err(ProtoError::FrameTooLong)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+impl<In, Out: Serialize> Encoder<Out> for MessageCodec<In, Out> {
+    type Error = ProtoError;
+
+    fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), ProtoError> {
+        let json = serde_json::to_vec(&item)?;
+        if json.len() > MAX_FRAME_LEN {
+            return Err(ProtoError::FrameTooLong);
+        }
+        self.frames.encode(bytes::Bytes::from(json), dst)?;
+        Ok(())
+    }
+}
+
+/// The route's side: reads [`crate::message::VnetMsg`], writes
+/// [`crate::message::RouteMsg`].
+pub type RouteCodec = MessageCodec<crate::message::VnetMsg, crate::message::RouteMsg>;
+
+/// A vnet's side: reads [`crate::message::RouteMsg`], writes
+/// [`crate::message::VnetMsg`].
+pub type VnetCodec = MessageCodec<crate::message::RouteMsg, crate::message::VnetMsg>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Request, RouteMsg, VnetMsg};
+    use crate::{ServeId, VnetId};
+
+    #[test]
+    fn round_trip_both_directions() {
+        let mut vnet = VnetCodec::new();
+        let mut route = RouteCodec::new();
+        let mut buf = BytesMut::new();
+        let msg = VnetMsg::Request {
+            id: 7,
+            body: Request::Ping,
+        };
+        vnet.encode(msg.clone(), &mut buf).unwrap();
+        assert_eq!(route.decode(&mut buf).unwrap(), Some(msg));
+
+        let reply = RouteMsg::Welcome {
+            vnet_id: VnetId(3),
+            session: crate::SessionKey(1),
+        };
+        route.encode(reply.clone(), &mut buf).unwrap();
+        assert_eq!(vnet.decode(&mut buf).unwrap(), Some(reply));
+    }
+
+    #[test]
+    fn partial_frame_is_incomplete_not_error() {
+        let mut vnet = VnetCodec::new();
+        let mut route = RouteCodec::new();
+        let mut full = BytesMut::new();
+        vnet.encode(
+            VnetMsg::Visit {
+                serve_id: ServeId::new(700).unwrap(),
+                session: crate::SessionKey(9),
+            },
+            &mut full,
+        )
+        .unwrap();
+        let mut part = full.split_to(full.len() - 1);
+        assert!(route.decode(&mut part).unwrap().is_none());
+        part.unsplit(full);
+        assert!(route.decode(&mut part).unwrap().is_some());
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_before_buffering() {
+        let mut route = RouteCodec::new();
+        let mut buf = BytesMut::from(&((MAX_FRAME_LEN as u32 + 1).to_be_bytes())[..]);
+        assert!(matches!(
+            route.decode(&mut buf),
+            Err(ProtoError::FrameTooLong)
+        ));
+    }
+
+    #[test]
+    fn garbage_and_unknown_variants_are_errors() {
+        let mut route = RouteCodec::new();
+        for payload in [
+            &b"\xff\xfe"[..],
+            b"{\"Launch\":{}}",
+            b"{\"Visit\":{\"serve_id\":0}}",
+        ] {
+            let mut buf = BytesMut::from(&(payload.len() as u32).to_be_bytes()[..]);
+            buf.extend_from_slice(payload);
+            assert!(
+                matches!(route.decode(&mut buf), Err(ProtoError::Malformed(_))),
+                "{payload:?}"
+            );
+        }
+    }
+}
