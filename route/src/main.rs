@@ -1,1 +1,68 @@
-fn main() {}
+//! `route [CONFIG]`: run the hub.
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// The public hub of a vnet network: keeps each group's registry of vnets
+/// and serves, and carries their traffic.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Config file; its [route] section says where to listen.
+    #[arg(default_value = "config.ini")]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = match route::RouteConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("route: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = config.listen.addr();
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("route: cannot listen on {addr}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(local) => {
+            tracing::info!(addr = %local, version = env!("CARGO_PKG_VERSION"), "route listening")
+        }
+        Err(err) => tracing::warn!(%err, "listening, address unknown"),
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    route::run(listener, shutdown).await;
+    tracing::info!("route stopped");
+    ExitCode::SUCCESS
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return token.cancel();
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    token.cancel();
+}

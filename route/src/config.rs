@@ -1,0 +1,77 @@
+//! The route's config: only `[route]` matters to it.
+//!
+//! A route may read the same file as a vnet (the original shares one
+//! `config.ini`), so the vnet's own sections are allowed and skipped;
+//! anything else is an error, since a typo there would otherwise go unseen.
+use proto::config::{ConfigError, IniFile, RouteSection};
+use std::path::Path;
+
+/// Validated route settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Where to listen.
+    pub listen: RouteSection,
+}
+
+impl RouteConfig {
+    /// Reads a config file.
+    ///
+    /// # Errors
+    /// Unreadable file or any invalid setting, located by file, section
+    /// and key.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_ini(&IniFile::load(path)?)
+    }
+
+    /// Reads config text; `file` names it in errors.
+    ///
+    /// # Errors
+    /// As [`RouteConfig::load`].
+    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
+        Self::from_ini(&IniFile::parse(file, text)?)
+    }
+
+    fn from_ini(ini: &IniFile) -> Result<Self, ConfigError> {
+        for section in ini.sections() {
+            let name = section.name();
+            let known = name == "route"
+                || name == "vnet"
+                || name.starts_with("serve.")
+                || name.starts_with("use.");
+            if !known {
+                return Err(ini.error(
+                    name,
+                    None,
+                    "unknown section (known: route, vnet, serve.NAME, use.NAME)",
+                ));
+            }
+        }
+        Ok(Self {
+            listen: RouteSection::from_ini(ini)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_route_and_skips_vnet_sections() {
+        let cfg = RouteConfig::parse(
+            "c",
+            "[route]\nip=0.0.0.0\nport=7749\n[vnet]\nname=a\n[serve.ssh]\nport=22\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.addr(), "0.0.0.0:7749");
+    }
+
+    #[test]
+    fn unknown_section_is_named() {
+        let err = RouteConfig::parse("c", "[route]\nip=::\nport=1\n[rout]\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("c: [rout]: unknown section"),
+            "{err}"
+        );
+    }
+}

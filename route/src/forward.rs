@@ -1,0 +1,166 @@
+//! Data connections: pairing a visitor with the serving vnet, then splicing.
+//!
+//! A visitor's connection (`Visit`) waits here under a fresh random ticket
+//! while the serving vnet is asked, on its control connection, to dial
+//! back with that ticket (`Accept`). The visitor's task owns the pairing
+//! and the splice; the ticket is forgotten when that task ends, so a late
+//! or guessed `Accept` finds nothing.
+use proto::codec::RouteCodec;
+use proto::io::{send_message, splice, Unframed};
+use proto::message::RouteMsg;
+use proto::{ServeId, SessionKey, Ticket};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_util::codec::Framed;
+use tracing::{debug, info};
+
+use crate::Hub;
+
+/// How long a visitor waits for the serving vnet to dial back.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Conn = Framed<TcpStream, RouteCodec>;
+
+/// The serving vnet's half, handed to the waiting visitor.
+pub struct ServingHalf {
+    conn: Conn,
+    result: Result<(), String>,
+}
+
+/// Visitors waiting for their serving half, by ticket.
+#[derive(Default)]
+pub struct Pending {
+    waiting: Mutex<HashMap<Ticket, oneshot::Sender<ServingHalf>>>,
+}
+
+/// Removes its ticket from [`Pending`] when dropped.
+struct TicketGuard<'a> {
+    pending: &'a Pending,
+    ticket: Ticket,
+}
+
+impl Drop for TicketGuard<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().remove(&self.ticket);
+    }
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Ticket, oneshot::Sender<ServingHalf>>> {
+        self.waiting.lock().expect("pending map poisoned")
+    }
+
+    fn open(&self) -> (TicketGuard<'_>, oneshot::Receiver<ServingHalf>) {
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.lock();
+        let ticket = loop {
+            let ticket = Ticket(rand::random());
+            if !waiting.contains_key(&ticket) {
+                break ticket;
+            }
+        };
+        waiting.insert(ticket, tx);
+        (
+            TicketGuard {
+                pending: self,
+                ticket,
+            },
+            rx,
+        )
+    }
+
+    fn take(&self, ticket: Ticket) -> Option<oneshot::Sender<ServingHalf>> {
+        self.lock().remove(&ticket)
+    }
+}
+
+async fn refuse(mut conn: Conn, reason: String) {
+    // Best effort: the peer may already be gone.
+    let _ = send_message(&mut conn, RouteMsg::Refused { reason }).await;
+}
+
+/// Handles a visitor whose `Visit` hello has been read.
+pub async fn visit(mut visitor: Conn, serve_id: ServeId, session: SessionKey, hub: Arc<Hub>) {
+    let target = hub.registry().visit(session, serve_id);
+    let target = match target {
+        Ok(target) => target,
+        Err(reason) => {
+            info!(serve = %serve_id, %reason, "visit refused");
+            return refuse(visitor, reason).await;
+        }
+    };
+    let (guard, answer) = hub.pending.open();
+    let open = RouteMsg::OpenStream {
+        ticket: guard.ticket,
+        serve_id,
+    };
+    if target.link.tx.try_send(open).is_err() {
+        info!(serve = %serve_id, vnet = %target.vnet_id, "visit refused: serving vnet is not keeping up");
+        return refuse(
+            visitor,
+            format!(
+                "vnet {} serving {serve_id} is not answering",
+                target.vnet_id
+            ),
+        )
+        .await;
+    }
+    let answer = tokio::select! {
+        answer = tokio::time::timeout(OPEN_TIMEOUT, answer) => answer,
+        _ = hub.shutdown.cancelled() => return,
+    };
+    drop(guard);
+    let serving = match answer {
+        Ok(Ok(serving)) => serving,
+        Ok(Err(_)) | Err(_) => {
+            info!(serve = %serve_id, vnet = %target.vnet_id, "visit refused: serving vnet did not dial back in time");
+            return refuse(
+                visitor,
+                format!(
+                    "vnet {} serving {serve_id} did not answer in time",
+                    target.vnet_id
+                ),
+            )
+            .await;
+        }
+    };
+    let mut server = match serving.result {
+        Ok(()) => serving.conn,
+        Err(reason) => {
+            info!(serve = %serve_id, vnet = %target.vnet_id, %reason, "visit refused by the serving vnet");
+            return refuse(visitor, reason).await;
+        }
+    };
+    if send_message(&mut visitor, RouteMsg::Ready).await.is_err()
+        || send_message(&mut server, RouteMsg::Ready).await.is_err()
+    {
+        debug!(serve = %serve_id, "a side left before the stream started");
+        return;
+    }
+    debug!(serve = %serve_id, vnet = %target.vnet_id, "stream paired");
+    tokio::select! {
+        done = splice(Unframed::from_framed(visitor), Unframed::from_framed(server)) => match done {
+            Ok((up, down)) => debug!(serve = %serve_id, up, down, "stream closed"),
+            Err(err) => debug!(serve = %serve_id, %err, "stream ended with an error"),
+        },
+        _ = hub.shutdown.cancelled() => {}
+    }
+}
+
+/// Handles a serving vnet's data connection whose `Accept` hello has been
+/// read: hands it to the visitor holding that ticket.
+pub async fn accept(conn: Conn, ticket: Ticket, result: Result<(), String>, hub: Arc<Hub>) {
+    match hub.pending.take(ticket) {
+        Some(waiting) => {
+            // If the visitor gave up meanwhile, dropping the half closes it.
+            let _ = waiting.send(ServingHalf { conn, result });
+        }
+        None => {
+            info!("accept refused: unknown or expired ticket");
+            refuse(conn, "unknown or expired ticket".into()).await;
+        }
+    }
+}

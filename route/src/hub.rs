@@ -1,0 +1,107 @@
+//! The accept loop and each connection's start: preamble, first frame,
+//! then hand-off by kind (control, visitor, serving).
+//!
+//! The handshake runs inside the connection's own task, under a timeout,
+//! so a peer that never finishes it holds up nobody else.
+use proto::codec::RouteCodec;
+use proto::io::{next_message, read_preamble, send_message, write_preamble_and, HandshakeError};
+use proto::message::{RouteMsg, VnetMsg};
+use proto::preamble::PreambleError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+use tracing::{info, warn, Instrument};
+
+use crate::{forward, session, Hub};
+
+/// How long a new connection may take to send its preamble and hello.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts until shutdown, one task per connection.
+pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = hub.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let span = tracing::info_span!("conn", %peer);
+                hub.tracker
+                    .spawn(handle(stream, peer, hub.clone()).instrument(span));
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: pause instead of spinning.
+                warn!(%err, "accept failed");
+                tokio::select! {
+                    _ = hub.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
+    let _ = stream.set_nodelay(true);
+    let started = tokio::select! {
+        started = tokio::time::timeout(HANDSHAKE_TIMEOUT, start(stream)) => started,
+        _ = hub.shutdown.cancelled() => return,
+    };
+    let (conn, first) = match started {
+        Ok(Ok(started)) => started,
+        Ok(Err(err)) => return warn!(%err, "dropped peer: bad handshake"),
+        Err(_) => {
+            return warn!(timeout = ?HANDSHAKE_TIMEOUT, "dropped peer: handshake not finished in time")
+        }
+    };
+    match first {
+        VnetMsg::Hello { name, group } => session::run(conn, name, group, hub).await,
+        VnetMsg::Visit { serve_id, session } => forward::visit(conn, serve_id, session, hub).await,
+        VnetMsg::Accept { ticket, result } => forward::accept(conn, ticket, result, hub).await,
+        VnetMsg::Request { .. } => {
+            info!(%peer, "dropped peer: request before hello");
+            let mut conn = conn;
+            let _ = send_message(
+                &mut conn,
+                RouteMsg::Refused {
+                    reason: "expected a hello first".into(),
+                },
+            )
+            .await;
+        }
+    }
+}
+
+/// Reads the peer's preamble, answers with ours, and reads the first frame.
+async fn start(
+    mut stream: TcpStream,
+) -> Result<(Framed<TcpStream, RouteCodec>, VnetMsg), HandshakeError> {
+    match read_preamble(&mut stream).await {
+        Ok(()) => {}
+        Err(err @ HandshakeError::Preamble(PreambleError::Version { .. })) => {
+            // Tell an outdated vnet what we speak, so it can say so too.
+            let _ = write_preamble_and::<_, VnetMsg, RouteMsg>(&mut stream, None).await;
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    }
+    write_preamble_and::<_, VnetMsg, RouteMsg>(&mut stream, None).await?;
+    let mut conn = Framed::new(stream, RouteCodec::new());
+    let first = next_message(&mut conn).await?;
+    if let Err(err) = first.validate() {
+        let _ = send_message(
+            &mut conn,
+            RouteMsg::Refused {
+                reason: err.to_string(),
+            },
+        )
+        .await;
+        return Err(HandshakeError::Proto(proto::codec::ProtoError::Io(
+            std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+        )));
+    }
+    Ok((conn, first))
+}

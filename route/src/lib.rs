@@ -1,0 +1,61 @@
+//! The route: the public hub of a vnet network.
+//!
+//! It listens on one port for every kind of connection a vnet makes: one
+//! control connection per vnet ([`session`]), and one data connection per
+//! mapped connection from each side ([`forward`]). The [`registry`] keeps,
+//! per group, who is connected and what they serve.
+//!
+//! [`run`] takes a bound listener and a shutdown token, so tests and the
+//! binary start it the same way. Cancelling the token stops accepting,
+//! drops every connection, and `run` returns once its tasks are gone.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod forward;
+pub mod hub;
+pub mod registry;
+pub mod session;
+
+pub use config::RouteConfig;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long `run` waits for connection tasks after shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// State shared by all of the route's tasks.
+pub struct Hub {
+    registry: Mutex<registry::Registry>,
+    pending: forward::Pending,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Hub {
+    /// The registry, locked. Never hold the guard across an `.await`.
+    pub fn registry(&self) -> MutexGuard<'_, registry::Registry> {
+        self.registry.lock().expect("registry poisoned")
+    }
+}
+
+/// Serves on `listener` until `shutdown` is cancelled.
+pub async fn run(listener: TcpListener, shutdown: CancellationToken) {
+    let hub = Arc::new(Hub {
+        registry: Mutex::default(),
+        pending: forward::Pending::default(),
+        shutdown: shutdown.clone(),
+        tracker: TaskTracker::new(),
+    });
+    hub::accept_loop(listener, hub.clone()).await;
+    hub.tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, hub.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+}

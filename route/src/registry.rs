@@ -1,0 +1,322 @@
+//! Who is connected and what they serve, per group. Synchronous, no I/O:
+//! callers hold the lock briefly and never across an `.await`.
+//!
+//! Events (`ServeUp`, `ServeDown`) go to every vnet of the group through
+//! its bounded control queue. A vnet whose queue is full is not reading its
+//! control connection; it is cut off rather than allowed to grow memory.
+use proto::message::{RouteMsg, ServeEntry, ServeSpec, VnetEntry};
+use proto::{ServeId, SessionKey, VnetId};
+use std::collections::{BTreeMap, HashMap};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How to reach a connected vnet's control task.
+#[derive(Clone)]
+pub struct VnetLink {
+    /// Messages to write on its control connection.
+    pub tx: mpsc::Sender<RouteMsg>,
+    /// Cancelled to drop the vnet (slow reader, shutdown).
+    pub cancel: CancellationToken,
+}
+
+struct VnetSlot {
+    name: String,
+    link: VnetLink,
+    session: SessionKey,
+    connected_unix: u64,
+}
+
+#[derive(Default)]
+struct Group {
+    vnets: BTreeMap<VnetId, VnetSlot>,
+    serves: BTreeMap<ServeId, (VnetId, ServeSpec)>,
+}
+
+/// Where a visit goes.
+pub struct VisitTarget {
+    /// The serving vnet's control link.
+    pub link: VnetLink,
+    /// Its id, for logs.
+    pub vnet_id: VnetId,
+}
+
+/// The route's whole registry.
+#[derive(Default)]
+pub struct Registry {
+    groups: HashMap<String, Group>,
+    sessions: HashMap<SessionKey, (String, VnetId)>,
+}
+
+impl Registry {
+    /// Adds a vnet to `group` under the lowest free id, returning the id,
+    /// a fresh session key, and the group's serves for its first view.
+    pub fn join(
+        &mut self,
+        group: &str,
+        name: &str,
+        link: VnetLink,
+        now_unix: u64,
+    ) -> (VnetId, SessionKey, Vec<RouteMsg>) {
+        let mut session = SessionKey(rand::random());
+        while self.sessions.contains_key(&session) {
+            session = SessionKey(rand::random());
+        }
+        let g = self.groups.entry(group.to_string()).or_default();
+        let vnet_id = (1..=u16::MAX)
+            .map(VnetId)
+            .find(|id| !g.vnets.contains_key(id))
+            .expect("fewer than 65535 vnets per group");
+        g.vnets.insert(
+            vnet_id,
+            VnetSlot {
+                name: name.to_string(),
+                link,
+                session,
+                connected_unix: now_unix,
+            },
+        );
+        self.sessions.insert(session, (group.to_string(), vnet_id));
+        let snapshot = g
+            .serves
+            .iter()
+            .map(|(id, (owner, spec))| RouteMsg::ServeUp(entry(g, *id, *owner, spec)))
+            .collect();
+        (vnet_id, session, snapshot)
+    }
+
+    /// Removes a vnet and all its serves, telling the group.
+    pub fn leave(&mut self, group: &str, vnet_id: VnetId) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if let Some(slot) = g.vnets.remove(&vnet_id) {
+            self.sessions.remove(&slot.session);
+        }
+        let gone: Vec<ServeId> = g
+            .serves
+            .iter()
+            .filter(|(_, (owner, _))| *owner == vnet_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for serve_id in gone {
+            g.serves.remove(&serve_id);
+            broadcast(g, RouteMsg::ServeDown { serve_id });
+        }
+        if g.vnets.is_empty() {
+            self.groups.remove(group);
+        }
+    }
+
+    /// Registers a serve for `vnet_id`. A static id is never changed: a
+    /// conflict is refused. A taken or missing dynamic id is replaced by
+    /// the lowest free one.
+    ///
+    /// # Errors
+    /// The text says why, for the vnet to show its user.
+    pub fn register(
+        &mut self,
+        group: &str,
+        vnet_id: VnetId,
+        spec: ServeSpec,
+    ) -> Result<ServeId, String> {
+        let g = self.groups.get_mut(group).ok_or("not joined")?;
+        let serve_id = match spec.serve_id {
+            Some(id) if id.is_static() => {
+                if let Some((owner, held)) = g.serves.get(&id) {
+                    let owner_name = g.vnets.get(owner).map_or("?", |v| v.name.as_str());
+                    return Err(format!(
+                        "static serve id {id} is already held by vnet {owner} ({owner_name}) for serve {:?}",
+                        held.name
+                    ));
+                }
+                id
+            }
+            Some(id) if !g.serves.contains_key(&id) => id,
+            _ => (ServeId::DYNAMIC_MIN..=ServeId::DYNAMIC_MAX)
+                .filter_map(ServeId::new)
+                .find(|id| !g.serves.contains_key(id))
+                .ok_or("all dynamic serve ids (1-499) are taken")?,
+        };
+        let spec = ServeSpec {
+            serve_id: Some(serve_id),
+            ..spec
+        };
+        let up = RouteMsg::ServeUp(entry(g, serve_id, vnet_id, &spec));
+        g.serves.insert(serve_id, (vnet_id, spec));
+        broadcast(g, up);
+        Ok(serve_id)
+    }
+
+    /// Withdraws a serve, if `vnet_id` holds it.
+    ///
+    /// # Errors
+    /// The vnet does not hold that id.
+    pub fn unregister(
+        &mut self,
+        group: &str,
+        vnet_id: VnetId,
+        serve_id: ServeId,
+    ) -> Result<(), String> {
+        let g = self.groups.get_mut(group).ok_or("not joined")?;
+        match g.serves.get(&serve_id) {
+            Some((owner, _)) if *owner == vnet_id => {
+                g.serves.remove(&serve_id);
+                broadcast(g, RouteMsg::ServeDown { serve_id });
+                Ok(())
+            }
+            _ => Err(format!("serve {serve_id} is not registered by this vnet")),
+        }
+    }
+
+    /// The group's serves, by id.
+    pub fn serves(&self, group: &str) -> Vec<ServeEntry> {
+        self.groups.get(group).map_or_else(Vec::new, |g| {
+            g.serves
+                .iter()
+                .map(|(id, (owner, spec))| entry(g, *id, *owner, spec))
+                .collect()
+        })
+    }
+
+    /// The group's vnets, by id.
+    pub fn vnets(&self, group: &str) -> Vec<VnetEntry> {
+        self.groups.get(group).map_or_else(Vec::new, |g| {
+            g.vnets
+                .iter()
+                .map(|(id, v)| VnetEntry {
+                    vnet_id: *id,
+                    name: v.name.clone(),
+                    serves: g.serves.values().filter(|(owner, _)| owner == id).count() as u32,
+                    connected_unix: v.connected_unix,
+                })
+                .collect()
+        })
+    }
+
+    /// Finds the vnet serving `serve_id` in the visitor's group.
+    ///
+    /// # Errors
+    /// Unknown session, or no such serve in that group.
+    pub fn visit(&self, session: SessionKey, serve_id: ServeId) -> Result<VisitTarget, String> {
+        let (group, _) = self
+            .sessions
+            .get(&session)
+            .ok_or("unknown session (is the vnet connected?)")?;
+        let g = self.groups.get(group).ok_or("unknown session")?;
+        let (owner, _) = g
+            .serves
+            .get(&serve_id)
+            .ok_or_else(|| format!("serve {serve_id} is not registered"))?;
+        let slot = g.vnets.get(owner).expect("a serve's owner is in its group");
+        Ok(VisitTarget {
+            link: slot.link.clone(),
+            vnet_id: *owner,
+        })
+    }
+
+    /// Number of connected vnets, all groups.
+    pub fn vnet_count(&self) -> usize {
+        self.sessions.len()
+    }
+}
+
+fn entry(g: &Group, serve_id: ServeId, owner: VnetId, spec: &ServeSpec) -> ServeEntry {
+    ServeEntry {
+        serve_id,
+        vnet_id: owner,
+        vnet_name: g
+            .vnets
+            .get(&owner)
+            .map_or_else(String::new, |v| v.name.clone()),
+        spec: spec.clone(),
+    }
+}
+
+fn broadcast(g: &Group, msg: RouteMsg) {
+    for (id, vnet) in &g.vnets {
+        if let Err(mpsc::error::TrySendError::Full(_)) = vnet.link.tx.try_send(msg.clone()) {
+            tracing::warn!(vnet = %id, "control queue full (vnet not reading); dropping it");
+            vnet.link.cancel.cancel();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> (VnetLink, mpsc::Receiver<RouteMsg>) {
+        let (tx, rx) = mpsc::channel(16);
+        (
+            VnetLink {
+                tx,
+                cancel: CancellationToken::new(),
+            },
+            rx,
+        )
+    }
+
+    fn spec(name: &str, id: u16) -> ServeSpec {
+        ServeSpec {
+            name: name.into(),
+            serve_id: ServeId::new(id),
+            kind: "tcp".into(),
+            ip: "127.0.0.1".into(),
+            port: 22,
+            info: String::new(),
+        }
+    }
+
+    #[test]
+    fn ids_dynamic_reassigned_static_refused() {
+        let mut reg = Registry::default();
+        let (a, _ra) = link();
+        let (b, _rb) = link();
+        let (va, _, _) = reg.join("g", "a", a, 0);
+        let (vb, _, _) = reg.join("g", "b", b, 0);
+        assert_eq!((va, vb), (VnetId(1), VnetId(2)));
+        assert_eq!(reg.register("g", va, spec("x", 7)).unwrap().get(), 7);
+        assert_eq!(reg.register("g", vb, spec("y", 7)).unwrap().get(), 1);
+        assert_eq!(reg.register("g", vb, spec("z", 0)).unwrap().get(), 2);
+        assert_eq!(reg.register("g", va, spec("s", 700)).unwrap().get(), 700);
+        let err = reg.register("g", vb, spec("t", 700)).unwrap_err();
+        assert!(err.contains("700") && err.contains("vnet 01 (a)"), "{err}");
+    }
+
+    #[test]
+    fn groups_are_separate_and_leave_withdraws_serves() {
+        let mut reg = Registry::default();
+        let (a, _ra) = link();
+        let (b, mut rb) = link();
+        let (c, _rc) = link();
+        let (va, _, _) = reg.join("g", "a", a, 0);
+        let (_, session_b, _) = reg.join("g", "b", b, 0);
+        let (_, session_c, _) = reg.join("other", "c", c, 0);
+        let id = reg.register("g", va, spec("x", 700)).unwrap();
+        assert!(reg.visit(session_b, id).is_ok());
+        assert!(reg.visit(session_c, id).is_err());
+        assert!(matches!(rb.try_recv(), Ok(RouteMsg::ServeUp(_))));
+        reg.leave("g", va);
+        assert!(matches!(rb.try_recv(), Ok(RouteMsg::ServeDown { .. })));
+        assert!(reg.visit(session_b, id).is_err());
+        assert!(reg.serves("g").is_empty());
+    }
+
+    #[test]
+    fn a_vnet_that_does_not_read_is_cut_off() {
+        let mut reg = Registry::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let slow = VnetLink {
+            tx,
+            cancel: CancellationToken::new(),
+        };
+        let cancel = slow.cancel.clone();
+        let (a, _ra) = link();
+        reg.join("g", "slow", slow, 0);
+        let (va, _, _) = reg.join("g", "a", a, 0);
+        reg.register("g", va, spec("x", 0)).unwrap();
+        assert!(!cancel.is_cancelled());
+        reg.register("g", va, spec("y", 0)).unwrap();
+        assert!(cancel.is_cancelled());
+    }
+}
