@@ -1,0 +1,66 @@
+//! Dialing data connections to the route: preamble and hello in one
+//! write, then wait for `Ready` (or `Refused`), after which the socket
+//! carries raw bytes.
+use proto::codec::VnetCodec;
+use proto::io::{next_message, read_preamble, write_preamble_and, HandshakeError, Unframed};
+use proto::message::{RouteMsg, VnetMsg};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// How long dialing the route may take, connect to `Ready`. Covers the
+/// route's wait for the serving side (10 s) with a margin.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a data or control connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// Connecting or the handshake failed.
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    /// The route (or the serving vnet, through it) said no.
+    #[error("{0}")]
+    Refused(String),
+    /// The route answered with something that does not fit.
+    #[error("route sent an unexpected {0}")]
+    Unexpected(&'static str),
+    /// No answer in time.
+    #[error("no answer from the route within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Connects to the route and sends `hello`; returns the framed connection
+/// and the route's first answer.
+///
+/// # Errors
+/// Connection, preamble or frame failure.
+pub async fn open(
+    route: SocketAddr,
+    hello: VnetMsg,
+) -> Result<(Framed<TcpStream, VnetCodec>, RouteMsg), DialError> {
+    let mut stream = TcpStream::connect(route)
+        .await
+        .map_err(HandshakeError::from)?;
+    let _ = stream.set_nodelay(true);
+    write_preamble_and::<_, RouteMsg, VnetMsg>(&mut stream, Some(hello)).await?;
+    read_preamble(&mut stream).await?;
+    let mut framed = Framed::new(stream, VnetCodec::new());
+    let first = next_message(&mut framed).await?;
+    Ok((framed, first))
+}
+
+/// Opens a data connection: `Ready` means raw bytes may flow.
+///
+/// # Errors
+/// As [`open`], plus a refusal or a timeout.
+pub async fn dial(route: SocketAddr, hello: VnetMsg) -> Result<Unframed<TcpStream>, DialError> {
+    let opened = tokio::time::timeout(DIAL_TIMEOUT, open(route, hello))
+        .await
+        .map_err(|_| DialError::Timeout(DIAL_TIMEOUT))??;
+    match opened {
+        (framed, RouteMsg::Ready) => Ok(Unframed::from_framed(framed)),
+        (_, RouteMsg::Refused { reason }) => Err(DialError::Refused(reason)),
+        _ => Err(DialError::Unexpected("message on a data connection")),
+    }
+}

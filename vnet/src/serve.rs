@@ -1,0 +1,61 @@
+//! The serving side of a stream: the route asked (`OpenStream`) for one of
+//! our serves. Connect to the local service first, then dial the route
+//! back with the ticket and the outcome, so a refused service makes the
+//! visitor's connection close at once instead of hanging.
+use proto::io::{splice, Unframed};
+use proto::message::VnetMsg;
+use proto::{ServeId, Ticket};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::{data, Shared};
+
+/// How long connecting to a local service may take.
+const SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Spawns the task that answers one `OpenStream`.
+pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeId) {
+    let target = shared.local().get(&serve_id).cloned();
+    let Some(session) = *shared.session.borrow() else {
+        return;
+    };
+    let span = tracing::info_span!("serve", id = %serve_id);
+    let shutdown = shared.shutdown.clone();
+    shared.tracker.spawn(
+        async move {
+            let service = match target {
+                None => Err(format!("serve {serve_id} is not served by this vnet")),
+                Some(serve) => {
+                    let addr = format!("{}:{}", serve.ip, serve.port);
+                    match tokio::time::timeout(SERVICE_CONNECT_TIMEOUT, TcpStream::connect((serve.ip.as_str(), serve.port))).await {
+                        Ok(Ok(stream)) => Ok(stream),
+                        Ok(Err(err)) => Err(format!("serve {} ({addr}) refused: {err}", serve.name)),
+                        Err(_) => Err(format!("serve {} ({addr}) did not answer in time", serve.name)),
+                    }
+                }
+            };
+            let result = service.as_ref().map(|_| ()).map_err(Clone::clone);
+            if let Err(reason) = &result {
+                warn!(%reason, "cannot reach local service; visitor is told");
+            }
+            let route_side = data::dial(session.route, VnetMsg::Accept { ticket, result }).await;
+            let (service, route_side) = match (service, route_side) {
+                (Ok(service), Ok(route_side)) => (service, route_side),
+                (Err(_), _) => return,
+                (Ok(_), Err(err)) => return info!(%err, "route did not take the stream"),
+            };
+            let _ = service.set_nodelay(true);
+            let service = Unframed { stream: service, leftover: Default::default() };
+            tokio::select! {
+                done = splice(route_side, service) => match done {
+                    Ok((to_service, from_service)) => debug!(to_service, from_service, "stream closed"),
+                    Err(err) => debug!(%err, "stream ended with an error"),
+                },
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        .instrument(span),
+    );
+}
