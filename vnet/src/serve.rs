@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::status::StreamGuard;
 use crate::{data, Shared};
 
 /// How long connecting to a local service may take.
@@ -22,9 +23,11 @@ pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeI
         return;
     };
     let span = tracing::info_span!("serve", id = %serve_id);
-    let shutdown = shared.shutdown.clone();
+    let task_shared = shared.clone();
     shared.tracker.spawn(
         async move {
+            let shared = task_shared;
+            let _counted = StreamGuard::new(&shared.status);
             let service = match target {
                 None => Err(format!("serve {serve_id} is not served by this vnet")),
                 Some(serve) => {
@@ -53,7 +56,7 @@ pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeI
                     Ok((to_service, from_service)) => debug!(to_service, from_service, "stream closed"),
                     Err(err) => debug!(%err, "stream ended with an error"),
                 },
-                _ = shutdown.cancelled() => {}
+                _ = shared.shutdown.cancelled() => {}
             }
         }
         .instrument(span),

@@ -14,6 +14,9 @@ pub struct Status {
     pub serves: BTreeMap<String, ServeState>,
     /// Uses by config key.
     pub uses: BTreeMap<String, UseStatus>,
+    /// Mapped connections open right now, both as visitor and as server.
+    /// Returns to 0 when every connection has been torn down.
+    pub streams: usize,
 }
 
 /// Where a serve's registration stands.
@@ -53,5 +56,23 @@ impl Status {
     /// The local address of a use that is open, if it is.
     pub fn open_use(&self, key: &str) -> Option<SocketAddr> {
         self.uses.get(key).filter(|u| u.open).and_then(|u| u.local)
+    }
+}
+
+/// Counts one open stream in [`Status::streams`] while it lives.
+pub(crate) struct StreamGuard<'a> {
+    status: &'a tokio::sync::watch::Sender<Status>,
+}
+
+impl<'a> StreamGuard<'a> {
+    pub(crate) fn new(status: &'a tokio::sync::watch::Sender<Status>) -> Self {
+        status.send_modify(|s| s.streams += 1);
+        Self { status }
+    }
+}
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        self.status.send_modify(|s| s.streams -= 1);
     }
 }

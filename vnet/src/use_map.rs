@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::config::UseConfig;
+use crate::status::StreamGuard;
 use crate::{data, Shared};
 
 /// Runs one use until shutdown.
@@ -98,6 +99,7 @@ fn set_status(shared: &Shared, key: &str, change: impl FnOnce(&mut crate::UseSta
 
 /// Carries one accepted connection to the serve.
 async fn visit(shared: Arc<Shared>, client: TcpStream, serve_id: ServeId) {
+    let _counted = StreamGuard::new(&shared.status);
     let _ = client.set_nodelay(true);
     let Some(session) = *shared.session.borrow() else {
         return info!("connection refused: not connected to the route");

@@ -1,0 +1,88 @@
+//! The `vnet` binary: bad configs exit with status 2 and say where the
+//! problem is, before anything starts.
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn temp_config(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("vnet-cli-{}-{name}.ini", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn vnet(args: &[&std::ffi::OsStr]) -> Output {
+    // Bad configs fail before any socket is opened, so this cannot hang;
+    // stdin is closed in case it ever tried to read.
+    Command::new(env!("CARGO_BIN_EXE_vnet"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn each_kind_of_config_error_exits_2_naming_section_and_key() {
+    let route = "[route]\nip=127.0.0.1\nport=7749\n";
+    let cases = [
+        (
+            "missing",
+            format!("{route}[serve.ssh]\nip=127.0.0.1\n"),
+            "[serve.ssh] port: is required but missing",
+        ),
+        (
+            "range",
+            format!("{route}[serve.ssh]\nport=22\nserveid=1200\n"),
+            "[serve.ssh] serveid: \"1200\" is not a number in 0-999",
+        ),
+        (
+            "address",
+            "[route]\nip=10.0.0.999\nport=7749\n".to_string(),
+            "[route] ip: \"10.0.0.999\" is not an IP address or host name",
+        ),
+        (
+            "same-port",
+            format!("{route}[use.a]\nserveid=1\nport=2222\n[use.b]\nserveid=2\nport=2222\n"),
+            "[use.b] port: port 2222 is already used by [use.a]",
+        ),
+        (
+            "route-port",
+            "[route]\nip=127.0.0.1\n".to_string(),
+            "[route] port: is required but missing",
+        ),
+    ];
+    assert!(!cases.is_empty());
+    for (name, text, want) in cases {
+        let path = temp_config(name, &text);
+        let out = vnet(&[path.as_os_str()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}: {want}", path.display())),
+            "{name}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("vnet starting"),
+            "{name}: started anyway: {stderr}"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[test]
+fn a_missing_file_exits_2() {
+    let out = vnet(&["no-such-config.ini".as_ref()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-config.ini: cannot read"));
+}
+
+#[test]
+fn help_and_version() {
+    let help = vnet(&["--help".as_ref()]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[CONFIG]"));
+    let version = vnet(&["--version".as_ref()]);
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("vnet {}", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -1,0 +1,203 @@
+//! Test harness: a route and vnets in-process on 127.0.0.1 port 0, small
+//! real TCP services, and one timeout helper so a bug fails instead of
+//! hanging.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vnet::{Status, VnetConfig, VnetHandle};
+
+/// Bound on any single wait in these tests.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// Awaits `f`, failing the test with `what` if it takes longer than LIMIT.
+pub async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(LIMIT, f).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {LIMIT:?}: {what}"),
+    }
+}
+
+/// A route running in this process.
+pub struct Route {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Route {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(route::run(listener, shutdown.clone()));
+        Self {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stops the route and checks that `run` returns.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        within("route::run returns after shutdown", self.task)
+            .await
+            .unwrap();
+    }
+}
+
+/// A vnet running in this process.
+pub struct Vnet {
+    pub handle: VnetHandle,
+}
+
+impl Vnet {
+    /// Starts a vnet from ini text (without its [route] section).
+    pub fn start(route: &Route, body: &str) -> Self {
+        let text = format!("[route]\nip=127.0.0.1\nport={}\n{body}", route.addr.port());
+        let config = VnetConfig::parse("test.ini", &text).unwrap();
+        Self {
+            handle: vnet::start(config, CancellationToken::new()),
+        }
+    }
+
+    pub async fn wait(&self, what: &str, ready: impl FnMut(&Status) -> bool) -> Status {
+        within(what, self.handle.wait_for(ready)).await
+    }
+
+    /// Waits for a serve to be registered and returns its id.
+    pub async fn registered(&self, key: &str) -> u16 {
+        let status = self
+            .wait(&format!("serve {key} registered"), |s| {
+                s.serve_id(key).is_some()
+            })
+            .await;
+        status.serve_id(key).unwrap().get()
+    }
+
+    /// Waits for a use to be open and returns its local address.
+    pub async fn open_use(&self, key: &str) -> SocketAddr {
+        let status = self
+            .wait(&format!("use {key} open"), |s| s.open_use(key).is_some())
+            .await;
+        status.open_use(key).unwrap()
+    }
+
+    /// Waits until every mapped connection has been torn down.
+    pub async fn idle(&self) {
+        self.wait("all streams closed", |s| s.streams == 0).await;
+    }
+
+    pub async fn stop(self) {
+        self.handle.shutdown();
+        assert!(
+            within("vnet stops", self.handle.stopped()).await,
+            "vnet tasks did not end"
+        );
+    }
+}
+
+/// A TCP service that greets each connection with `tag\n`, then echoes
+/// until the client half-closes, then closes its side.
+pub async fn tagged_echo(tag: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                stream.write_all(format!("{tag}\n").as_bytes()).await?;
+                let (mut r, mut w) = stream.split();
+                tokio::io::copy(&mut r, &mut w).await?;
+                w.shutdown().await
+            });
+        }
+    });
+    addr
+}
+
+/// Connects to a use and reads the service's greeting line.
+pub async fn connect_tagged(addr: SocketAddr) -> (TcpStream, String) {
+    let mut stream = within("connect", TcpStream::connect(addr)).await.unwrap();
+    let mut tag = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        within("read greeting", stream.read_exact(&mut byte))
+            .await
+            .expect("greeting");
+        if byte[0] == b'\n' {
+            break;
+        }
+        tag.push(byte[0]);
+    }
+    (stream, String::from_utf8(tag).unwrap())
+}
+
+/// Asserts that a connection to `addr` is closed promptly without data.
+pub async fn assert_refused(addr: SocketAddr) {
+    match TcpStream::connect(addr).await {
+        Err(_) => {}
+        Ok(mut stream) => {
+            let mut buf = [0u8; 16];
+            let read = within("refused connection closes", stream.read(&mut buf)).await;
+            assert!(
+                matches!(read, Ok(0) | Err(_)),
+                "expected a closed connection, got {read:?}"
+            );
+        }
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+pub async fn dead_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// FNV-1a, streaming: the same for any chunking of the same bytes.
+#[derive(Clone, Copy)]
+pub struct Checksum(pub u64);
+
+impl Default for Checksum {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Checksum {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so data is not trivially
+/// compressible or periodic.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The lines of a serve section for a local address.
+pub fn serve_section(key: &str, serveid: u16, addr: SocketAddr) -> String {
+    format!("[serve.{key}]\nserveid={serveid}\nport={}\n", addr.port())
+}
+
+/// The lines of a use section on a free local port.
+pub fn use_section(key: &str, serveid: u16) -> String {
+    format!("[use.{key}]\nserveid={serveid}\nport=0\n")
+}
