@@ -33,6 +33,7 @@ pub mod ids;
 pub mod io;
 pub mod message;
 pub mod preamble;
+pub mod signal;
 
 pub use ids::{ServeId, SessionKey, Ticket, VnetId};
 

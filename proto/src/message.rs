@@ -37,6 +37,16 @@ pub enum VnetMsg {
         /// Whether the serving vnet reached its local service.
         result: Result<(), String>,
     },
+    /// A serving vnet's answer to [`RouteMsg::UnserveAsk`]; the route
+    /// passes it on to the asker as the response to its request.
+    UnserveAnswer {
+        /// The asking vnet (from the ask).
+        to: VnetId,
+        /// The asker's request id (from the ask).
+        request: u32,
+        /// The serve id granted, or why not.
+        result: Result<ServeId, String>,
+    },
     /// A request on the control connection; answered by a
     /// [`RouteMsg::Response`] with the same id.
     Request {
@@ -64,6 +74,17 @@ pub enum Request {
     ListServes,
     /// All vnets of the group. Answered by `Vnets`.
     ListVnets,
+    /// Ask another vnet of the group for a time-limited grant to a service
+    /// it has not registered. Answered by `Unserved` or `Error`, once that
+    /// vnet has decided.
+    Unserve {
+        /// The vnet that has the service.
+        vnet_id: VnetId,
+        /// The service's address as seen from that vnet.
+        ip: String,
+        /// The service's port.
+        port: u16,
+    },
 }
 
 /// A serve as its vnet describes it when registering.
@@ -117,6 +138,20 @@ pub enum RouteMsg {
         /// Its id.
         serve_id: ServeId,
     },
+    /// Another vnet asks for a grant to one of this vnet's unregistered
+    /// services; answer with [`VnetMsg::UnserveAnswer`].
+    UnserveAsk {
+        /// The asking vnet.
+        from: VnetId,
+        /// Its name, for logs.
+        from_name: String,
+        /// The asker's request id, to be echoed back.
+        request: u32,
+        /// Address asked for.
+        ip: String,
+        /// Port asked for.
+        port: u16,
+    },
     /// A visitor wants one of this vnet's serves: connect to it, then open a
     /// data connection that starts with [`VnetMsg::Accept`] and this ticket.
     OpenStream {
@@ -144,6 +179,11 @@ pub enum Response {
     Serves(Vec<ServeEntry>),
     /// Answer to `ListVnets`, ordered by id.
     Vnets(Vec<VnetEntry>),
+    /// Answer to `Unserve`: the grant is registered under this id.
+    Unserved {
+        /// The dynamic id the granting vnet registered it under.
+        serve_id: ServeId,
+    },
     /// The request was refused; the text says why.
     Error(String),
 }
@@ -204,6 +244,14 @@ impl VnetMsg {
                 Err(reason) => bounded("reason", reason),
                 Ok(()) => Ok(()),
             },
+            VnetMsg::UnserveAnswer { result, .. } => match result {
+                Err(reason) => bounded("reason", reason),
+                Ok(_) => Ok(()),
+            },
+            VnetMsg::Request {
+                body: Request::Unserve { ip, .. },
+                ..
+            } => bounded("ip", ip),
             VnetMsg::Request {
                 body: Request::RegisterServe(spec),
                 ..

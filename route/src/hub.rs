@@ -61,7 +61,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
         VnetMsg::Hello { name, group } => session::run(conn, name, group, hub).await,
         VnetMsg::Visit { serve_id, session } => forward::visit(conn, serve_id, session, hub).await,
         VnetMsg::Accept { ticket, result } => forward::accept(conn, ticket, result, hub).await,
-        VnetMsg::Request { .. } => {
+        VnetMsg::Request { .. } | VnetMsg::UnserveAnswer { .. } => {
             info!(%peer, "dropped peer: request before hello");
             let mut conn = conn;
             let _ = send_message(

@@ -33,6 +33,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut signals = match proto::signal::Shutdown::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("route: cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let addr = config.listen.addr();
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(listener) => listener,
@@ -48,25 +55,12 @@ async fn main() -> ExitCode {
         Err(err) => tracing::warn!(%err, "listening, address unknown"),
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        signals.recv().await;
+        on_signal.cancel();
+    });
     route::run(listener, shutdown).await;
     tracing::info!("route stopped");
     ExitCode::SUCCESS
-}
-
-/// Cancels `token` on Ctrl-C or SIGTERM.
-async fn cancel_on_signal(token: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return token.cancel();
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    token.cancel();
 }

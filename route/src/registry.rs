@@ -214,6 +214,12 @@ impl Registry {
         })
     }
 
+    /// A vnet of `group` by id: its control link and name.
+    pub fn vnet(&self, group: &str, vnet_id: VnetId) -> Option<(VnetLink, String)> {
+        let slot = self.groups.get(group)?.vnets.get(&vnet_id)?;
+        Some((slot.link.clone(), slot.name.clone()))
+    }
+
     /// Number of connected vnets, all groups.
     pub fn vnet_count(&self) -> usize {
         self.sessions.len()

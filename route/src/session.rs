@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::registry::VnetLink;
 use crate::Hub;
+use proto::VnetId;
 
 /// Events queued for one vnet before it counts as not reading.
 const CONTROL_QUEUE: usize = 1024;
@@ -52,9 +53,18 @@ pub async fn run(
                 frame = framed.next() => match frame {
                     None => return Ok("connection closed"),
                     Some(Err(err)) => return Err(err),
+                    Some(Ok(VnetMsg::Request { id, body: Request::Unserve { vnet_id: to, ip, port } })) => {
+                        // Answered later, when the other vnet decides.
+                        if let Err(reason) = ask_unserve(&hub, &group, vnet_id, &name, id, to, ip, port) {
+                            framed.send(RouteMsg::Response { id, body: Response::Error(reason) }).await?;
+                        }
+                    }
                     Some(Ok(VnetMsg::Request { id, body })) => {
                         let body = answer(&hub, &group, vnet_id, body);
                         framed.send(RouteMsg::Response { id, body }).await?;
+                    }
+                    Some(Ok(VnetMsg::UnserveAnswer { to, request, result })) => {
+                        pass_unserve_answer(&hub, &group, vnet_id, to, request, result);
                     }
                     Some(Ok(other)) => {
                         warn!(vnet = %vnet_id, msg = ?other, "unexpected message on a control connection; dropping vnet");
@@ -73,7 +83,7 @@ pub async fn run(
     }
 }
 
-fn answer(hub: &Hub, group: &str, vnet_id: proto::VnetId, request: Request) -> Response {
+fn answer(hub: &Hub, group: &str, vnet_id: VnetId, request: Request) -> Response {
     debug!(vnet = %vnet_id, ?request, "request");
     match request {
         Request::RegisterServe(spec) if spec.kind != "tcp" => {
@@ -108,5 +118,56 @@ fn answer(hub: &Hub, group: &str, vnet_id: proto::VnetId, request: Request) -> R
         Request::Ping => Response::Pong,
         Request::ListServes => Response::Serves(hub.registry().serves(group)),
         Request::ListVnets => Response::Vnets(hub.registry().vnets(group)),
+        Request::Unserve { .. } => Response::Error("unserve is answered elsewhere".into()),
     }
+}
+
+/// Forwards an unserve request to the vnet that has the service. The
+/// route keeps no state for it: the asker's id and request id travel with
+/// the ask and come back with the answer.
+#[allow(clippy::too_many_arguments)]
+fn ask_unserve(
+    hub: &Hub,
+    group: &str,
+    from: VnetId,
+    from_name: &str,
+    request: u32,
+    to: VnetId,
+    ip: String,
+    port: u16,
+) -> Result<(), String> {
+    let (link, to_name) = hub
+        .registry()
+        .vnet(group, to)
+        .ok_or_else(|| format!("no vnet {to} in this group"))?;
+    info!(from = %from, to = %to, %to_name, %ip, port, "unserve asked");
+    let ask = RouteMsg::UnserveAsk {
+        from,
+        from_name: from_name.to_string(),
+        request,
+        ip,
+        port,
+    };
+    link.tx
+        .try_send(ask)
+        .map_err(|_| format!("vnet {to} is not answering"))
+}
+
+fn pass_unserve_answer(
+    hub: &Hub,
+    group: &str,
+    from: VnetId,
+    to: VnetId,
+    request: u32,
+    result: Result<proto::ServeId, String>,
+) {
+    let Some((link, _)) = hub.registry().vnet(group, to) else {
+        return debug!(%from, %to, "unserve answer for a vnet that left");
+    };
+    info!(%from, %to, ?result, "unserve answered");
+    let body = match result {
+        Ok(serve_id) => Response::Unserved { serve_id },
+        Err(reason) => Response::Error(reason),
+    };
+    let _ = link.tx.try_send(RouteMsg::Response { id: request, body });
 }

@@ -33,6 +33,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut signals = match proto::signal::Shutdown::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("vnet: cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     if config.vnet.terminal {
         tracing::warn!("terminal=true: the interactive shell is not in this build yet; running from the config file");
     }
@@ -45,25 +52,9 @@ async fn main() -> ExitCode {
     );
     let shutdown = CancellationToken::new();
     let vnet = vnet::start(config, shutdown.clone());
-    wait_for_signal().await;
+    signals.recv().await;
     tracing::info!("stopping");
     vnet.shutdown();
     vnet.stopped().await;
     ExitCode::SUCCESS
-}
-
-/// Returns on Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
