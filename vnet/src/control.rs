@@ -1,12 +1,15 @@
-//! The control connection: connect, say hello, register serves, then
-//! follow the route's events until the link drops; reconnect with
+//! The control connection: connect, say hello, register the active serves,
+//! then follow the route's events until the link drops; reconnect with
 //! exponential backoff and jitter (1 s doubling to 30 s).
 //!
-//! One task owns the connection and all request bookkeeping, so nothing
-//! here needs a lock except the shared serve table that stream tasks read.
+//! One task owns the connection and all request bookkeeping. Which serves
+//! should be registered is read from the status (the model), so after a
+//! reconnect exactly the active ones are registered again, with the ids
+//! they had (a dynamic id is kept when still free).
 use futures::{SinkExt, StreamExt};
 use proto::codec::VnetCodec;
 use proto::message::{Request, Response, RouteMsg, ServeSpec, VnetMsg};
+use proto::ServeId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Framed;
 use tracing::{debug, error, info, warn};
 
-use crate::config::ServeConfig;
 use crate::data::{self, DialError};
-use crate::{serve, Command, ServeState, Session, Shared, VnetError};
+use crate::{serve, unserve, Command, LocalServe, ServeState, Session, Shared, VnetError};
 
 /// How long connecting and the hello may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,10 +27,12 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 type Link = Framed<TcpStream, VnetCodec>;
+type RegisterReply = Option<oneshot::Sender<Result<ServeId, VnetError>>>;
 
 /// What a request in flight was for.
 enum InFlight {
-    Register(ServeConfig),
+    Register(String, RegisterReply),
+    Unregister,
     Reply(oneshot::Sender<Result<Response, VnetError>>),
 }
 
@@ -47,35 +51,43 @@ impl Requests {
     }
 }
 
+/// Why a session ended.
+enum Ended {
+    Lost(String),
+    Reconnect,
+    Shutdown,
+}
+
 /// Runs until shutdown.
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    serves: Vec<ServeConfig>,
-    mut commands: mpsc::Receiver<Command>,
-) {
+pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::Receiver<Command>) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let connected = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             connected = tokio::time::timeout(CONNECT_TIMEOUT, connect(&shared)) => connected,
         };
+        let settings = shared.settings();
         match connected {
             Ok(Ok((link, session))) => {
                 backoff = BACKOFF_MIN;
-                info!(route = %session.route, vnet = %session.vnet_id, name = %shared.settings.name, group = %shared.settings.group, "connected to route");
+                info!(route = %session.route, vnet = %session.vnet_id, name = %settings.vnet.name, group = %settings.vnet.group, "connected to route");
                 shared.session.send_replace(Some(session));
                 shared
                     .status
                     .send_modify(|s| s.vnet_id = Some(session.vnet_id));
-                let why = follow(&shared, link, &serves, &mut commands).await;
+                let ended = follow(&shared, link, &mut commands).await;
                 forget_session(&shared);
-                if shared.shutdown.is_cancelled() {
-                    return;
+                match ended {
+                    Ended::Shutdown => return,
+                    Ended::Reconnect => {
+                        info!("reconnecting with new settings");
+                        continue;
+                    }
+                    Ended::Lost(why) => warn!(%why, "lost the route; reconnecting"),
                 }
-                warn!(%why, "lost the route; reconnecting");
             }
-            Ok(Err(err)) => warn!(route = %shared.route.addr(), %err, "cannot connect to route"),
-            Err(_) => warn!(route = %shared.route.addr(), "route did not answer in time"),
+            Ok(Err(err)) => warn!(route = %settings.route.addr(), %err, "cannot connect to route"),
+            Err(_) => warn!(route = %settings.route.addr(), "route did not answer in time"),
         }
         let delay = jitter(backoff);
         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -86,7 +98,10 @@ pub(crate) async fn run(
             tokio::select! {
                 _ = shared.shutdown.cancelled() => return,
                 _ = &mut wake => break,
-                Some(command) = commands.recv() => refuse(command, VnetError::NotConnected),
+                Some(command) = commands.recv() => match command {
+                    Command::Reconnect => break,
+                    other => refuse(other, VnetError::NotConnected),
+                },
             }
         }
     }
@@ -103,23 +118,33 @@ fn jitter(base: Duration) -> Duration {
     base - Duration::from_millis(quarter) + Duration::from_millis(spread)
 }
 
+/// Answers a command that cannot be carried out now. A registration stays
+/// pending: it happens when the route is back.
 fn refuse(command: Command, err: VnetError) {
     match command {
         Command::Request(_, reply) => {
             let _ = reply.send(Err(err));
         }
+        Command::Register(_, Some(reply)) => {
+            let _ = reply.send(Err(err));
+        }
+        Command::Register(_, None)
+        | Command::Unregister(_)
+        | Command::Send(_)
+        | Command::Reconnect => {}
     }
 }
 
 async fn connect(shared: &Shared) -> Result<(Link, Session), DialError> {
-    let addrs = tokio::net::lookup_host(shared.route.addr())
+    let settings = shared.settings();
+    let addrs = tokio::net::lookup_host(settings.route.addr())
         .await
         .map_err(proto::io::HandshakeError::from)?;
     let mut last = None;
     for addr in addrs {
         let hello = VnetMsg::Hello {
-            name: shared.settings.name.clone(),
-            group: shared.settings.group.clone(),
+            name: settings.vnet.name.clone(),
+            group: settings.vnet.group.clone(),
         };
         match data::open(addr, hello).await {
             Ok((link, RouteMsg::Welcome { vnet_id, session })) => {
@@ -142,68 +167,93 @@ async fn connect(shared: &Shared) -> Result<(Link, Session), DialError> {
     )))
 }
 
+/// After the link drops: the route has withdrawn our serves. Streams
+/// already flowing keep going on their own data connections.
 fn forget_session(shared: &Shared) {
     shared.session.send_replace(None);
     shared.available.send_modify(|a| a.clear());
     shared.local().clear();
     shared.status.send_modify(|s| {
         s.vnet_id = None;
-        for state in s.serves.values_mut() {
-            *state = ServeState::Pending;
+        for serve in s.serves.values_mut() {
+            if serve.config.active {
+                serve.state = ServeState::Pending;
+            }
         }
     });
 }
 
-fn spec(serve: &ServeConfig) -> ServeSpec {
-    ServeSpec {
-        name: serve.name.clone(),
-        serve_id: serve.serve_id,
+/// The registration request for serve `key`, if it should be registered.
+/// A serve registered before keeps asking for the id it had.
+fn registration(shared: &Shared, key: &str) -> Option<Request> {
+    let status = shared.status.borrow();
+    let serve = status.serves.get(key).filter(|s| s.config.active)?;
+    let c = &serve.config;
+    Some(Request::RegisterServe(ServeSpec {
+        name: c.name.clone(),
+        serve_id: serve.last_id.or(c.serve_id),
         kind: "tcp".into(),
-        ip: serve.ip.clone(),
-        port: serve.port,
-        info: serve.info.clone(),
-    }
+        ip: c.ip.clone(),
+        port: c.port,
+        info: c.info.clone(),
+    }))
 }
 
 /// Serves one live control connection; returns why it ended.
 async fn follow(
     shared: &Arc<Shared>,
     mut link: Link,
-    serves: &[ServeConfig],
     commands: &mut mpsc::Receiver<Command>,
-) -> String {
+) -> Ended {
     let mut requests = Requests::default();
-    for serve in serves {
-        let id = requests.track(InFlight::Register(serve.clone()));
-        if let Err(err) = link
-            .feed(VnetMsg::Request {
-                id,
-                body: Request::RegisterServe(spec(serve)),
-            })
-            .await
-        {
-            return err.to_string();
+    let keys: Vec<String> = shared.status.borrow().serves.keys().cloned().collect();
+    for key in keys {
+        let Some(body) = registration(shared, &key) else {
+            continue;
+        };
+        let id = requests.track(InFlight::Register(key, None));
+        if let Err(err) = link.feed(VnetMsg::Request { id, body }).await {
+            return Ended::Lost(err.to_string());
         }
     }
     if let Err(err) = link.flush().await {
-        return err.to_string();
+        return Ended::Lost(err.to_string());
     }
     loop {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => return "shutting down".into(),
-            Some(command) = commands.recv() => match command {
-                Command::Request(body, reply) => {
-                    let id = requests.track(InFlight::Reply(reply));
-                    if let Err(err) = link.send(VnetMsg::Request { id, body }).await {
-                        return err.to_string();
+            _ = shared.shutdown.cancelled() => return Ended::Shutdown,
+            Some(command) = commands.recv() => {
+                let msg = match command {
+                    Command::Reconnect => return Ended::Reconnect,
+                    Command::Request(body, reply) => {
+                        let id = requests.track(InFlight::Reply(reply));
+                        VnetMsg::Request { id, body }
                     }
+                    Command::Register(key, reply) => match registration(shared, &key) {
+                        Some(body) => VnetMsg::Request { id: requests.track(InFlight::Register(key, reply)), body },
+                        None => {
+                            refuse(Command::Register(key, reply), VnetError::Invalid("serve is not active".into()));
+                            continue;
+                        }
+                    },
+                    Command::Unregister(serve_id) => {
+                        let id = requests.track(InFlight::Unregister);
+                        VnetMsg::Request { id, body: Request::UnregisterServe { serve_id } }
+                    }
+                    Command::Send(msg) => msg,
+                };
+                if let Err(err) = link.send(msg).await {
+                    return Ended::Lost(err.to_string());
                 }
             },
             frame = link.next() => match frame {
-                None => return "route closed the connection".into(),
-                Some(Err(err)) => return err.to_string(),
+                None => return Ended::Lost("route closed the connection".into()),
+                Some(Err(err)) => return Ended::Lost(err.to_string()),
                 Some(Ok(RouteMsg::Response { id, body })) => match requests.in_flight.remove(&id) {
-                    Some(InFlight::Register(serve)) => registered(shared, serve, body),
+                    Some(InFlight::Register(key, reply)) => registered(shared, key, body, reply),
+                    Some(InFlight::Unregister) => {
+                        if let Response::Error(reason) = body { debug!(%reason, "unregister"); }
+                    }
                     Some(InFlight::Reply(reply)) => { let _ = reply.send(Ok(body)); }
                     None => warn!(id, "response to no request"),
                 },
@@ -216,37 +266,60 @@ async fn follow(
                     shared.available.send_modify(|a| { a.remove(&serve_id); });
                 }
                 Some(Ok(RouteMsg::OpenStream { ticket, serve_id })) => serve::open_stream(shared, ticket, serve_id),
-                Some(Ok(other)) => return format!("unexpected message from route: {other:?}"),
+                Some(Ok(RouteMsg::UnserveAsk { from, from_name, request, ip, port })) => {
+                    unserve::on_ask(shared, from, from_name, request, ip, port);
+                }
+                Some(Ok(other)) => return Ended::Lost(format!("unexpected message from route: {other:?}")),
             },
         }
     }
 }
 
-fn registered(shared: &Shared, serve: ServeConfig, answer: Response) {
-    let key = serve.key.clone();
-    let state = match answer {
-        Response::Registered { serve_id } => {
-            match serve.serve_id {
-                Some(wanted) if wanted != serve_id => {
-                    warn!(serve = %key, wanted = %wanted, assigned = %serve_id, "serve id was taken; the route assigned a new one");
-                }
-                _ => {
-                    info!(serve = %key, id = %serve_id, addr = %format!("{}:{}", serve.ip, serve.port), "serve registered")
-                }
-            }
-            shared.local().insert(serve_id, serve);
-            ServeState::Registered(serve_id)
-        }
-        Response::Error(reason) => {
-            error!(serve = %key, %reason, "serve refused by the route");
-            ServeState::Refused(reason)
-        }
-        other => {
-            error!(serve = %key, answer = ?other, "unexpected answer to a registration");
-            ServeState::Refused("unexpected answer".into())
-        }
+/// Applies the route's answer to a registration.
+fn registered(shared: &Shared, key: String, answer: Response, reply: RegisterReply) {
+    let outcome = match answer {
+        Response::Registered { serve_id } => Ok(serve_id),
+        Response::Error(reason) => Err(reason),
+        other => Err(format!("unexpected answer {other:?}")),
     };
+    let mut withdraw = None;
     shared.status.send_modify(|s| {
-        s.serves.insert(key, state);
+        let Some(serve) = s.serves.get_mut(&key).filter(|s| s.config.active) else {
+            // Closed or deleted while the request was in flight.
+            withdraw = outcome.as_ref().ok().copied();
+            return;
+        };
+        serve.state = match &outcome {
+            Ok(serve_id) => {
+                let c = &serve.config;
+                match c.serve_id {
+                    Some(wanted) if wanted != *serve_id => {
+                        warn!(serve = %key, wanted = %wanted, assigned = %serve_id, "serve id was taken; the route assigned a new one");
+                    }
+                    _ => info!(serve = %key, id = %serve_id, addr = %format!("{}:{}", c.ip, c.port), "serve registered"),
+                }
+                // Keep the id: a reconnect asks for it again.
+                serve.last_id = Some(*serve_id);
+                shared.local().insert(
+                    *serve_id,
+                    LocalServe {
+                        config: serve.config.clone(),
+                        cancel: shared.shutdown.child_token(),
+                        traffic: serve.traffic.clone(),
+                    },
+                );
+                ServeState::Registered(*serve_id)
+            }
+            Err(reason) => {
+                error!(serve = %key, %reason, "serve refused by the route");
+                ServeState::Refused(reason.clone())
+            }
+        };
     });
+    if let Some(serve_id) = withdraw {
+        let _ = shared.commands.try_send(Command::Unregister(serve_id));
+    }
+    if let Some(reply) = reply {
+        let _ = reply.send(outcome.map_err(VnetError::Route));
+    }
 }

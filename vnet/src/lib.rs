@@ -3,33 +3,40 @@
 //!
 //! [`start`] spawns the tasks and returns a [`VnetHandle`]:
 //! - [`control`]: the control connection to the route, reconnecting with
-//!   backoff; registers serves, receives the group's serve events and
-//!   stream requests, answers handle requests (ping, lists).
+//!   backoff; registers the active serves, follows the group's serve
+//!   events, stream requests and unserve asks, and answers requests.
 //! - [`serve`]: for each stream request, connect to the local service and
 //!   dial the route back with the ticket.
-//! - [`use_map`]: one listener per use; each accepted connection dials the
-//!   route with a visit and is spliced onto it.
+//! - [`use_map`]: one listener per active use; each accepted connection
+//!   dials the route with a visit and is spliced onto it.
+//! - [`manage`]: opening, closing, creating and deleting serves and uses,
+//!   and applying a reloaded config as a difference.
+//! - [`unserve`]: time-limited grants to unregistered services.
 //!
-//! Cancelling the shutdown token closes the control connection (the route
-//! then withdraws our serves), the listeners and every stream.
+//! The [`Status`] on a watch channel is the model: every serve and use
+//! with its config and state. Cancelling the shutdown token closes the
+//! control connection (the route then withdraws our serves), the
+//! listeners and every stream.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod control;
 pub mod data;
+pub mod manage;
 pub mod serve;
 pub mod status;
+pub mod unserve;
 pub mod use_map;
 
 pub use config::VnetConfig;
-pub use status::{ServeState, Status, UseStatus};
+pub use status::{ServeState, ServeStatus, Status, Traffic, UseStatus};
 
 use proto::config::RouteSection;
-use proto::message::{Request, Response, ServeEntry};
+use proto::message::{Request, Response, ServeEntry, VnetEntry, VnetMsg};
 use proto::{ServeId, SessionKey, VnetId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -40,15 +47,25 @@ use config::{ServeConfig, VnetSettings};
 /// How long [`VnetHandle::stopped`] waits for tasks after shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Errors of handle requests.
+/// How long a request to the route may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors of handle operations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VnetError {
     /// The control connection is down (reconnecting).
     #[error("not connected to the route")]
     NotConnected,
-    /// The route refused the request.
-    #[error("route: {0}")]
+    /// The route (or another vnet, through it) refused.
+    #[error("{0}")]
     Route(String),
+    /// The route did not answer in time.
+    #[error("no answer from the route within {0:?}")]
+    Timeout(Duration),
+    /// The operation does not fit the current state (unknown name, name
+    /// taken, bad value).
+    #[error("{0}")]
+    Invalid(String),
     /// The vnet is shutting down.
     #[error("vnet is stopping")]
     Stopped,
@@ -63,93 +80,146 @@ pub(crate) struct Session {
     pub route: SocketAddr,
 }
 
+/// A registered serve, as stream requests find it.
+#[derive(Clone)]
+pub(crate) struct LocalServe {
+    pub config: ServeConfig,
+    /// Cancelled when the serve is closed: its streams end.
+    pub cancel: CancellationToken,
+    pub traffic: Arc<Traffic>,
+}
+
+/// Settings that a reload may change.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub vnet: VnetSettings,
+    pub route: RouteSection,
+}
+
 /// State shared by the vnet's tasks.
 pub(crate) struct Shared {
-    pub settings: VnetSettings,
-    pub route: RouteSection,
+    pub settings: Mutex<Settings>,
     pub status: watch::Sender<Status>,
     /// The group's serves as the route last told us.
     pub available: watch::Sender<BTreeMap<ServeId, ServeEntry>>,
     pub session: watch::Sender<Option<Session>>,
     /// Our registered serves by id: where a stream request connects to.
-    pub local: Mutex<HashMap<ServeId, ServeConfig>>,
+    pub local: Mutex<HashMap<ServeId, LocalServe>>,
+    /// Running use tasks by key.
+    pub use_tasks: Mutex<HashMap<String, use_map::UseTask>>,
+    pub commands: mpsc::Sender<Command>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
 
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().expect("vnet state poisoned")
+}
+
 impl Shared {
-    pub fn local(&self) -> std::sync::MutexGuard<'_, HashMap<ServeId, ServeConfig>> {
-        self.local.lock().expect("serve table poisoned")
+    pub fn local(&self) -> MutexGuard<'_, HashMap<ServeId, LocalServe>> {
+        locked(&self.local)
+    }
+
+    pub fn use_tasks(&self) -> MutexGuard<'_, HashMap<String, use_map::UseTask>> {
+        locked(&self.use_tasks)
+    }
+
+    pub fn settings(&self) -> Settings {
+        locked(&self.settings).clone()
+    }
+
+    pub fn set_settings(&self, settings: Settings) {
+        *locked(&self.settings) = settings;
+    }
+
+    /// Sends a request to the route and waits (bounded) for the answer.
+    pub async fn request(&self, request: Request) -> Result<Response, VnetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Request(request, tx))
+            .await
+            .map_err(|_| VnetError::Stopped)?;
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, rx)
+            .await
+            .map_err(|_| VnetError::Timeout(REQUEST_TIMEOUT))?
+            .map_err(|_| VnetError::Stopped)??;
+        match answer {
+            Response::Error(reason) => Err(VnetError::Route(reason)),
+            answer => Ok(answer),
+        }
     }
 }
 
 /// Something asked of the control task.
 pub(crate) enum Command {
+    /// A request; the answer goes to the sender.
     Request(Request, oneshot::Sender<Result<Response, VnetError>>),
+    /// Register the serve with this key (as the status has it); the id or
+    /// the refusal goes to the sender, if any.
+    Register(String, Option<oneshot::Sender<Result<ServeId, VnetError>>>),
+    /// Withdraw a registration; nobody waits for the answer.
+    Unregister(ServeId),
+    /// Send a message that is not a request.
+    Send(VnetMsg),
+    /// Drop the control connection and connect again with the current
+    /// settings.
+    Reconnect,
 }
 
 /// Starts a vnet from `config`. Must be called inside a tokio runtime.
 pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
-    let serves: Vec<ServeConfig> = config
-        .serves
-        .iter()
-        .filter(|s| config.starts_serve(s))
-        .cloned()
-        .collect();
-    let uses: Vec<_> = config
-        .uses
-        .iter()
-        .filter(|u| config.starts_use(u))
-        .cloned()
-        .collect();
     let mut status = Status::default();
-    for serve in &serves {
-        status.serves.insert(serve.key.clone(), ServeState::Pending);
+    for serve in &config.serves {
+        let mut serve = serve.clone();
+        serve.active = config.starts_serve(&serve);
+        let entry = ServeStatus::new(serve);
+        status.serves.insert(entry.config.key.clone(), entry);
     }
-    for use_ in &uses {
-        let serve_id = use_.serve_id.expect("starts_use checks serve_id");
-        status.uses.insert(
-            use_.key.clone(),
-            UseStatus {
-                serve_id,
-                local: None,
-                open: false,
-                error: None,
-            },
-        );
+    for use_ in &config.uses {
+        if use_.active && use_.serve_id.is_none() {
+            tracing::warn!(r#use = %use_.key, "use has no serveid (or 000); it stays off");
+        }
+        let mut use_ = use_.clone();
+        use_.active = config.starts_use(&use_);
+        status.uses.insert(use_.key.clone(), UseStatus::new(use_));
     }
-    for use_ in config
-        .uses
-        .iter()
-        .filter(|u| u.active && u.serve_id.is_none())
-    {
-        tracing::warn!(r#use = %use_.key, "use has no serveid (or 000); it stays off");
-    }
+    let (commands, command_rx) = mpsc::channel(64);
     let shared = Arc::new(Shared {
-        settings: config.vnet,
-        route: config.route,
+        settings: Mutex::new(Settings {
+            vnet: config.vnet,
+            route: config.route,
+        }),
         status: watch::Sender::new(status),
         available: watch::Sender::new(BTreeMap::new()),
         session: watch::Sender::new(None),
         local: Mutex::default(),
+        use_tasks: Mutex::default(),
+        commands,
         shutdown,
         tracker: TaskTracker::new(),
     });
-    let (commands, command_rx) = mpsc::channel(64);
     shared
         .tracker
-        .spawn(control::run(shared.clone(), serves, command_rx));
-    for use_ in uses {
-        shared.tracker.spawn(use_map::run(shared.clone(), use_));
+        .spawn(control::run(shared.clone(), command_rx));
+    let active_uses: Vec<String> = shared
+        .status
+        .borrow()
+        .uses
+        .values()
+        .filter(|u| u.config.active)
+        .map(|u| u.config.key.clone())
+        .collect();
+    for key in active_uses {
+        use_map::spawn(&shared, &key);
     }
-    VnetHandle { shared, commands }
+    VnetHandle { shared }
 }
 
-/// Talks to a running vnet.
+/// Talks to a running vnet. Cheap to clone.
 #[derive(Clone)]
 pub struct VnetHandle {
     shared: Arc<Shared>,
-    commands: mpsc::Sender<Command>,
 }
 
 impl VnetHandle {
@@ -169,20 +239,18 @@ impl VnetHandle {
         seen.clone()
     }
 
+    /// This vnet's settings and route, as in force now.
+    pub fn settings(&self) -> (VnetSettings, RouteSection) {
+        let s = self.shared.settings();
+        (s.vnet, s.route)
+    }
+
     /// Sends a request to the route and waits for the answer.
     ///
     /// # Errors
-    /// Not connected, refused by the route, or stopping.
+    /// Not connected, refused, timed out, or stopping.
     pub async fn request(&self, request: Request) -> Result<Response, VnetError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Request(request, tx))
-            .await
-            .map_err(|_| VnetError::Stopped)?;
-        match rx.await.map_err(|_| VnetError::Stopped)?? {
-            Response::Error(reason) => Err(VnetError::Route(reason)),
-            response => Ok(response),
-        }
+        self.shared.request(request).await
     }
 
     /// Round trip to the route over the control connection.
@@ -202,7 +270,18 @@ impl VnetHandle {
     pub async fn serves(&self) -> Result<Vec<ServeEntry>, VnetError> {
         match self.request(Request::ListServes).await? {
             Response::Serves(list) => Ok(list),
-            _ => Err(VnetError::Route("unexpected answer".into())),
+            other => Err(VnetError::Route(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// The group's vnets, as the route lists them.
+    ///
+    /// # Errors
+    /// As [`VnetHandle::request`].
+    pub async fn vnets(&self) -> Result<Vec<VnetEntry>, VnetError> {
+        match self.request(Request::ListVnets).await? {
+            Response::Vnets(list) => Ok(list),
+            other => Err(VnetError::Route(format!("unexpected answer {other:?}"))),
         }
     }
 
@@ -218,5 +297,9 @@ impl VnetHandle {
         tokio::time::timeout(DRAIN_TIMEOUT, self.shared.tracker.wait())
             .await
             .is_ok()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }

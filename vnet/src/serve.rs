@@ -27,17 +27,19 @@ pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeI
     shared.tracker.spawn(
         async move {
             let shared = task_shared;
-            let _counted = StreamGuard::new(&shared.status);
-            let service = match target {
-                None => Err(format!("serve {serve_id} is not served by this vnet")),
-                Some(serve) => {
-                    let addr = format!("{}:{}", serve.ip, serve.port);
-                    match tokio::time::timeout(SERVICE_CONNECT_TIMEOUT, TcpStream::connect((serve.ip.as_str(), serve.port))).await {
-                        Ok(Ok(stream)) => Ok(stream),
-                        Ok(Err(err)) => Err(format!("serve {} ({addr}) refused: {err}", serve.name)),
-                        Err(_) => Err(format!("serve {} ({addr}) did not answer in time", serve.name)),
-                    }
-                }
+            let Some(serve) = target else {
+                let reason = format!("serve {serve_id} is not served by this vnet");
+                warn!(%reason, "stream refused");
+                let _ = data::dial(session.route, VnetMsg::Accept { ticket, result: Err(reason) }).await;
+                return;
+            };
+            let counted = StreamGuard::new(&shared.status, serve.traffic.clone());
+            let c = &serve.config;
+            let addr = format!("{}:{}", c.ip, c.port);
+            let service = match tokio::time::timeout(SERVICE_CONNECT_TIMEOUT, TcpStream::connect((c.ip.as_str(), c.port))).await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(err)) => Err(format!("serve {} ({addr}) refused: {err}", c.name)),
+                Err(_) => Err(format!("serve {} ({addr}) did not answer in time", c.name)),
             };
             let result = service.as_ref().map(|_| ()).map_err(Clone::clone);
             if let Err(reason) = &result {
@@ -50,13 +52,16 @@ pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeI
                 (Ok(_), Err(err)) => return info!(%err, "route did not take the stream"),
             };
             let _ = service.set_nodelay(true);
-            let service = Unframed { stream: service, leftover: Default::default() };
+            let service = Unframed {
+                stream: counted.count(service),
+                leftover: Default::default(),
+            };
             tokio::select! {
                 done = splice(route_side, service) => match done {
                     Ok((to_service, from_service)) => debug!(to_service, from_service, "stream closed"),
                     Err(err) => debug!(%err, "stream ended with an error"),
                 },
-                _ = shared.shutdown.cancelled() => {}
+                _ = serve.cancel.cancelled() => debug!("serve closed; stream cut"),
             }
         }
         .instrument(span),

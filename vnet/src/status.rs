@@ -1,27 +1,58 @@
-//! What a running vnet reports about itself, published on a `watch`
-//! channel so tests (and the shell) can wait for a state instead of
-//! sleeping.
+//! What a running vnet knows about itself: every serve and use with its
+//! config and state, published on a `watch` channel so tests and the shell
+//! can wait for a state instead of sleeping. Byte and connection counters
+//! live in shared [`Traffic`] cells, updated by the stream tasks without
+//! republishing the whole status.
 use proto::{ServeId, VnetId};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+
+use crate::config::{ServeConfig, UseConfig};
 
 /// A snapshot of the vnet's state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Status {
     /// Our id at the route while the control connection is up.
     pub vnet_id: Option<VnetId>,
-    /// Serves by config key.
-    pub serves: BTreeMap<String, ServeState>,
-    /// Uses by config key.
+    /// Serves by key (the part after `serve.`).
+    pub serves: BTreeMap<String, ServeStatus>,
+    /// Uses by key.
     pub uses: BTreeMap<String, UseStatus>,
-    /// Mapped connections open right now, both as visitor and as server.
+    /// Mapped connections open right now, as visitor and as server.
     /// Returns to 0 when every connection has been torn down.
     pub streams: usize,
 }
 
+/// A serve and where its registration stands.
+#[derive(Debug, Clone)]
+pub struct ServeStatus {
+    /// As configured (or created from the shell); `active` says whether it
+    /// should be registered.
+    pub config: ServeConfig,
+    /// Registration state.
+    pub state: ServeState,
+    /// The id last granted by the route; asked for again after a
+    /// reconnect, so users of a dynamic id keep reaching it.
+    pub last_id: Option<ServeId>,
+    /// A time-limited grant made for another vnet (unserve).
+    pub grant: Option<String>,
+    /// Connections and bytes.
+    pub traffic: Arc<Traffic>,
+}
+
 /// Where a serve's registration stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "state", content = "detail")]
 pub enum ServeState {
+    /// Not active: not registered.
+    Inactive,
     /// Waiting for the route (not connected, or request in flight).
     Pending,
     /// Registered under this id.
@@ -30,24 +61,72 @@ pub enum ServeState {
     Refused(String),
 }
 
-/// Where a use stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A use and where it stands.
+#[derive(Debug, Clone)]
 pub struct UseStatus {
-    /// The serve it maps.
-    pub serve_id: ServeId,
+    /// As configured; `active` says whether it should listen.
+    pub config: UseConfig,
     /// The local address it listens on, once bound.
     pub local: Option<SocketAddr>,
     /// Whether the serve is available, so connections are carried.
-    /// Otherwise the use is in standby and refuses connections.
+    /// Otherwise an active use is in standby and refuses connections.
     pub open: bool,
     /// Why the use cannot work (for example, its port is taken).
     pub error: Option<String>,
+    /// Set for the mapping of a grant received by unserve: it is removed
+    /// when the grant is withdrawn.
+    pub grant: bool,
+    /// Connections and bytes.
+    pub traffic: Arc<Traffic>,
+}
+
+impl ServeStatus {
+    /// A serve not yet registered.
+    pub fn new(config: ServeConfig) -> Self {
+        let state = if config.active {
+            ServeState::Pending
+        } else {
+            ServeState::Inactive
+        };
+        Self {
+            config,
+            state,
+            last_id: None,
+            grant: None,
+            traffic: Arc::default(),
+        }
+    }
+}
+
+impl UseStatus {
+    /// A use not yet started.
+    pub fn new(config: UseConfig) -> Self {
+        Self {
+            config,
+            local: None,
+            open: false,
+            error: None,
+            grant: false,
+            traffic: Arc::default(),
+        }
+    }
+
+    /// One word for people: off, failed, waiting, standby or open.
+    pub fn state(&self) -> &'static str {
+        match (self.config.active, &self.error, self.local, self.open) {
+            (false, _, _, _) => "off",
+            (true, Some(_), _, _) => "failed",
+            (true, None, None, _) => "waiting",
+            (true, None, Some(_), false) => "standby",
+            (true, None, Some(_), true) => "open",
+        }
+    }
 }
 
 impl Status {
     /// The id a serve is registered under, if it is.
     pub fn serve_id(&self, key: &str) -> Option<ServeId> {
-        match self.serves.get(key) {
+        match self.serves.get(key).map(|s| &s.state) {
             Some(ServeState::Registered(id)) => Some(*id),
             _ => None,
         }
@@ -59,20 +138,105 @@ impl Status {
     }
 }
 
-/// Counts one open stream in [`Status::streams`] while it lives.
+/// Live counters of one serve or use.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    open: watch::Sender<usize>,
+    /// Bytes from the local side into the tunnel.
+    sent: AtomicU64,
+    /// Bytes from the tunnel to the local side.
+    received: AtomicU64,
+}
+
+impl Traffic {
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        *self.open.borrow()
+    }
+
+    /// Bytes sent into the tunnel and received from it.
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Watches the open-connection count (grants expire on it).
+    pub fn watch_connections(&self) -> watch::Receiver<usize> {
+        self.open.subscribe()
+    }
+}
+
+/// Counts one open stream while it lives: in [`Status::streams`] and in
+/// its serve's or use's [`Traffic`].
 pub(crate) struct StreamGuard<'a> {
-    status: &'a tokio::sync::watch::Sender<Status>,
+    status: &'a watch::Sender<Status>,
+    traffic: Arc<Traffic>,
 }
 
 impl<'a> StreamGuard<'a> {
-    pub(crate) fn new(status: &'a tokio::sync::watch::Sender<Status>) -> Self {
+    pub(crate) fn new(status: &'a watch::Sender<Status>, traffic: Arc<Traffic>) -> Self {
         status.send_modify(|s| s.streams += 1);
-        Self { status }
+        traffic.open.send_modify(|n| *n += 1);
+        Self { status, traffic }
+    }
+
+    /// Wraps the local side of the stream so its bytes are counted.
+    pub(crate) fn count<S>(&self, stream: S) -> Counted<S> {
+        Counted {
+            inner: stream,
+            traffic: self.traffic.clone(),
+        }
     }
 }
 
 impl Drop for StreamGuard<'_> {
     fn drop(&mut self) {
+        self.traffic.open.send_modify(|n| *n -= 1);
         self.status.send_modify(|s| s.streams -= 1);
+    }
+}
+
+/// The local side of a stream, counting bytes read from it (sent into the
+/// tunnel) and written to it (received from the tunnel).
+pub(crate) struct Counted<S> {
+    inner: S,
+    traffic: Arc<Traffic>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.traffic.sent.fetch_add(n, Ordering::Relaxed);
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

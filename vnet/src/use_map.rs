@@ -4,77 +4,159 @@
 //! configured, else when the serve first appears and tells its own port)
 //! and stays bound. While the serve is not available the use is in
 //! standby: connections are closed at once with a log line. It opens by
-//! itself when the route announces the serve again.
+//! itself when the route announces the serve again. The mapping of an
+//! unserve grant is removed instead, once its serve has gone.
 use proto::io::{splice, Unframed};
 use proto::message::VnetMsg;
 use proto::ServeId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::config::UseConfig;
 use crate::status::StreamGuard;
-use crate::{data, Shared};
+use crate::{data, Shared, Traffic, UseStatus};
 
-/// Runs one use until shutdown.
-pub(crate) async fn run(shared: Arc<Shared>, use_: UseConfig) {
-    let serve_id = use_
-        .serve_id
-        .expect("only uses with a serve id are started");
-    let key = use_.key.clone();
+/// Starts the use `key` as the status describes it. Does nothing if it is
+/// running already or has no serve id.
+pub(crate) fn spawn(shared: &Arc<Shared>, key: &str) {
+    let (config, traffic, grant) = {
+        let status = shared.status.borrow();
+        let Some(u) = status.uses.get(key) else {
+            return;
+        };
+        (u.config.clone(), u.traffic.clone(), u.grant)
+    };
+    let Some(serve_id) = config.serve_id else {
+        return;
+    };
+    let cancel = shared.shutdown.child_token();
+    let (done_tx, done) = oneshot::channel();
+    {
+        let mut tasks = shared.use_tasks();
+        if tasks.contains_key(key) {
+            return;
+        }
+        tasks.insert(
+            key.to_string(),
+            UseTask {
+                cancel: cancel.clone(),
+                done,
+            },
+        );
+    }
     let span = tracing::info_span!("use", name = %key, serve = %serve_id);
-    async move {
-        let mut available = shared.available.subscribe();
-        let port = match use_.port {
+    let task = Use {
+        shared: shared.clone(),
+        key: key.to_string(),
+        serve_id,
+        cancel,
+        traffic,
+        grant,
+    };
+    shared.tracker.spawn(
+        async move {
+            task.run(config.ip, config.port).await;
+            drop(done_tx);
+        }
+        .instrument(span),
+    );
+}
+
+/// A running use, as its owner stops it.
+pub(crate) struct UseTask {
+    cancel: CancellationToken,
+    /// Resolves (with an error) once the task has ended and its listener
+    /// is closed.
+    done: oneshot::Receiver<()>,
+}
+
+/// Stops the use `key`: its listener and connections close. Await the
+/// returned receiver to know the port is free again.
+pub(crate) fn stop(shared: &Shared, key: &str) -> Option<oneshot::Receiver<()>> {
+    let task = shared.use_tasks().remove(key)?;
+    task.cancel.cancel();
+    Some(task.done)
+}
+
+struct Use {
+    shared: Arc<Shared>,
+    key: String,
+    serve_id: ServeId,
+    cancel: CancellationToken,
+    traffic: Arc<Traffic>,
+    grant: bool,
+}
+
+impl Use {
+    fn set_status(&self, change: impl FnOnce(&mut UseStatus)) {
+        if self.cancel.is_cancelled() {
+            return; // stopped: the status now belongs to whoever stopped us
+        }
+        self.shared.status.send_modify(|s| {
+            if let Some(u) = s.uses.get_mut(&self.key) {
+                change(u);
+            }
+        });
+    }
+
+    async fn run(self, ip: std::net::IpAddr, port: Option<u16>) {
+        let serve_id = self.serve_id;
+        let mut available = self.shared.available.subscribe();
+        let port = match port {
             Some(port) => port,
             None => {
-                info!("standby: waiting for the serve to learn its port");
-                let entry = tokio::select! {
-                    _ = shared.shutdown.cancelled() => return,
+                info!("waiting for the serve to learn its port");
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return,
                     seen = available.wait_for(|a| a.contains_key(&serve_id)) => match seen {
                         Ok(a) => a[&serve_id].spec.port,
                         Err(_) => return,
                     },
-                };
-                entry
+                }
             }
         };
-        let listener = match TcpListener::bind((use_.ip, port)).await {
+        let listener = match TcpListener::bind((ip, port)).await {
             Ok(listener) => listener,
             Err(err) => {
-                let reason = format!("cannot listen on {}:{port}: {err}", use_.ip);
+                let reason = format!("cannot listen on {ip}:{port}: {err}");
                 error!(%reason, "use failed");
-                return set_status(&shared, &key, |u| u.error = Some(reason));
+                return self.set_status(|u| u.error = Some(reason));
             }
         };
         let local = listener.local_addr().ok();
         let mut open = available.borrow_and_update().contains_key(&serve_id);
-        let shown = local.map_or_else(|| format!("{}:{port}", use_.ip), |a| a.to_string());
+        let shown = local.map_or_else(|| format!("{ip}:{port}"), |a| a.to_string());
         info!(addr = %shown, state = if open { "open" } else { "standby" }, "use listening");
-        set_status(&shared, &key, |u| {
+        self.set_status(|u| {
             u.local = local;
             u.open = open;
+            u.error = None;
         });
         loop {
             tokio::select! {
-                _ = shared.shutdown.cancelled() => return,
+                _ = self.cancel.cancelled() => return info!(addr = %shown, "use closed"),
                 changed = available.changed() => {
                     if changed.is_err() { return; }
                     let now = available.borrow_and_update().get(&serve_id).map(|e| (e.vnet_id, e.vnet_name.clone()));
-                    if now.is_some() != open {
-                        open = now.is_some();
-                        match now {
-                            Some((vnet, vnet_name)) => info!(%vnet, %vnet_name, "serve available; use open"),
-                            None => info!("serve gone; standby, new connections are refused until it returns"),
-                        }
-                        set_status(&shared, &key, |u| u.open = open);
+                    if now.is_some() == open {
+                        continue;
                     }
+                    open = now.is_some();
+                    match now {
+                        Some((vnet, vnet_name)) => info!(%vnet, %vnet_name, "serve available; use open"),
+                        None if self.grant => return self.withdrawn(),
+                        None => info!("serve gone; standby, new connections are refused until it returns"),
+                    }
+                    self.set_status(|u| u.open = open);
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((client, peer)) if open => {
                         let span = tracing::info_span!("conn", %peer);
-                        shared.tracker.spawn(visit(shared.clone(), client, serve_id).instrument(span));
+                        let visit = visit(self.shared.clone(), client, serve_id, self.cancel.clone(), self.traffic.clone());
+                        self.shared.tracker.spawn(visit.instrument(span));
                     }
                     Ok((_, peer)) => info!(%peer, "connection refused: serve not available (standby)"),
                     Err(err) => {
@@ -85,21 +167,29 @@ pub(crate) async fn run(shared: Arc<Shared>, use_: UseConfig) {
             }
         }
     }
-    .instrument(span)
-    .await;
-}
 
-fn set_status(shared: &Shared, key: &str, change: impl FnOnce(&mut crate::UseStatus)) {
-    shared.status.send_modify(|s| {
-        if let Some(u) = s.uses.get_mut(key) {
-            change(u);
+    /// The grant behind this mapping was withdrawn: remove the use.
+    fn withdrawn(self) {
+        info!("grant withdrawn by its vnet; mapping removed");
+        if !self.cancel.is_cancelled() {
+            // Our own task: nothing to wait for, we are about to return.
+            drop(stop(&self.shared, &self.key));
+            self.shared.status.send_modify(|s| {
+                s.uses.remove(&self.key);
+            });
         }
-    });
+    }
 }
 
 /// Carries one accepted connection to the serve.
-async fn visit(shared: Arc<Shared>, client: TcpStream, serve_id: ServeId) {
-    let _counted = StreamGuard::new(&shared.status);
+async fn visit(
+    shared: Arc<Shared>,
+    client: TcpStream,
+    serve_id: ServeId,
+    cancel: CancellationToken,
+    traffic: Arc<Traffic>,
+) {
+    let counted = StreamGuard::new(&shared.status, traffic);
     let _ = client.set_nodelay(true);
     let Some(session) = *shared.session.borrow() else {
         return info!("connection refused: not connected to the route");
@@ -109,7 +199,7 @@ async fn visit(shared: Arc<Shared>, client: TcpStream, serve_id: ServeId) {
         session: session.key,
     };
     let dialed = tokio::select! {
-        _ = shared.shutdown.cancelled() => return,
+        _ = cancel.cancelled() => return,
         dialed = data::dial(session.route, hello) => dialed,
     };
     let route_side = match dialed {
@@ -117,7 +207,7 @@ async fn visit(shared: Arc<Shared>, client: TcpStream, serve_id: ServeId) {
         Err(err) => return info!(%err, "connection refused"),
     };
     let client = Unframed {
-        stream: client,
+        stream: counted.count(client),
         leftover: Default::default(),
     };
     tokio::select! {
@@ -125,6 +215,6 @@ async fn visit(shared: Arc<Shared>, client: TcpStream, serve_id: ServeId) {
             Ok((up, down)) => debug!(up, down, "connection closed"),
             Err(err) => debug!(%err, "connection ended with an error"),
         },
-        _ = shared.shutdown.cancelled() => {}
+        _ = cancel.cancelled() => debug!("use closed; connection cut"),
     }
 }

@@ -90,10 +90,10 @@ async fn a_static_conflict_is_refused_and_other_serves_still_work() {
     );
     let status = late
         .wait("conflict settled", |s| {
-            matches!(s.serves["web"], ServeState::Refused(_)) && s.serve_id("other").is_some()
+            matches!(s.serves["web"].state, ServeState::Refused(_)) && s.serve_id("other").is_some()
         })
         .await;
-    let ServeState::Refused(reason) = &status.serves["web"] else {
+    let ServeState::Refused(reason) = &status.serves["web"].state else {
         unreachable!()
     };
     assert!(

@@ -1,0 +1,237 @@
+//! Unserve: time-limited grants to services a vnet has not registered.
+//!
+//! The asking vnet sends `Unserve` through the route; the vnet holding the
+//! service decides here ([`on_ask`]) by three rules: `allow_unserve`, a
+//! loopback address unless `unserve_remote`, and fewer than `unserve_num`
+//! live grants. A grant is an ordinary serve under a dynamic id, marked as
+//! a grant, and withdrawn after `unserve_expire` seconds if never used, or
+//! `unserve_linger` seconds after its last connection closed. The asker
+//! maps the granted id onto a local port; that mapping is removed when the
+//! grant is withdrawn.
+use proto::message::{Request, Response, VnetMsg};
+use proto::{ServeId, VnetId};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tracing::info;
+
+use crate::config::{ServeConfig, UseConfig};
+use crate::manage::UseOpened;
+use crate::{Command, ServeStatus, Shared, UseStatus, VnetError, VnetHandle};
+
+/// How long the granting vnet tries to reach the service before refusing.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether `ip` names this host's loopback.
+pub fn is_loopback(ip: &str) -> bool {
+    ip.eq_ignore_ascii_case("localhost") || ip.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// Handles an ask from vnet `from`: decides, registers the grant, and
+/// answers through the route.
+pub(crate) fn on_ask(
+    shared: &Arc<Shared>,
+    from: VnetId,
+    from_name: String,
+    request: u32,
+    ip: String,
+    port: u16,
+) {
+    let tracker = shared.tracker.clone();
+    let shared = shared.clone();
+    let task = async move {
+        let result = grant(&shared, from, &from_name, &ip, port).await;
+        match &result {
+            Ok(id) => info!(%from, %from_name, %ip, port, serve = %id, "unserve granted"),
+            Err(reason) => info!(%from, %from_name, %ip, port, %reason, "unserve refused"),
+        }
+        let answer = VnetMsg::UnserveAnswer {
+            to: from,
+            request,
+            result,
+        };
+        let _ = shared.commands.send(Command::Send(answer)).await;
+    };
+    tracker.spawn(task);
+}
+
+async fn grant(
+    shared: &Arc<Shared>,
+    from: VnetId,
+    from_name: &str,
+    ip: &str,
+    port: u16,
+) -> Result<ServeId, String> {
+    let settings = shared.settings().vnet;
+    let me = shared
+        .status
+        .borrow()
+        .vnet_id
+        .map_or_else(|| "this vnet".to_string(), |id| format!("vnet {id}"));
+    if !settings.allow_unserve {
+        return Err(format!("{me} does not allow unserve (allow_unserve=false)"));
+    }
+    if !settings.unserve_remote && !is_loopback(ip) {
+        return Err(format!(
+            "{me} grants only loopback addresses, not {ip} (unserve_remote=false)"
+        ));
+    }
+    if port == 0 || !proto::config::is_host(ip) {
+        return Err(format!("{ip}:{port} is not a valid address"));
+    }
+    let key = format!("unserve-{ip}-{port}");
+    {
+        let status = shared.status.borrow();
+        if let Some(existing) = status.serve_id(&key) {
+            return Ok(existing); // the same service granted again: same id
+        }
+        let live = status.serves.values().filter(|s| s.grant.is_some()).count();
+        if live >= settings.unserve_num as usize {
+            return Err(format!(
+                "{me} already holds {live} grant(s) (unserve_num={})",
+                settings.unserve_num
+            ));
+        }
+    }
+    match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect((ip, port))).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => return Err(format!("nothing answers at {ip}:{port} on {me}: {err}")),
+        Err(_) => return Err(format!("{ip}:{port} on {me} did not answer in time")),
+    }
+    let config = ServeConfig {
+        key: key.clone(),
+        name: "unserve".into(),
+        serve_id: None,
+        ip: ip.to_string(),
+        port,
+        info: format!("granted to vnet {from} ({from_name})"),
+        active: true,
+    };
+    let mut serve = ServeStatus::new(config);
+    serve.grant = Some(format!("vnet {from} ({from_name})"));
+    let traffic = serve.traffic.clone();
+    let handle = VnetHandle::from_shared(shared.clone());
+    handle.serve_insert(serve).map_err(|e| e.to_string())?;
+    let id = match handle.serve_open(&key).await {
+        Ok(id) => id,
+        Err(err) => {
+            let _ = handle.serve_delete(&key);
+            return Err(err.to_string());
+        }
+    };
+    let expire = Duration::from_secs(settings.unserve_expire);
+    let linger = Duration::from_secs(settings.unserve_linger);
+    shared
+        .tracker
+        .spawn(expire_when_idle(handle, key, traffic, expire, linger));
+    Ok(id)
+}
+
+/// Withdraws the grant `key` after `expire` unused, or `linger` after its
+/// last connection closed.
+async fn expire_when_idle(
+    handle: VnetHandle,
+    key: String,
+    traffic: Arc<crate::Traffic>,
+    expire: Duration,
+    linger: Duration,
+) {
+    let shutdown = handle.shared().shutdown.clone();
+    let mut connections = traffic.watch_connections();
+    let mut used = false;
+    loop {
+        if *connections.borrow_and_update() > 0 {
+            used = true;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = connections.changed() => if changed.is_err() { return },
+            }
+            continue;
+        }
+        let idle = if used { linger } else { expire };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = connections.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(idle) => break,
+        }
+    }
+    // Deleted by hand meanwhile: nothing left to withdraw.
+    if handle
+        .status()
+        .serves
+        .get(&key)
+        .is_some_and(|s| s.grant.is_some())
+    {
+        let why = if used {
+            "last connection closed"
+        } else {
+            "never used"
+        };
+        info!(grant = %key, after = ?if used { linger } else { expire }, why, "grant withdrawn");
+        let _ = handle.serve_delete(&key);
+    }
+}
+
+impl VnetHandle {
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Asks vnet `vnet_id` of our group for a grant to its unregistered
+    /// service at `ip:port`; returns the serve id it was registered under.
+    ///
+    /// # Errors
+    /// Not connected, no such vnet, or refused by one of its rules (the
+    /// message names the rule).
+    pub async fn unserve(
+        &self,
+        vnet_id: VnetId,
+        ip: &str,
+        port: u16,
+    ) -> Result<ServeId, VnetError> {
+        let request = Request::Unserve {
+            vnet_id,
+            ip: ip.to_string(),
+            port,
+        };
+        match self.request(request).await? {
+            Response::Unserved { serve_id } => Ok(serve_id),
+            other => Err(VnetError::Route(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Maps a granted serve onto a local address; the mapping is removed
+    /// when the grant is withdrawn. Returns the use's key and how it opened.
+    ///
+    /// # Errors
+    /// The port cannot be bound.
+    pub async fn unserve_use(
+        &self,
+        serve_id: ServeId,
+        ip: IpAddr,
+        port: u16,
+    ) -> Result<(String, UseOpened), VnetError> {
+        let key = format!("unserve-{serve_id}");
+        let config = UseConfig {
+            key: key.clone(),
+            serve_id: Some(serve_id),
+            ip,
+            port: Some(port),
+            active: true,
+        };
+        let mut use_ = UseStatus::new(config);
+        use_.grant = true;
+        if self.status().uses.contains_key(&key) {
+            self.use_delete(&key).await?;
+        }
+        self.use_insert(use_)?;
+        match self.use_open(&key).await {
+            Ok(opened) => Ok((key, opened)),
+            Err(err) => {
+                let _ = self.use_delete(&key).await;
+                Err(err)
+            }
+        }
+    }
+}
