@@ -101,6 +101,25 @@ impl IniFile {
         Ok(parsed)
     }
 
+    /// One section built from `key=value` pairs (for example typed in a
+    /// shell), checked by the same rules as a file. `source` names where
+    /// the pairs came from in errors. Later pairs repeat keys, which
+    /// [`Section::check_keys`] refuses like in a file.
+    pub fn from_pairs(source: &str, section: &str, pairs: &[(String, String)]) -> Self {
+        let mut ini = Ini::new();
+        for (key, value) in pairs {
+            ini.with_section(Some(section))
+                .add(key.as_str(), value.as_str());
+        }
+        if pairs.is_empty() {
+            ini.with_section(Some(section));
+        }
+        Self {
+            file: source.to_string(),
+            ini,
+        }
+    }
+
     /// The file name as given.
     pub fn file(&self) -> &str {
         &self.file

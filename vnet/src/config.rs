@@ -177,6 +177,41 @@ impl VnetConfig {
     }
 }
 
+impl ServeConfig {
+    /// A serve from `key=value` pairs named like the config keys, for the
+    /// shell. Errors read like config errors, with `source` in place of a
+    /// file name.
+    ///
+    /// # Errors
+    /// Any invalid or unknown key; `port` is required.
+    pub fn from_pairs(
+        source: &str,
+        key: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let name = format!("serve.{key}");
+        let ini = IniFile::from_pairs(source, &name, pairs);
+        serve(&ini.section(&name).expect("just built"), key)
+    }
+}
+
+impl UseConfig {
+    /// A use from `key=value` pairs, for the shell; see
+    /// [`ServeConfig::from_pairs`].
+    ///
+    /// # Errors
+    /// Any invalid or unknown key.
+    pub fn from_pairs(
+        source: &str,
+        key: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let name = format!("use.{key}");
+        let ini = IniFile::from_pairs(source, &name, pairs);
+        use_(&ini.section(&name).expect("just built"), key)
+    }
+}
+
 fn text(section: &Section<'_>, key: &str, default: &str) -> Result<String, ConfigError> {
     let value = section.get(key).unwrap_or(default);
     if value.len() > MAX_TEXT_LEN {
@@ -399,6 +434,52 @@ mod tests {
         assert_eq!(
             missing.to_string(),
             "c.ini: [route] port: is required but missing"
+        );
+    }
+
+    #[test]
+    fn shell_pairs_are_checked_like_the_file() {
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let ssh = ServeConfig::from_pairs(
+            "serve run",
+            "ssh",
+            &pairs(&[("port", "22"), ("serveid", "700"), ("info", "a;b")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                ssh.port,
+                ssh.serve_id.map(ServeId::get),
+                ssh.info.as_str(),
+                ssh.name.as_str()
+            ),
+            (22, Some(700), "a;b", "ssh")
+        );
+        let err =
+            ServeConfig::from_pairs("serve run", "ssh", &pairs(&[("port", "x")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "serve run: [serve.ssh] port: \"x\" is not a number in 1-65535"
+        );
+        let err = UseConfig::from_pairs("use run", "ssh", &pairs(&[("prot", "1")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("use run: [use.ssh] prot: unknown key"),
+            "{err}"
+        );
+        let use_ = UseConfig::from_pairs(
+            "use run",
+            "ssh",
+            &pairs(&[("serveid", "700"), ("port", "1122")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (use_.port, use_.ip.to_string()),
+            (Some(1122), "127.0.0.1".to_string())
         );
     }
 

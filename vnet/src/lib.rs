@@ -24,6 +24,7 @@ pub mod control;
 pub mod data;
 pub mod manage;
 pub mod serve;
+pub mod shell;
 pub mod status;
 pub mod unserve;
 pub mod use_map;

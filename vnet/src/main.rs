@@ -1,8 +1,10 @@
-//! `vnet [CONFIG]`: run an endpoint.
+//! `vnet [CONFIG]`: run an endpoint, with the interactive shell when
+//! `[vnet] terminal=true`.
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
+use vnet::shell::{self, Ended, LogSink, Shell};
 
 /// A vnet endpoint: registers local TCP services with a route and maps
 /// remote ones onto local ports.
@@ -17,13 +19,12 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let logs = LogSink::default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        // A vanished log reader (closed pipe) must not take the process down.
-        .log_internal_errors(false)
+        .with_writer(logs.clone())
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match vnet::VnetConfig::load(&args.config) {
@@ -40,19 +41,41 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if config.vnet.terminal {
-        tracing::warn!("terminal=true: the interactive shell is not in this build yet; running from the config file");
-    }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         route = %config.route.addr(),
         name = %config.vnet.name,
         group = %config.vnet.group,
+        terminal = config.vnet.terminal,
         "vnet starting"
     );
+    let terminal = config.vnet.terminal;
     let shutdown = CancellationToken::new();
     let vnet = vnet::start(config, shutdown.clone());
-    signals.recv().await;
+
+    let (shell_tx, mut shell_ended) = tokio::sync::oneshot::channel();
+    if terminal {
+        let shell = Shell {
+            handle: vnet.clone(),
+            rt: tokio::runtime::Handle::current(),
+            config_path: args.config.clone(),
+        };
+        std::thread::spawn(move || {
+            let _ = shell_tx.send(shell::run(shell, logs));
+        });
+    }
+    tokio::select! {
+        _ = signals.recv() => {}
+        ended = &mut shell_ended, if terminal => match ended {
+            Ok(Ended::Exit) => {}
+            // No more input (a pipe, or no stdin under a service manager):
+            // keep serving until a signal.
+            Ok(Ended::EndOfInput) | Err(_) => {
+                tracing::info!("shell input ended; vnet keeps running");
+                signals.recv().await;
+            }
+        },
+    }
     tracing::info!("stopping");
     vnet.shutdown();
     vnet.stopped().await;

@@ -1,0 +1,169 @@
+//! The interactive shell (`terminal=true`), on its own thread.
+//!
+//! On a terminal: rustyline with the prompt `>: `, history kept in
+//! `~/.vnet_history`, Tab completion of commands, actions, topics and the
+//! names of this vnet's serves and uses, and prompts for missing
+//! arguments. Ctrl-C and Ctrl-D exit. From a pipe: one command per line,
+//! no prompts; at the end of input the shell stops reading but the vnet
+//! keeps running.
+pub mod command;
+pub mod exec;
+pub mod help;
+pub mod log;
+
+mod complete;
+pub mod show;
+
+pub use exec::Shell;
+pub use log::LogSink;
+
+use exec::{Io, Reply};
+use rustyline::error::ReadlineError;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+/// The prompt, as in the original.
+pub const PROMPT: &str = ">: ";
+
+/// Why the shell stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `exit`, Ctrl-C or Ctrl-D at a terminal: stop the vnet.
+    Exit,
+    /// Input ran out (not a terminal): keep the vnet running.
+    EndOfInput,
+}
+
+/// Runs the shell until it ends; blocks the calling (non-runtime) thread.
+pub fn run(shell: Shell, logs: LogSink) -> Ended {
+    if std::io::stdin().is_terminal() {
+        match interactive(&shell, &logs) {
+            Ok(ended) => ended,
+            Err(err) => {
+                logs.use_stderr();
+                eprintln!("vnet: terminal unusable ({err}); reading commands as plain lines");
+                piped(&shell)
+            }
+        }
+    } else {
+        piped(&shell)
+    }
+}
+
+fn answer(shell: &Shell, line: &str, io: &mut dyn Io) -> Option<Ended> {
+    let cmd = match command::parse(line) {
+        Ok(Some(cmd)) => cmd,
+        Ok(None) => return None,
+        Err(err) => {
+            io.say(&format!("error: {err}"));
+            return None;
+        }
+    };
+    match shell.execute(cmd, io) {
+        Ok(Reply::Exit) => Some(Ended::Exit),
+        Ok(Reply::Text(text)) => {
+            if !text.is_empty() {
+                io.say(&text);
+            }
+            None
+        }
+        Err(err) => {
+            io.say(&format!("error: {err}"));
+            None
+        }
+    }
+}
+
+/// Lines from a pipe: nobody to ask, output on stdout.
+struct Piped;
+
+impl Io for Piped {
+    fn ask(&mut self, _prompt: &str) -> Option<String> {
+        None
+    }
+
+    fn say(&mut self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}
+
+fn piped(shell: &Shell) -> Ended {
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => return Ended::EndOfInput,
+            Ok(_) => {
+                if let Some(ended) = answer(shell, &line, &mut Piped) {
+                    return ended;
+                }
+            }
+        }
+    }
+}
+
+type Editor = rustyline::Editor<complete::ShellHelper, rustyline::history::FileHistory>;
+
+/// A terminal: prompts through the same editor.
+struct Terminal<'a> {
+    editor: &'a mut Editor,
+}
+
+impl Io for Terminal<'_> {
+    fn ask(&mut self, prompt: &str) -> Option<String> {
+        // Ctrl-C or Ctrl-D at a prompt gives up on the argument.
+        self.editor.readline(prompt).ok()
+    }
+
+    fn say(&mut self, text: &str) {
+        println!("{text}");
+    }
+}
+
+fn history_file() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".vnet_history"))
+}
+
+fn interactive(shell: &Shell, logs: &LogSink) -> rustyline::Result<Ended> {
+    let config = rustyline::Config::builder()
+        .auto_add_history(true)
+        .max_history_size(1000)?
+        .build();
+    let mut editor = Editor::with_config(config)?;
+    editor.set_helper(Some(complete::ShellHelper::new(shell.handle.clone())));
+    let history = history_file();
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    logs.use_printer(Box::new(editor.create_external_printer()?));
+    println!("vnet shell: type help for commands, exit (or Ctrl-D) to stop");
+    let ended = loop {
+        match editor.readline(PROMPT) {
+            Ok(line) => {
+                let ended = answer(
+                    shell,
+                    &line,
+                    &mut Terminal {
+                        editor: &mut editor,
+                    },
+                );
+                if let Some(path) = &history {
+                    let _ = editor.save_history(path);
+                }
+                if let Some(ended) = ended {
+                    break ended;
+                }
+            }
+            Err(ReadlineError::Interrupted | ReadlineError::Eof) => break Ended::Exit,
+            Err(err) => {
+                logs.use_stderr();
+                return Err(err);
+            }
+        }
+    };
+    logs.use_stderr();
+    Ok(ended)
+}
