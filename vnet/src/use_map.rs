@@ -122,7 +122,8 @@ impl Use {
             Ok(listener) => listener,
             Err(err) => {
                 let reason = format!("cannot listen on {ip}:{port}: {err}");
-                error!(%reason, "use failed");
+                // The span may be filtered out at warn level; name the use here.
+                error!(r#use = %self.key, %reason, "use failed");
                 return self.set_status(|u| u.error = Some(reason));
             }
         };

@@ -1,0 +1,107 @@
+//! The shell in a real pseudo-terminal: prompt, completion, prompted
+//! arguments, history across runs, Ctrl-D and Ctrl-C.
+mod common;
+
+use common::*;
+use rexpect::session::{spawn_command, PtySession};
+use std::process::Command;
+
+/// rexpect's own bound on every expectation.
+const EXPECT_MS: u64 = 20_000;
+
+fn shell(config: &std::path::Path, home: &std::path::Path) -> PtySession {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vnet"));
+    command
+        .arg(config)
+        .env("HOME", home)
+        .env("TERM", "xterm")
+        .env("RUST_LOG", "warn");
+    spawn_command(command, Some(EXPECT_MS)).unwrap()
+}
+
+/// Waits for the shell to end and checks it exited with status 0.
+fn exits_cleanly(mut p: PtySession) {
+    p.exp_eof().unwrap();
+    let status = format!("{:?}", p.process_mut().wait().unwrap());
+    assert!(
+        status.starts_with("Exited(") && status.ends_with(", 0)"),
+        "{status}"
+    );
+}
+
+#[test]
+fn prompt_completion_prompts_history_and_exit() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let route = rt.block_on(Route::start());
+    let echo = rt.block_on(tagged_echo("tty-echo"));
+    let home = rt.block_on(async {
+        let home = Vnet::start(&route, &serve_section("echo", 700, echo));
+        home.registered("echo").await;
+        home
+    });
+    let dir = std::env::temp_dir().join(format!("vnet-tty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("office.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[route]\nip=127.0.0.1\nport={}\n[vnet]\nname=office\nterminal=true\n",
+            route.addr.port()
+        ),
+    )
+    .unwrap();
+
+    let mut p = shell(&config, &dir);
+    p.exp_string(">: ").unwrap();
+
+    // Tab completes a command.
+    p.send("sho").unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("show ").unwrap();
+    p.send_line("serves").unwrap();
+    p.exp_string("- 1 vnet(s), 1 serve(s) registered -")
+        .unwrap();
+
+    // Missing arguments are prompted for, with defaults shown.
+    p.send_line("use run echo").unwrap();
+    p.exp_string("serveid(required): ").unwrap();
+    p.send_line("700").unwrap();
+    p.exp_string("ip(127.0.0.1): ").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("port(the serve's port): ").unwrap();
+    p.send_line("0").unwrap();
+    let (_, opened) = p.exp_regex(r"listening on 127\.0\.0\.1:\d+").unwrap();
+    let addr: std::net::SocketAddr = opened.trim_start_matches("listening on ").parse().unwrap();
+    assert_eq!(rt.block_on(connect_tagged(addr)).1, "tty-echo");
+
+    // Tab completes this vnet's use names.
+    p.send("use close ec").unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("echo ").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("use echo closed (not listening)").unwrap();
+    rt.block_on(assert_refused(addr));
+
+    // Ctrl-D exits cleanly.
+    p.exp_string(">: ").unwrap();
+    p.send_control('d').unwrap();
+    exits_cleanly(p);
+
+    // History survives: the last command comes back with the Up key.
+    let mut p = shell(&config, &dir);
+    p.exp_string(">: ").unwrap();
+    p.send("\x1b[A").unwrap();
+    p.flush().unwrap();
+    p.exp_string("use close echo").unwrap();
+    // Ctrl-C exits too.
+    p.send_control('c').unwrap();
+    exits_cleanly(p);
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    rt.block_on(async {
+        home.stop().await;
+        route.stop().await;
+    });
+}
