@@ -109,6 +109,9 @@ pub(crate) struct Shared {
     /// Running use tasks by key.
     pub use_tasks: Mutex<HashMap<String, use_map::UseTask>>,
     pub commands: mpsc::Sender<Command>,
+    /// Live unserve grants by serve key: notified when a grant is asked
+    /// for again, so its expiry starts over.
+    pub grants: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -124,6 +127,10 @@ impl Shared {
 
     pub fn use_tasks(&self) -> MutexGuard<'_, HashMap<String, use_map::UseTask>> {
         locked(&self.use_tasks)
+    }
+
+    pub fn grants(&self) -> MutexGuard<'_, HashMap<String, Arc<tokio::sync::Notify>>> {
+        locked(&self.grants)
     }
 
     pub fn settings(&self) -> Settings {
@@ -197,6 +204,7 @@ pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
         local: Mutex::default(),
         use_tasks: Mutex::default(),
         commands,
+        grants: Mutex::default(),
         shutdown,
         tracker: TaskTracker::new(),
     });

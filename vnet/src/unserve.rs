@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tracing::info;
 
 use crate::config::{ServeConfig, UseConfig};
@@ -84,7 +85,12 @@ async fn grant(
     {
         let status = shared.status.borrow();
         if let Some(existing) = status.serve_id(&key) {
-            return Ok(existing); // the same service granted again: same id
+            // The same service asked for again: same id, and its expiry
+            // starts over.
+            if let Some(renew) = shared.grants().get(&key) {
+                renew.notify_one();
+            }
+            return Ok(existing);
         }
         let live = status.serves.values().filter(|s| s.grant.is_some()).count();
         if live >= settings.unserve_num as usize {
@@ -122,18 +128,22 @@ async fn grant(
     };
     let expire = Duration::from_secs(settings.unserve_expire);
     let linger = Duration::from_secs(settings.unserve_linger);
-    shared
-        .tracker
-        .spawn(expire_when_idle(handle, key, traffic, expire, linger));
+    let renewed = Arc::new(Notify::new());
+    shared.grants().insert(key.clone(), renewed.clone());
+    shared.tracker.spawn(expire_when_idle(
+        handle, key, traffic, renewed, expire, linger,
+    ));
     Ok(id)
 }
 
 /// Withdraws the grant `key` after `expire` unused, or `linger` after its
-/// last connection closed.
+/// last connection closed. Asking for the grant again starts the clock
+/// over, as for a new one.
 async fn expire_when_idle(
     handle: VnetHandle,
     key: String,
     traffic: Arc<crate::Traffic>,
+    renewed: Arc<Notify>,
     expire: Duration,
     linger: Duration,
 ) {
@@ -153,9 +163,11 @@ async fn expire_when_idle(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             changed = connections.changed() => if changed.is_err() { return },
+            _ = renewed.notified() => used = false,
             _ = tokio::time::sleep(idle) => break,
         }
     }
+    handle.shared().grants().remove(&key);
     // Deleted by hand meanwhile: nothing left to withdraw.
     if handle
         .status()

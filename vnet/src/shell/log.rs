@@ -1,8 +1,10 @@
 //! Where log lines go while the shell runs: through rustyline's external
-//! printer when a prompt is on screen (so a log line never garbles the line
-//! being typed), else straight to stderr.
+//! printer while a prompt is on screen (so a log line never garbles the
+//! line being typed), else straight to stderr (while a command runs, the
+//! printer would hold the line back and glue it to the command's output).
 use rustyline::ExternalPrinter;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 type Printer = Box<dyn ExternalPrinter + Send>;
@@ -11,6 +13,7 @@ type Printer = Box<dyn ExternalPrinter + Send>;
 #[derive(Clone, Default)]
 pub struct LogSink {
     printer: Arc<Mutex<Option<Printer>>>,
+    prompting: Arc<AtomicBool>,
 }
 
 impl LogSink {
@@ -19,9 +22,14 @@ impl LogSink {
         *self.printer.lock().expect("log sink poisoned") = Some(printer);
     }
 
-    /// Back to stderr (the prompt is gone).
+    /// Back to stderr for good (the editor is gone).
     pub fn use_stderr(&self) {
         *self.printer.lock().expect("log sink poisoned") = None;
+    }
+
+    /// Whether the editor is reading a line right now.
+    pub fn prompting(&self, on: bool) {
+        self.prompting.store(on, Ordering::SeqCst);
     }
 }
 
@@ -56,7 +64,10 @@ impl Write for LogLine {
 impl Drop for LogLine {
     fn drop(&mut self) {
         let mut printer = self.sink.printer.lock().expect("log sink poisoned");
-        match printer.as_mut() {
+        match printer
+            .as_mut()
+            .filter(|_| self.sink.prompting.load(Ordering::SeqCst))
+        {
             Some(printer) => {
                 let line = String::from_utf8_lossy(&self.buf).trim_end().to_string();
                 let _ = printer.print(line);

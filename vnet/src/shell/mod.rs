@@ -110,12 +110,21 @@ type Editor = rustyline::Editor<complete::ShellHelper, rustyline::history::FileH
 /// A terminal: prompts through the same editor.
 struct Terminal<'a> {
     editor: &'a mut Editor,
+    logs: &'a LogSink,
+}
+
+/// Reads a line; logs go through the editor only while it reads.
+fn read(editor: &mut Editor, logs: &LogSink, prompt: &str) -> rustyline::Result<String> {
+    logs.prompting(true);
+    let line = editor.readline(prompt);
+    logs.prompting(false);
+    line
 }
 
 impl Io for Terminal<'_> {
     fn ask(&mut self, prompt: &str) -> Option<String> {
         // Ctrl-C or Ctrl-D at a prompt gives up on the argument.
-        self.editor.readline(prompt).ok()
+        read(self.editor, self.logs, prompt).ok()
     }
 
     fn say(&mut self, text: &str) {
@@ -141,15 +150,13 @@ fn interactive(shell: &Shell, logs: &LogSink) -> rustyline::Result<Ended> {
     logs.use_printer(Box::new(editor.create_external_printer()?));
     println!("vnet shell: type help for commands, exit (or Ctrl-D) to stop");
     let ended = loop {
-        match editor.readline(PROMPT) {
+        match read(&mut editor, logs, PROMPT) {
             Ok(line) => {
-                let ended = answer(
-                    shell,
-                    &line,
-                    &mut Terminal {
-                        editor: &mut editor,
-                    },
-                );
+                let mut terminal = Terminal {
+                    editor: &mut editor,
+                    logs,
+                };
+                let ended = answer(shell, &line, &mut terminal);
                 if let Some(path) = &history {
                     let _ = editor.save_history(path);
                 }
