@@ -5,6 +5,7 @@
 //! key. Unknown sections and keys, and repeated ones, are errors rather
 //! than silently ignored. An empty value counts as not written, as in the
 //! original.
+use crate::auth::Token;
 use ini::{Ini, Properties};
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -321,10 +322,12 @@ pub struct RouteSection {
     pub ip: String,
     /// TCP port; the original's README suggests 7749.
     pub port: u16,
+    /// Shared secret both sides prove they know; none by default.
+    pub token: Token,
 }
 
 /// Keys `[route]` may hold.
-pub const ROUTE_KEYS: &[&str] = &["ip", "port"];
+pub const ROUTE_KEYS: &[&str] = &["ip", "port", "token"];
 
 impl RouteSection {
     /// Reads `[route]`; both `ip` and `port` are required, as in the
@@ -347,7 +350,8 @@ impl RouteSection {
         let port = section
             .port("port", 0)?
             .ok_or_else(|| section.error("port", "is required but missing"))?;
-        Ok(Self { ip, port })
+        let token = Token::new(section.get("token").unwrap_or(""));
+        Ok(Self { ip, port, token })
     }
 
     /// `ip:port`, with brackets around an IPv6 address.
@@ -399,7 +403,7 @@ mod tests {
             ),
             (
                 "[route]\nip=h\nport=1\nprot=2\n",
-                "c.ini: [route] prot: unknown key (known here: ip, port)",
+                "c.ini: [route] prot: unknown key (known here: ip, port, token)",
             ),
             (
                 "[route]\nip=h\nport=1\nport=2\n",

@@ -4,6 +4,7 @@
 //! control connection, [`VnetMsg::Visit`] and [`VnetMsg::Accept`] open the
 //! two halves of a data connection. After a data connection's hello has
 //! been answered with [`RouteMsg::Ready`], only raw bytes follow.
+use crate::auth::{Nonce, Proof};
 use crate::{ServeId, SessionKey, Ticket, VnetId, MAX_TEXT_LEN};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,14 @@ pub enum VnetMsg {
         name: String,
         /// Only vnets of the same group see each other's serves.
         group: String,
+        /// Fresh random value for the token proofs (see [`crate::auth`]).
+        nonce: Nonce,
+    },
+    /// Second frame of a control connection, answering
+    /// [`RouteMsg::Challenge`]: proof that this vnet knows the token.
+    Auth {
+        /// `Token::vnet_proof` over both nonces, name and group.
+        proof: Proof,
     },
     /// Opens the visiting half of a data connection: carry this connection
     /// to the serve with this id in the sender's group. Needs the sender's
@@ -107,6 +116,14 @@ pub struct ServeSpec {
 /// From the route to a vnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RouteMsg {
+    /// Answer to a control hello: the route's nonce and its proof that it
+    /// knows the token. The vnet checks it, then sends `Auth`.
+    Challenge {
+        /// Fresh random value.
+        nonce: Nonce,
+        /// `Token::route_proof` over both nonces.
+        proof: Proof,
+    },
     /// The control hello was accepted; this is the vnet's id in its group.
     /// The group's current serves follow as `ServeUp` events.
     Welcome {
@@ -235,11 +252,11 @@ impl VnetMsg {
     /// already bounds memory; this keeps registry entries small.
     pub fn validate(&self) -> Result<(), TooLong> {
         match self {
-            VnetMsg::Hello { name, group } => {
+            VnetMsg::Hello { name, group, .. } => {
                 bounded("name", name)?;
                 bounded("group", group)
             }
-            VnetMsg::Visit { .. } => Ok(()),
+            VnetMsg::Visit { .. } | VnetMsg::Auth { .. } => Ok(()),
             VnetMsg::Accept { result, .. } => match result {
                 Err(reason) => bounded("reason", reason),
                 Ok(()) => Ok(()),

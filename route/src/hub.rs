@@ -58,10 +58,24 @@ async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
         }
     };
     match first {
-        VnetMsg::Hello { name, group } => session::run(conn, name, group, hub).await,
+        VnetMsg::Hello { name, group, nonce } => {
+            let mut conn = conn;
+            let proved = tokio::select! {
+                proved = tokio::time::timeout(HANDSHAKE_TIMEOUT, session::authenticate(&mut conn, &hub.settings.token, &name, &group, nonce)) => proved,
+                _ = hub.shutdown.cancelled() => return,
+            };
+            match proved {
+                Ok(Ok(())) => session::run(conn, name, group, hub).await,
+                Ok(Err(reason)) => {
+                    warn!(%name, %group, %reason, "vnet refused");
+                    let _ = send_message(&mut conn, RouteMsg::Refused { reason }).await;
+                }
+                Err(_) => warn!(%name, "dropped peer: authentication not finished in time"),
+            }
+        }
         VnetMsg::Visit { serve_id, session } => forward::visit(conn, serve_id, session, hub).await,
         VnetMsg::Accept { ticket, result } => forward::accept(conn, ticket, result, hub).await,
-        VnetMsg::Request { .. } | VnetMsg::UnserveAnswer { .. } => {
+        VnetMsg::Request { .. } | VnetMsg::UnserveAnswer { .. } | VnetMsg::Auth { .. } => {
             info!(%peer, "dropped peer: request before hello");
             let mut conn = conn;
             let _ = send_message(

@@ -27,8 +27,26 @@ use tokio_util::task::TaskTracker;
 /// How long `run` waits for connection tasks after shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How the route runs, beyond where it listens.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Vnets must prove they know this token (empty: no token, and a vnet
+    /// that has one is refused).
+    pub token: proto::auth::Token,
+}
+
+impl Settings {
+    /// The settings a config asks for.
+    pub fn from_config(config: &RouteConfig) -> Self {
+        Self {
+            token: config.listen.token.clone(),
+        }
+    }
+}
+
 /// State shared by all of the route's tasks.
 pub struct Hub {
+    settings: Settings,
     registry: Mutex<registry::Registry>,
     pending: forward::Pending,
     shutdown: CancellationToken,
@@ -43,8 +61,9 @@ impl Hub {
 }
 
 /// Serves on `listener` until `shutdown` is cancelled.
-pub async fn run(listener: TcpListener, shutdown: CancellationToken) {
+pub async fn run(listener: TcpListener, settings: Settings, shutdown: CancellationToken) {
     let hub = Arc::new(Hub {
+        settings,
         registry: Mutex::default(),
         pending: forward::Pending::default(),
         shutdown: shutdown.clone(),

@@ -60,7 +60,7 @@ async fn main() -> ExitCode {
         signals.recv().await;
         on_signal.cancel();
     });
-    route::run(listener, shutdown).await;
+    route::run(listener, route::Settings::from_config(&config), shutdown).await;
     tracing::info!("route stopped");
     ExitCode::SUCCESS
 }

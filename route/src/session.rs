@@ -16,12 +16,41 @@ use tracing::{debug, info, warn};
 
 use crate::registry::VnetLink;
 use crate::Hub;
+use proto::auth::{Nonce, Token};
 use proto::VnetId;
 
 /// Events queued for one vnet before it counts as not reading.
 const CONTROL_QUEUE: usize = 1024;
 
-/// Runs a control connection whose hello has been read.
+/// Challenges a vnet whose hello has been read: sends the route's nonce
+/// and proof, and checks the vnet's proof. Nothing about the registry is
+/// said before this succeeds.
+///
+/// # Errors
+/// The reason to give the vnet (and log).
+pub async fn authenticate(
+    conn: &mut Framed<TcpStream, RouteCodec>,
+    token: &Token,
+    name: &str,
+    group: &str,
+    vnet_nonce: Nonce,
+) -> Result<(), String> {
+    let route_nonce = Nonce(rand::random());
+    let challenge = RouteMsg::Challenge {
+        nonce: route_nonce,
+        proof: token.route_proof(&vnet_nonce, &route_nonce),
+    };
+    conn.send(challenge).await.map_err(|e| e.to_string())?;
+    match proto::io::next_message(conn).await {
+        Ok(VnetMsg::Auth { proof }) if proof.matches(&token.vnet_proof(&route_nonce, &vnet_nonce, name, group)) => Ok(()),
+        Ok(VnetMsg::Auth { .. }) => Err("authentication failed: wrong or missing token".into()),
+        Ok(_) => Err("expected the token proof".into()),
+        Err(proto::io::HandshakeError::Closed) => Err("the vnet left without proving the token: it did not accept the route's proof (tokens differ, or only the route has one)".into()),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Runs a control connection whose hello has been read and checked.
 pub async fn run(
     mut framed: Framed<TcpStream, RouteCodec>,
     name: String,

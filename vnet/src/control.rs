@@ -7,6 +7,7 @@
 //! reconnect exactly the active ones are registered again, with the ids
 //! they had (a dynamic id is kept when still free).
 use futures::{SinkExt, StreamExt};
+use proto::auth::Nonce;
 use proto::codec::VnetCodec;
 use proto::message::{Request, Response, RouteMsg, ServeSpec, VnetMsg};
 use proto::ServeId;
@@ -86,8 +87,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::Receiver<Comman
                     Ended::Lost(why) => warn!(%why, "lost the route; reconnecting"),
                 }
             }
-            Ok(Err(err)) => warn!(route = %settings.route.addr(), %err, "cannot connect to route"),
-            Err(_) => warn!(route = %settings.route.addr(), "route did not answer in time"),
+            Ok(Err(err)) => {
+                warn!(route = %settings.route.addr(), %err, "cannot connect to route");
+                shared
+                    .status
+                    .send_modify(|s| s.route_error = Some(err.to_string()));
+            }
+            Err(_) => {
+                warn!(route = %settings.route.addr(), "route did not answer in time");
+                shared
+                    .status
+                    .send_modify(|s| s.route_error = Some("route did not answer in time".into()));
+            }
         }
         let delay = jitter(backoff);
         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -142,29 +153,65 @@ async fn connect(shared: &Shared) -> Result<(Link, Session), DialError> {
         .map_err(proto::io::HandshakeError::from)?;
     let mut last = None;
     for addr in addrs {
-        let hello = VnetMsg::Hello {
-            name: settings.vnet.name.clone(),
-            group: settings.vnet.group.clone(),
-        };
-        match data::open(addr, hello).await {
-            Ok((link, RouteMsg::Welcome { vnet_id, session })) => {
-                return Ok((
-                    link,
-                    Session {
-                        vnet_id,
-                        key: session,
-                        route: addr,
-                    },
-                ));
-            }
-            Ok((_, RouteMsg::Refused { reason })) => return Err(DialError::Refused(reason)),
-            Ok(_) => return Err(DialError::Unexpected("message before welcome")),
-            Err(err) => last = Some(err),
+        match handshake(addr, &settings).await {
+            Err(DialError::Handshake(err)) => last = Some(DialError::Handshake(err)),
+            done => return done,
         }
     }
     Err(last.unwrap_or(DialError::Refused(
         "route address resolved to nothing".into(),
     )))
+}
+
+/// Hello, challenge, proof, welcome: see `proto::auth`. The route must
+/// prove it knows our token before we prove we do.
+async fn handshake(
+    addr: std::net::SocketAddr,
+    settings: &crate::Settings,
+) -> Result<(Link, Session), DialError> {
+    let (name, group) = (&settings.vnet.name, &settings.vnet.group);
+    let token = &settings.route.token;
+    let vnet_nonce = Nonce(rand::random());
+    let hello = VnetMsg::Hello {
+        name: name.clone(),
+        group: group.clone(),
+        nonce: vnet_nonce,
+    };
+    let (mut link, route_nonce) = match data::open(addr, hello).await? {
+        (link, RouteMsg::Challenge { nonce, proof })
+            if proof.matches(&token.route_proof(&vnet_nonce, &nonce)) =>
+        {
+            (link, nonce)
+        }
+        (_, RouteMsg::Challenge { .. }) if token.is_set() => {
+            return Err(DialError::Refused("the route could not prove it knows our token: the tokens differ, or the route has none".into()));
+        }
+        (_, RouteMsg::Challenge { .. }) => {
+            return Err(DialError::Refused(
+                "the route requires a token: set token= in [route]".into(),
+            ))
+        }
+        (_, RouteMsg::Refused { reason }) => return Err(DialError::Refused(reason)),
+        _ => return Err(DialError::Unexpected("message instead of a challenge")),
+    };
+    let auth = VnetMsg::Auth {
+        proof: token.vnet_proof(&route_nonce, &vnet_nonce, name, group),
+    };
+    link.send(auth)
+        .await
+        .map_err(proto::io::HandshakeError::from)?;
+    match proto::io::next_message(&mut link).await? {
+        RouteMsg::Welcome { vnet_id, session } => Ok((
+            link,
+            Session {
+                vnet_id,
+                key: session,
+                route: addr,
+            },
+        )),
+        RouteMsg::Refused { reason } => Err(DialError::Refused(reason)),
+        _ => Err(DialError::Unexpected("message before welcome")),
+    }
 }
 
 /// After the link drops: the route has withdrawn our serves. Streams

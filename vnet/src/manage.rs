@@ -365,18 +365,26 @@ impl VnetHandle {
             }
         }
 
+        // New serves enter the model first. A reconnect then registers
+        // every active serve by itself; without one, each new serve is
+        // registered here. Never both, or a serve would register twice.
+        let mut to_register = Vec::new();
+        for serve in wanted_serves {
+            if self.serve_insert(ServeStatus::new(serve.clone())).is_ok() && serve.active {
+                to_register.push(serve.key);
+            }
+        }
         if reconnect {
             let _ = shared.commands.send(Command::Reconnect).await;
             summary.reconnected = true;
-        }
-        // Start what is new only after old listeners have been released,
-        // so a use that moved keeps its port. Errors show in the status.
-        for serve in wanted_serves {
-            let key = serve.key.clone();
-            if self.serve_insert(ServeStatus::new(serve.clone())).is_ok() && serve.active {
+        } else {
+            for key in to_register {
                 let _ = shared.commands.send(Command::Register(key, None)).await;
             }
         }
+        // Uses start after the old listeners were released (deletes above
+        // await that), so a use that moved keeps its port. Errors show in
+        // the status.
         for use_ in wanted_uses {
             let key = use_.key.clone();
             let active = use_.active && use_.serve_id.is_some();

@@ -21,6 +21,8 @@ use crate::config::{ServeConfig, UseConfig};
 pub struct Status {
     /// Our id at the route while the control connection is up.
     pub vnet_id: Option<VnetId>,
+    /// Why the last attempt to reach the route failed, until one succeeds.
+    pub route_error: Option<String>,
     /// Serves by key (the part after `serve.`).
     pub serves: BTreeMap<String, ServeStatus>,
     /// Uses by key.

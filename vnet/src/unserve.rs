@@ -82,29 +82,6 @@ async fn grant(
         return Err(format!("{ip}:{port} is not a valid address"));
     }
     let key = format!("unserve-{ip}-{port}");
-    {
-        let status = shared.status.borrow();
-        if let Some(existing) = status.serve_id(&key) {
-            // The same service asked for again: same id, and its expiry
-            // starts over.
-            if let Some(renew) = shared.grants().get(&key) {
-                renew.notify_one();
-            }
-            return Ok(existing);
-        }
-        let live = status.serves.values().filter(|s| s.grant.is_some()).count();
-        if live >= settings.unserve_num as usize {
-            return Err(format!(
-                "{me} already holds {live} grant(s) (unserve_num={})",
-                settings.unserve_num
-            ));
-        }
-    }
-    match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect((ip, port))).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => return Err(format!("nothing answers at {ip}:{port} on {me}: {err}")),
-        Err(_) => return Err(format!("{ip}:{port} on {me} did not answer in time")),
-    }
     let config = ServeConfig {
         key: key.clone(),
         name: "unserve".into(),
@@ -112,13 +89,56 @@ async fn grant(
         ip: ip.to_string(),
         port,
         info: format!("granted to vnet {from} ({from_name})"),
-        active: true,
+        active: false,
     };
     let mut serve = ServeStatus::new(config);
     serve.grant = Some(format!("vnet {from} ({from_name})"));
     let traffic = serve.traffic.clone();
+    // Count and reserve in one step, so concurrent asks cannot all pass
+    // the count while the first one probes.
+    let mut outcome = Err(String::new());
+    shared.status.send_if_modified(|s| {
+        if let Some(existing) = s.serve_id(&key) {
+            outcome = Ok(Some(existing));
+            return false;
+        }
+        if s.serves.contains_key(&key) {
+            outcome = Err(format!(
+                "{ip}:{port} is being granted already, or is a serve of {me}; ask again shortly"
+            ));
+            return false;
+        }
+        let live = s.serves.values().filter(|s| s.grant.is_some()).count();
+        if live >= settings.unserve_num as usize {
+            outcome = Err(format!(
+                "{me} already holds {live} grant(s) (unserve_num={})",
+                settings.unserve_num
+            ));
+            return false;
+        }
+        s.serves.insert(key.clone(), serve);
+        outcome = Ok(None);
+        true
+    });
+    if let Some(existing) = outcome? {
+        // The same service asked for again: same id, and its expiry
+        // starts over.
+        if let Some(renew) = shared.grants().get(&key) {
+            renew.notify_one();
+        }
+        return Ok(existing);
+    }
+    let reachable = match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect((ip, port))).await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(format!("nothing answers at {ip}:{port} on {me}: {err}")),
+        Err(_) => Err(format!("{ip}:{port} on {me} did not answer in time")),
+    };
     let handle = VnetHandle::from_shared(shared.clone());
-    handle.serve_insert(serve).map_err(|e| e.to_string())?;
+    if let Err(reason) = reachable {
+        let _ = handle.serve_delete(&key);
+        return Err(reason);
+    }
     let id = match handle.serve_open(&key).await {
         Ok(id) => id,
         Err(err) => {
@@ -167,7 +187,15 @@ async fn expire_when_idle(
             _ = tokio::time::sleep(idle) => break,
         }
     }
-    handle.shared().grants().remove(&key);
+    {
+        // A grant deleted by hand and granted anew has a new entry: that
+        // one is not ours to withdraw.
+        let mut grants = handle.shared().grants();
+        if !grants.get(&key).is_some_and(|g| Arc::ptr_eq(g, &renewed)) {
+            return;
+        }
+        grants.remove(&key);
+    }
     // Deleted by hand meanwhile: nothing left to withdraw.
     if handle
         .status()

@@ -9,6 +9,7 @@
 use proto::io::{splice, Unframed};
 use proto::message::VnetMsg;
 use proto::ServeId;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -34,6 +35,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, key: &str) {
     };
     let cancel = shared.shutdown.child_token();
     let (done_tx, done) = oneshot::channel();
+    let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
     {
         let mut tasks = shared.use_tasks();
         if tasks.contains_key(key) {
@@ -44,6 +46,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, key: &str) {
             UseTask {
                 cancel: cancel.clone(),
                 done,
+                generation,
             },
         );
     }
@@ -56,9 +59,18 @@ pub(crate) fn spawn(shared: &Arc<Shared>, key: &str) {
         traffic,
         grant,
     };
+    let owner = shared.clone();
+    let key = key.to_string();
     shared.tracker.spawn(
         async move {
             task.run(config.ip, config.port).await;
+            // An ended task (a failed bind, say) must not block the next
+            // `use open`; a newer task under the same key is not ours.
+            let mut tasks = owner.use_tasks();
+            if tasks.get(&key).is_some_and(|t| t.generation == generation) {
+                tasks.remove(&key);
+            }
+            drop(tasks);
             drop(done_tx);
         }
         .instrument(span),
@@ -71,7 +83,11 @@ pub(crate) struct UseTask {
     /// Resolves (with an error) once the task has ended and its listener
     /// is closed.
     done: oneshot::Receiver<()>,
+    /// Tells this task's entry from a later one under the same key.
+    generation: u64,
 }
+
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Stops the use `key`: its listener and connections close. Await the
 /// returned receiver to know the port is free again.

@@ -18,7 +18,11 @@ fn vnet_with_route(route_ip: &str, port: u16, body: &str) -> Vnet {
 async fn maps_through(listener: TcpListener, route_ip: &str) {
     let port = listener.local_addr().unwrap().port();
     let shutdown = CancellationToken::new();
-    let route = tokio::spawn(route::run(listener, shutdown.clone()));
+    let route = tokio::spawn(route::run(
+        listener,
+        route::Settings::default(),
+        shutdown.clone(),
+    ));
     let echo = tagged_echo("addressed").await;
     let home = vnet_with_route(route_ip, port, &serve_section("echo", 42, echo));
     let office = vnet_with_route(route_ip, port, &use_section("echo", 42));

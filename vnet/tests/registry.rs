@@ -209,7 +209,11 @@ async fn vnets_reconnect_and_mappings_resume_after_a_route_restart() {
         .await
         .unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(route::run(listener, shutdown.clone()));
+    let task = tokio::spawn(route::run(
+        listener,
+        route::Settings::default(),
+        shutdown.clone(),
+    ));
     assert_eq!(serving.registered("web").await, 900);
     assert_eq!(user.open_use("web").await, addr);
     assert_eq!(connect_tagged(addr).await.1, "after-restart");

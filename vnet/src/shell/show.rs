@@ -288,6 +288,7 @@ pub fn vnet(status: &Status, settings: &VnetSettings, route: &RouteSection, json
             "group": settings.group,
             "route": route.addr(),
             "connected": status.vnet_id.is_some(),
+            "route_error": status.route_error,
             "terminal": settings.terminal,
             "allow_unserve": settings.allow_unserve,
             "unserve_remote": settings.unserve_remote,

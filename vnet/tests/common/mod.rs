@@ -35,7 +35,11 @@ impl Route {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(route::run(listener, shutdown.clone()));
+        let task = tokio::spawn(route::run(
+            listener,
+            route::Settings::default(),
+            shutdown.clone(),
+        ));
         Self {
             addr,
             shutdown,

@@ -1,0 +1,181 @@
+//! Token authentication: matching tokens connect, anything else is refused
+//! with a clear message on both sides, and a recorded handshake cannot be
+//! replayed.
+mod common;
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use proto::auth::{Nonce, Token};
+use proto::codec::VnetCodec;
+use proto::message::{RouteMsg, VnetMsg};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+async fn route_with_token(
+    token: &str,
+) -> (
+    std::net::SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let settings = route::Settings {
+        token: Token::new(token),
+        ..Default::default()
+    };
+    let task = tokio::spawn(route::run(listener, settings, shutdown.clone()));
+    (addr, shutdown, task)
+}
+
+fn vnet_with_token(route: std::net::SocketAddr, token: Option<&str>, body: &str) -> Vnet {
+    let token_line = token.map_or_else(String::new, |t| format!("token={t}\n"));
+    let text = format!(
+        "[route]\nip=127.0.0.1\nport={}\n{token_line}{body}",
+        route.port()
+    );
+    Vnet {
+        handle: vnet::start(
+            vnet::VnetConfig::parse("test.ini", &text).unwrap(),
+            CancellationToken::new(),
+        ),
+    }
+}
+
+async fn refusal(vnet: &Vnet) -> String {
+    let status = vnet.wait("a refusal", |s| s.route_error.is_some()).await;
+    assert!(status.vnet_id.is_none());
+    status.route_error.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matching_tokens_connect_and_carry_bytes() {
+    let (addr, shutdown, task) = route_with_token("s3cret; with spaces").await;
+    let echo = tagged_echo("authed").await;
+    let home = vnet_with_token(
+        addr,
+        Some("s3cret; with spaces"),
+        &serve_section("echo", 700, echo),
+    );
+    let office = vnet_with_token(addr, Some("s3cret; with spaces"), &use_section("echo", 700));
+    assert_eq!(
+        connect_tagged(office.open_use("echo").await).await.1,
+        "authed"
+    );
+    office.stop().await;
+    home.stop().await;
+    shutdown.cancel();
+    within("route ends", task).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_tokens_are_refused_with_a_reason() {
+    let (addr, shutdown, task) = route_with_token("right").await;
+    let wrong = vnet_with_token(addr, Some("wrong"), "");
+    assert!(refusal(&wrong)
+        .await
+        .contains("could not prove it knows our token"));
+    let missing = vnet_with_token(addr, None, "");
+    assert!(refusal(&missing)
+        .await
+        .contains("the route requires a token: set token= in [route]"));
+    wrong.stop().await;
+    missing.stop().await;
+    shutdown.cancel();
+    within("route ends", task).await.unwrap();
+
+    let (open_addr, shutdown, task) = route_with_token("").await;
+    let extra = vnet_with_token(open_addr, Some("mine"), "");
+    let reason = refusal(&extra).await;
+    assert!(
+        reason.contains("the tokens differ, or the route has none"),
+        "{reason}"
+    );
+    extra.stop().await;
+    shutdown.cancel();
+    within("route ends", task).await.unwrap();
+}
+
+/// A raw control connection: preamble and hello with a chosen nonce.
+async fn hello(
+    addr: std::net::SocketAddr,
+    nonce: Nonce,
+) -> (Framed<TcpStream, VnetCodec>, RouteMsg) {
+    let (framed, first) = within(
+        "hello",
+        vnet::data::open(
+            addr,
+            VnetMsg::Hello {
+                name: "eve".into(),
+                group: "default".into(),
+                nonce,
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    (framed, first)
+}
+
+/// Everything the route still sends before it closes.
+async fn rest(mut framed: Framed<TcpStream, VnetCodec>) -> Vec<RouteMsg> {
+    let mut got = Vec::new();
+    while let Some(Ok(msg)) = within("route closes", framed.next()).await {
+        got.push(msg);
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_handshake_cannot_be_replayed_and_refusal_tells_nothing() {
+    let (addr, shutdown, task) = route_with_token("right").await;
+    let echo = tagged_echo("secret-service").await;
+    let home = vnet_with_token(addr, Some("right"), &serve_section("echo", 700, echo));
+    home.registered("echo").await;
+
+    // A legitimate exchange, as an eavesdropper would record it.
+    let token = Token::new("right");
+    let vnet_nonce = Nonce([7; 32]);
+    let (mut first, challenge) = hello(addr, vnet_nonce).await;
+    let RouteMsg::Challenge {
+        nonce: first_route_nonce,
+        ..
+    } = challenge
+    else {
+        panic!("{challenge:?}")
+    };
+    let recorded = token.vnet_proof(&first_route_nonce, &vnet_nonce, "eve", "default");
+    first.send(VnetMsg::Auth { proof: recorded }).await.unwrap();
+    let welcome = within("welcome", first.next()).await.unwrap().unwrap();
+    assert!(matches!(welcome, RouteMsg::Welcome { .. }), "{welcome:?}");
+
+    // Replayed on a new connection: the route's nonce is new, the proof
+    // is stale, and the refusal reveals no serve.
+    let (mut second, challenge) = hello(addr, vnet_nonce).await;
+    let RouteMsg::Challenge {
+        nonce: second_route_nonce,
+        ..
+    } = challenge
+    else {
+        panic!("{challenge:?}")
+    };
+    assert_ne!(first_route_nonce, second_route_nonce);
+    second
+        .send(VnetMsg::Auth { proof: recorded })
+        .await
+        .unwrap();
+    let after = rest(second).await;
+    assert_eq!(
+        after,
+        vec![RouteMsg::Refused {
+            reason: "authentication failed: wrong or missing token".into()
+        }]
+    );
+
+    drop(first);
+    home.stop().await;
+    shutdown.cancel();
+    within("route ends", task).await.unwrap();
+}
