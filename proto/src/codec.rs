@@ -107,6 +107,7 @@ mod tests {
         let reply = RouteMsg::Welcome {
             vnet_id: VnetId(3),
             session: crate::SessionKey(1),
+            heartbeat_secs: 30,
         };
         route.encode(reply.clone(), &mut buf).unwrap();
         assert_eq!(vnet.decode(&mut buf).unwrap(), Some(reply));

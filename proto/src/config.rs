@@ -324,10 +324,21 @@ pub struct RouteSection {
     pub port: u16,
     /// Shared secret both sides prove they know; none by default.
     pub token: Token,
+    /// Seconds of silence after which either side counts the control
+    /// connection as dead. Default 30.
+    pub heartbeat: u32,
 }
 
-/// Keys `[route]` may hold.
-pub const ROUTE_KEYS: &[&str] = &["ip", "port", "token"];
+/// Keys `[route]` may hold. One file may serve both programs, so each
+/// accepts the other's keys: the limits are the route's alone.
+pub const ROUTE_KEYS: &[&str] = &[
+    "ip",
+    "port",
+    "token",
+    "heartbeat",
+    "max_vnets",
+    "max_serves_per_vnet",
+];
 
 impl RouteSection {
     /// Reads `[route]`; both `ip` and `port` are required, as in the
@@ -351,7 +362,13 @@ impl RouteSection {
             .port("port", 0)?
             .ok_or_else(|| section.error("port", "is required but missing"))?;
         let token = Token::new(section.get("token").unwrap_or(""));
-        Ok(Self { ip, port, token })
+        let heartbeat = section.number("heartbeat", 1..=3600)?.unwrap_or(30);
+        Ok(Self {
+            ip,
+            port,
+            token,
+            heartbeat,
+        })
     }
 
     /// `ip:port`, with brackets around an IPv6 address.
@@ -403,7 +420,7 @@ mod tests {
             ),
             (
                 "[route]\nip=h\nport=1\nprot=2\n",
-                "c.ini: [route] prot: unknown key (known here: ip, port, token)",
+                "c.ini: [route] prot: unknown key (known here: ip, port, token, heartbeat, max_vnets, max_serves_per_vnet)",
             ),
             (
                 "[route]\nip=h\nport=1\nport=2\n",

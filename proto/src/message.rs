@@ -132,6 +132,9 @@ pub enum RouteMsg {
         /// Secret the vnet puts in each `Visit` while this control
         /// connection lasts.
         session: SessionKey,
+        /// The route drops a vnet it has heard nothing from for this many
+        /// seconds; the vnet pings well within it.
+        heartbeat_secs: u32,
     },
     /// A hello was refused; the connection closes after this.
     Refused {

@@ -9,8 +9,12 @@ use std::path::Path;
 /// Validated route settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
-    /// Where to listen.
+    /// Where to listen, token, heartbeat.
     pub listen: RouteSection,
+    /// Most vnets connected at once, all groups. Default 1000.
+    pub max_vnets: u32,
+    /// Most serves one vnet may register. Default 100.
+    pub max_serves_per_vnet: u32,
 }
 
 impl RouteConfig {
@@ -46,8 +50,14 @@ impl RouteConfig {
                 ));
             }
         }
+        let listen = RouteSection::from_ini(ini)?;
+        let section = ini.section("route").expect("checked by RouteSection");
         Ok(Self {
-            listen: RouteSection::from_ini(ini)?,
+            listen,
+            max_vnets: section.number("max_vnets", 1..=100_000)?.unwrap_or(1000),
+            max_serves_per_vnet: section
+                .number("max_serves_per_vnet", 1..=999)?
+                .unwrap_or(100),
         })
     }
 }

@@ -28,11 +28,28 @@ use tokio_util::task::TaskTracker;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the route runs, beyond where it listens.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Vnets must prove they know this token (empty: no token, and a vnet
     /// that has one is refused).
     pub token: proto::auth::Token,
+    /// A vnet silent this long is dropped; vnets ping well within it.
+    pub heartbeat: Duration,
+    /// Most vnets connected at once, all groups.
+    pub max_vnets: usize,
+    /// Most serves one vnet may register.
+    pub max_serves_per_vnet: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            token: proto::auth::Token::default(),
+            heartbeat: Duration::from_secs(30),
+            max_vnets: 1000,
+            max_serves_per_vnet: 100,
+        }
+    }
 }
 
 impl Settings {
@@ -40,6 +57,9 @@ impl Settings {
     pub fn from_config(config: &RouteConfig) -> Self {
         Self {
             token: config.listen.token.clone(),
+            heartbeat: Duration::from_secs(u64::from(config.listen.heartbeat)),
+            max_vnets: config.max_vnets as usize,
+            max_serves_per_vnet: config.max_serves_per_vnet as usize,
         }
     }
 }

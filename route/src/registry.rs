@@ -56,7 +56,13 @@ impl Registry {
         name: &str,
         link: VnetLink,
         now_unix: u64,
-    ) -> (VnetId, SessionKey, Vec<RouteMsg>) {
+        max_vnets: usize,
+    ) -> Result<(VnetId, SessionKey, Vec<RouteMsg>), String> {
+        if self.sessions.len() >= max_vnets {
+            return Err(format!(
+                "the route is full: {max_vnets} vnets are connected (max_vnets)"
+            ));
+        }
         let mut session = SessionKey(rand::random());
         while self.sessions.contains_key(&session) {
             session = SessionKey(rand::random());
@@ -81,7 +87,7 @@ impl Registry {
             .iter()
             .map(|(id, (owner, spec))| RouteMsg::ServeUp(entry(g, *id, *owner, spec)))
             .collect();
-        (vnet_id, session, snapshot)
+        Ok((vnet_id, session, snapshot))
     }
 
     /// Removes a vnet and all its serves, telling the group.
@@ -118,8 +124,19 @@ impl Registry {
         group: &str,
         vnet_id: VnetId,
         spec: ServeSpec,
+        max_serves: usize,
     ) -> Result<ServeId, String> {
         let g = self.groups.get_mut(group).ok_or("not joined")?;
+        let held = g
+            .serves
+            .values()
+            .filter(|(owner, _)| *owner == vnet_id)
+            .count();
+        if held >= max_serves {
+            return Err(format!(
+                "vnet {vnet_id} holds {held} serves already (max_serves_per_vnet={max_serves})"
+            ));
+        }
         let serve_id = match spec.serve_id {
             Some(id) if id.is_static() => {
                 if let Some((owner, held)) = g.serves.get(&id) {
@@ -278,14 +295,17 @@ mod tests {
         let mut reg = Registry::default();
         let (a, _ra) = link();
         let (b, _rb) = link();
-        let (va, _, _) = reg.join("g", "a", a, 0);
-        let (vb, _, _) = reg.join("g", "b", b, 0);
+        let (va, _, _) = reg.join("g", "a", a, 0, 10).unwrap();
+        let (vb, _, _) = reg.join("g", "b", b, 0, 10).unwrap();
         assert_eq!((va, vb), (VnetId(1), VnetId(2)));
-        assert_eq!(reg.register("g", va, spec("x", 7)).unwrap().get(), 7);
-        assert_eq!(reg.register("g", vb, spec("y", 7)).unwrap().get(), 1);
-        assert_eq!(reg.register("g", vb, spec("z", 0)).unwrap().get(), 2);
-        assert_eq!(reg.register("g", va, spec("s", 700)).unwrap().get(), 700);
-        let err = reg.register("g", vb, spec("t", 700)).unwrap_err();
+        assert_eq!(reg.register("g", va, spec("x", 7), 100).unwrap().get(), 7);
+        assert_eq!(reg.register("g", vb, spec("y", 7), 100).unwrap().get(), 1);
+        assert_eq!(reg.register("g", vb, spec("z", 0), 100).unwrap().get(), 2);
+        assert_eq!(
+            reg.register("g", va, spec("s", 700), 100).unwrap().get(),
+            700
+        );
+        let err = reg.register("g", vb, spec("t", 700), 100).unwrap_err();
         assert!(err.contains("700") && err.contains("vnet 01 (a)"), "{err}");
     }
 
@@ -295,10 +315,10 @@ mod tests {
         let (a, _ra) = link();
         let (b, mut rb) = link();
         let (c, _rc) = link();
-        let (va, _, _) = reg.join("g", "a", a, 0);
-        let (_, session_b, _) = reg.join("g", "b", b, 0);
-        let (_, session_c, _) = reg.join("other", "c", c, 0);
-        let id = reg.register("g", va, spec("x", 700)).unwrap();
+        let (va, _, _) = reg.join("g", "a", a, 0, 10).unwrap();
+        let (_, session_b, _) = reg.join("g", "b", b, 0, 10).unwrap();
+        let (_, session_c, _) = reg.join("other", "c", c, 0, 10).unwrap();
+        let id = reg.register("g", va, spec("x", 700), 100).unwrap();
         assert!(reg.visit(session_b, id).is_ok());
         assert!(reg.visit(session_c, id).is_err());
         assert!(matches!(rb.try_recv(), Ok(RouteMsg::ServeUp(_))));
@@ -306,6 +326,22 @@ mod tests {
         assert!(matches!(rb.try_recv(), Ok(RouteMsg::ServeDown { .. })));
         assert!(reg.visit(session_b, id).is_err());
         assert!(reg.serves("g").is_empty());
+    }
+
+    #[test]
+    fn limits_refuse_with_a_reason() {
+        let mut reg = Registry::default();
+        let (a, _ra) = link();
+        let (b, _rb) = link();
+        let (va, _, _) = reg.join("g", "a", a, 0, 1).unwrap();
+        let err = reg.join("g", "b", b, 0, 1).err().unwrap();
+        assert_eq!(err, "the route is full: 1 vnets are connected (max_vnets)");
+        reg.register("g", va, spec("x", 0), 1).unwrap();
+        let err = reg.register("g", va, spec("y", 0), 1).unwrap_err();
+        assert_eq!(
+            err,
+            "vnet 01 holds 1 serves already (max_serves_per_vnet=1)"
+        );
     }
 
     #[test]
@@ -318,11 +354,11 @@ mod tests {
         };
         let cancel = slow.cancel.clone();
         let (a, _ra) = link();
-        reg.join("g", "slow", slow, 0);
-        let (va, _, _) = reg.join("g", "a", a, 0);
-        reg.register("g", va, spec("x", 0)).unwrap();
+        reg.join("g", "slow", slow, 0, 10).unwrap();
+        let (va, _, _) = reg.join("g", "a", a, 0, 10).unwrap();
+        reg.register("g", va, spec("x", 0), 100).unwrap();
         assert!(!cancel.is_cancelled());
-        reg.register("g", va, spec("y", 0)).unwrap();
+        reg.register("g", va, spec("y", 0), 100).unwrap();
         assert!(cancel.is_cancelled());
     }
 }

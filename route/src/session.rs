@@ -66,38 +66,58 @@ pub async fn run(
         tx,
         cancel: cancel.clone(),
     };
-    let (vnet_id, session, snapshot) = hub.registry().join(&group, &name, link, now);
+    let joined = hub
+        .registry()
+        .join(&group, &name, link, now, hub.settings.max_vnets);
+    let (vnet_id, session, snapshot) = match joined {
+        Ok(joined) => joined,
+        Err(reason) => {
+            warn!(%name, %group, %reason, "vnet refused");
+            let _ = framed.send(RouteMsg::Refused { reason }).await;
+            return;
+        }
+    };
     info!(vnet = %vnet_id, %name, %group, "vnet joined");
+    let heartbeat = hub.settings.heartbeat;
+    let me = Peer {
+        hub: &hub,
+        group: &group,
+        name: &name,
+        vnet_id,
+    };
 
     let ended = async {
-        framed.feed(RouteMsg::Welcome { vnet_id, session }).await?;
+        let heartbeat_secs = u32::try_from(heartbeat.as_secs()).unwrap_or(u32::MAX);
+        framed
+            .feed(RouteMsg::Welcome {
+                vnet_id,
+                session,
+                heartbeat_secs,
+            })
+            .await?;
         for msg in snapshot {
             framed.feed(msg).await?;
         }
         framed.flush().await?;
+        // A vnet pings well within the heartbeat; silence this long means
+        // it is gone (cable pulled, process frozen).
+        let silence = tokio::time::sleep(heartbeat);
+        tokio::pin!(silence);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return Ok("dropped by the route"),
+                _ = &mut silence => return Ok("heartbeat missed"),
                 Some(event) = events.recv() => framed.send(event).await?,
                 frame = framed.next() => match frame {
                     None => return Ok("connection closed"),
                     Some(Err(err)) => return Err(err),
-                    Some(Ok(VnetMsg::Request { id, body: Request::Unserve { vnet_id: to, ip, port } })) => {
-                        // Answered later, when the other vnet decides.
-                        if let Err(reason) = ask_unserve(&hub, &group, vnet_id, &name, id, to, ip, port) {
-                            framed.send(RouteMsg::Response { id, body: Response::Error(reason) }).await?;
+                    Some(Ok(msg)) => {
+                        silence.as_mut().reset(tokio::time::Instant::now() + heartbeat);
+                        match me.handle(msg) {
+                            Ok(Some(reply)) => framed.send(reply).await?,
+                            Ok(None) => {}
+                            Err(why) => return Ok(why),
                         }
-                    }
-                    Some(Ok(VnetMsg::Request { id, body })) => {
-                        let body = answer(&hub, &group, vnet_id, body);
-                        framed.send(RouteMsg::Response { id, body }).await?;
-                    }
-                    Some(Ok(VnetMsg::UnserveAnswer { to, request, result })) => {
-                        pass_unserve_answer(&hub, &group, vnet_id, to, request, result);
-                    }
-                    Some(Ok(other)) => {
-                        warn!(vnet = %vnet_id, msg = ?other, "unexpected message on a control connection; dropping vnet");
-                        return Ok("protocol violation");
                     }
                 },
             }
@@ -112,7 +132,63 @@ pub async fn run(
     }
 }
 
-fn answer(hub: &Hub, group: &str, vnet_id: VnetId, request: Request) -> Response {
+/// One connected vnet, as its control task sees it.
+struct Peer<'a> {
+    hub: &'a Hub,
+    group: &'a str,
+    name: &'a str,
+    vnet_id: VnetId,
+}
+
+impl Peer<'_> {
+    /// Handles one message; returns what to send back, or why to drop the
+    /// vnet.
+    fn handle(&self, msg: VnetMsg) -> Result<Option<RouteMsg>, &'static str> {
+        let (hub, group, vnet_id) = (self.hub, self.group, self.vnet_id);
+        match msg {
+            VnetMsg::Request {
+                id,
+                body:
+                    Request::Unserve {
+                        vnet_id: to,
+                        ip,
+                        port,
+                    },
+            } => {
+                // Answered later, when the other vnet decides.
+                let asked = ask_unserve(hub, group, vnet_id, self.name, id, to, ip, port);
+                Ok(asked.err().map(|reason| RouteMsg::Response {
+                    id,
+                    body: Response::Error(reason),
+                }))
+            }
+            VnetMsg::Request { id, body } => {
+                let body = answer(hub, group, vnet_id, body, hub.settings.max_serves_per_vnet);
+                Ok(Some(RouteMsg::Response { id, body }))
+            }
+            VnetMsg::UnserveAnswer {
+                to,
+                request,
+                result,
+            } => {
+                pass_unserve_answer(hub, group, vnet_id, to, request, result);
+                Ok(None)
+            }
+            other => {
+                warn!(vnet = %vnet_id, msg = ?other, "unexpected message on a control connection; dropping vnet");
+                Err("protocol violation")
+            }
+        }
+    }
+}
+
+fn answer(
+    hub: &Hub,
+    group: &str,
+    vnet_id: VnetId,
+    request: Request,
+    max_serves: usize,
+) -> Response {
     debug!(vnet = %vnet_id, ?request, "request");
     match request {
         Request::RegisterServe(spec) if spec.kind != "tcp" => {
@@ -121,7 +197,7 @@ fn answer(hub: &Hub, group: &str, vnet_id: VnetId, request: Request) -> Response
         Request::RegisterServe(spec) => {
             let name = spec.name.clone();
             let wanted = spec.serve_id;
-            match hub.registry().register(group, vnet_id, spec) {
+            match hub.registry().register(group, vnet_id, spec, max_serves) {
                 Ok(serve_id) => {
                     info!(vnet = %vnet_id, serve = %serve_id, %name, "serve registered");
                     if wanted.is_some_and(|w| w != serve_id) {

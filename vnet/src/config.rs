@@ -45,6 +45,9 @@ pub struct VnetSettings {
     pub unserve_expire: u64,
     /// Seconds a grant lives after its last connection closes. Default 60.
     pub unserve_linger: u64,
+    /// Most concurrent connections per use and per serve; more are
+    /// refused with a log line. Default 16384.
+    pub max_connections: u32,
 }
 
 impl Default for VnetSettings {
@@ -60,6 +63,7 @@ impl Default for VnetSettings {
             unserve_num: 1,
             unserve_expire: 180,
             unserve_linger: 60,
+            max_connections: 16384,
         }
     }
 }
@@ -110,6 +114,7 @@ const VNET_KEYS: &[&str] = &[
     "unserve_num",
     "unserve_expire",
     "unserve_linger",
+    "max_connections",
 ];
 const SERVE_KEYS: &[&str] = &["serveid", "type", "ip", "port", "name", "info", "active"];
 const USE_KEYS: &[&str] = &["serveid", "ip", "port", "active"];
@@ -242,6 +247,9 @@ fn settings(section: &Section<'_>) -> Result<VnetSettings, ConfigError> {
             .unwrap_or(d.unserve_num),
         unserve_expire: seconds(section, "unserve_expire", d.unserve_expire)?,
         unserve_linger: seconds(section, "unserve_linger", d.unserve_linger)?,
+        max_connections: section
+            .number("max_connections", 1..=1_000_000)?
+            .unwrap_or(d.max_connections),
     })
 }
 
@@ -421,7 +429,7 @@ mod tests {
             ("[use.a]\nserveid=1\nip=0.0.0.0\nport=80\n[use.b]\nserveid=2\nport=80\n", "c.ini: [use.b] port: port 80 is already used by [use.a]"),
             ("[serve.a]\nport=1\nserveid=700\n[serve.b]\nport=2\nserveid=700\n", "c.ini: [serve.b] serveid: 700 is already used by [serve.a]"),
             ("[vnet]\nterminal=maybe\n", "c.ini: [vnet] terminal: \"maybe\" is not true or false"),
-            ("[vnet]\nnmae=x\n", "c.ini: [vnet] nmae: unknown key (known here: name, group, terminal, startserve, startuse, allow_unserve, unserve_remote, unserve_num, unserve_expire, unserve_linger)"),
+            ("[vnet]\nnmae=x\n", "c.ini: [vnet] nmae: unknown key (known here: name, group, terminal, startserve, startuse, allow_unserve, unserve_remote, unserve_num, unserve_expire, unserve_linger, max_connections)"),
             ("[vnet]\nunserve_num=-1\n", "c.ini: [vnet] unserve_num: \"-1\" is not a number in 0-999"),
             ("[serves.a]\nport=1\n", "c.ini: [serves.a]: unknown section (known: route, vnet, serve.NAME, use.NAME)"),
         ];

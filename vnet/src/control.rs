@@ -34,6 +34,8 @@ type RegisterReply = Option<oneshot::Sender<Result<ServeId, VnetError>>>;
 enum InFlight {
     Register(String, RegisterReply),
     Unregister,
+    /// A keep-alive ping; any answer will do.
+    Heartbeat,
     Reply(oneshot::Sender<Result<Response, VnetError>>),
 }
 
@@ -73,10 +75,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::Receiver<Comman
                 backoff = BACKOFF_MIN;
                 info!(route = %session.route, vnet = %session.vnet_id, name = %settings.vnet.name, group = %settings.vnet.group, "connected to route");
                 shared.session.send_replace(Some(session));
-                shared
-                    .status
-                    .send_modify(|s| s.vnet_id = Some(session.vnet_id));
-                let ended = follow(&shared, link, &mut commands).await;
+                shared.status.send_modify(|s| {
+                    s.vnet_id = Some(session.vnet_id);
+                    s.route_error = None;
+                    s.connects += 1;
+                });
+                let ended = follow(&shared, link, session, &mut commands).await;
                 forget_session(&shared);
                 match ended {
                     Ended::Shutdown => return,
@@ -201,12 +205,19 @@ async fn handshake(
         .await
         .map_err(proto::io::HandshakeError::from)?;
     match proto::io::next_message(&mut link).await? {
-        RouteMsg::Welcome { vnet_id, session } => Ok((
+        RouteMsg::Welcome {
+            vnet_id,
+            session,
+            heartbeat_secs,
+        } => Ok((
             link,
             Session {
                 vnet_id,
                 key: session,
                 route: addr,
+                heartbeat: Duration::from_secs(u64::from(
+                    heartbeat_secs.clamp(1, settings.route.heartbeat),
+                )),
             },
         )),
         RouteMsg::Refused { reason } => Err(DialError::Refused(reason)),
@@ -250,6 +261,7 @@ fn registration(shared: &Shared, key: &str) -> Option<Request> {
 async fn follow(
     shared: &Arc<Shared>,
     mut link: Link,
+    session: Session,
     commands: &mut mpsc::Receiver<Command>,
 ) -> Ended {
     let mut requests = Requests::default();
@@ -266,9 +278,24 @@ async fn follow(
     if let Err(err) = link.flush().await {
         return Ended::Lost(err.to_string());
     }
+    // Ping every third of the heartbeat; a route silent for a whole one is
+    // gone (cable pulled, process frozen) and we reconnect.
+    let heartbeat = session.heartbeat;
+    let mut pings =
+        tokio::time::interval_at(tokio::time::Instant::now() + heartbeat / 3, heartbeat / 3);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let silence = tokio::time::sleep(heartbeat);
+    tokio::pin!(silence);
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return Ended::Shutdown,
+            _ = &mut silence => return Ended::Lost(format!("no word from the route for {heartbeat:?}")),
+            _ = pings.tick() => {
+                let id = requests.track(InFlight::Heartbeat);
+                if let Err(err) = link.send(VnetMsg::Request { id, body: Request::Ping }).await {
+                    return Ended::Lost(err.to_string());
+                }
+            }
             Some(command) = commands.recv() => {
                 let msg = match command {
                     Command::Reconnect => return Ended::Reconnect,
@@ -293,11 +320,16 @@ async fn follow(
                     return Ended::Lost(err.to_string());
                 }
             },
-            frame = link.next() => match frame {
+            frame = link.next() => {
+                if let Some(Ok(_)) = &frame {
+                    silence.as_mut().reset(tokio::time::Instant::now() + heartbeat);
+                }
+                match frame {
                 None => return Ended::Lost("route closed the connection".into()),
                 Some(Err(err)) => return Ended::Lost(err.to_string()),
                 Some(Ok(RouteMsg::Response { id, body })) => match requests.in_flight.remove(&id) {
                     Some(InFlight::Register(key, reply)) => registered(shared, key, body, reply),
+                    Some(InFlight::Heartbeat) => {}
                     Some(InFlight::Unregister) => {
                         if let Response::Error(reason) = body { debug!(%reason, "unregister"); }
                     }
@@ -317,6 +349,7 @@ async fn follow(
                     unserve::on_ask(shared, from, from_name, request, ip, port);
                 }
                 Some(Ok(other)) => return Ended::Lost(format!("unexpected message from route: {other:?}")),
+                }
             },
         }
     }

@@ -79,6 +79,9 @@ pub(crate) struct Session {
     pub key: SessionKey,
     /// The route address that answered; data connections go there too.
     pub route: SocketAddr,
+    /// Silence after which the link counts as dead: the smaller of ours
+    /// and the route's. We ping every third of it.
+    pub heartbeat: Duration,
 }
 
 /// A registered serve, as stream requests find it.

@@ -33,6 +33,13 @@ pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeI
                 let _ = data::dial(session.route, VnetMsg::Accept { ticket, result: Err(reason) }).await;
                 return;
             };
+            let max = shared.settings().vnet.max_connections as usize;
+            if serve.traffic.connections() >= max {
+                let reason = format!("serve {} is at its connection limit ({max}, max_connections)", serve.config.name);
+                warn!(%reason, "stream refused");
+                let _ = data::dial(session.route, VnetMsg::Accept { ticket, result: Err(reason) }).await;
+                return;
+            }
             let counted = StreamGuard::new(&shared.status, serve.traffic.clone());
             let c = &serve.config;
             let addr = format!("{}:{}", c.ip, c.port);

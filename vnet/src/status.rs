@@ -23,6 +23,9 @@ pub struct Status {
     pub vnet_id: Option<VnetId>,
     /// Why the last attempt to reach the route failed, until one succeeds.
     pub route_error: Option<String>,
+    /// Control connections established so far; grows by one per
+    /// (re)connect.
+    pub connects: u64,
     /// Serves by key (the part after `serve.`).
     pub serves: BTreeMap<String, ServeStatus>,
     /// Uses by key.

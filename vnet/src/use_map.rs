@@ -58,6 +58,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, key: &str) {
         cancel,
         traffic,
         grant,
+        max_connections: shared.settings().vnet.max_connections as usize,
     };
     let owner = shared.clone();
     let key = key.to_string();
@@ -104,6 +105,8 @@ struct Use {
     cancel: CancellationToken,
     traffic: Arc<Traffic>,
     grant: bool,
+    /// `[vnet] max_connections`, read when the use started.
+    max_connections: usize,
 }
 
 impl Use {
@@ -170,6 +173,9 @@ impl Use {
                     self.set_status(|u| u.open = open);
                 }
                 accepted = listener.accept() => match accepted {
+                    Ok((_, peer)) if open && self.traffic.connections() >= self.max_connections => {
+                        warn!(%peer, max_connections = self.max_connections, "connection refused: the use is at its connection limit");
+                    }
                     Ok((client, peer)) if open => {
                         let span = tracing::info_span!("conn", %peer);
                         let visit = visit(self.shared.clone(), client, serve_id, self.cancel.clone(), self.traffic.clone());

@@ -205,3 +205,11 @@ pub fn serve_section(key: &str, serveid: u16, addr: SocketAddr) -> String {
 pub fn use_section(key: &str, serveid: u16) -> String {
     format!("[use.{key}]\nserveid={serveid}\nport=0\n")
 }
+
+/// Logs to the test's output when RUST_LOG is set (for debugging).
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
