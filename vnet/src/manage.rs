@@ -123,7 +123,7 @@ impl VnetHandle {
     ///
     /// # Errors
     /// Unknown name.
-    pub fn serve_close(&self, key: &str) -> Result<(), VnetError> {
+    pub async fn serve_close(&self, key: &str) -> Result<(), VnetError> {
         let shared = self.shared();
         let mut registered = None;
         let mut found = false;
@@ -144,7 +144,8 @@ impl VnetHandle {
             if let Some(local) = shared.local().remove(&id) {
                 local.cancel.cancel();
             }
-            let _ = shared.commands.try_send(Command::Unregister(id));
+            // Awaited, not tried: a full queue must not lose the withdrawal.
+            let _ = shared.commands.send(Command::Unregister(id)).await;
             info!(serve = %key, %id, "serve closed");
         }
         Ok(())
@@ -154,8 +155,8 @@ impl VnetHandle {
     ///
     /// # Errors
     /// Unknown name.
-    pub fn serve_delete(&self, key: &str) -> Result<(), VnetError> {
-        self.serve_close(key)?;
+    pub async fn serve_delete(&self, key: &str) -> Result<(), VnetError> {
+        self.serve_close(key).await?;
         self.shared().status.send_modify(|s| {
             s.serves.remove(key);
         });
@@ -324,7 +325,7 @@ impl VnetHandle {
             match status.serves.get(&serve.key) {
                 Some(now) if now.config == serve => {}
                 Some(_) => {
-                    let _ = self.serve_delete(&serve.key);
+                    let _ = self.serve_delete(&serve.key).await;
                     summary.changed.push(format!("serve.{}", serve.key));
                     wanted_serves.push(serve);
                 }
@@ -336,7 +337,7 @@ impl VnetHandle {
         }
         for (key, now) in &status.serves {
             if now.grant.is_none() && !config.serves.iter().any(|s| &s.key == key) {
-                let _ = self.serve_delete(key);
+                let _ = self.serve_delete(key).await;
                 summary.removed.push(format!("serve.{key}"));
             }
         }

@@ -151,6 +151,8 @@ pub struct Traffic {
     sent: AtomicU64,
     /// Bytes from the tunnel to the local side.
     received: AtomicU64,
+    /// Connections opened so far, closed ones included.
+    opened: AtomicU64,
 }
 
 impl Traffic {
@@ -165,6 +167,12 @@ impl Traffic {
             self.sent.load(Ordering::Relaxed),
             self.received.load(Ordering::Relaxed),
         )
+    }
+
+    /// Connections opened so far, closed ones included: a connection too
+    /// short to be seen open still counts as use.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// Watches the open-connection count (grants expire on it).
@@ -183,6 +191,7 @@ pub(crate) struct StreamGuard<'a> {
 impl<'a> StreamGuard<'a> {
     pub(crate) fn new(status: &'a watch::Sender<Status>, traffic: Arc<Traffic>) -> Self {
         status.send_modify(|s| s.streams += 1);
+        traffic.opened.fetch_add(1, Ordering::Relaxed);
         traffic.open.send_modify(|n| *n += 1);
         Self { status, traffic }
     }

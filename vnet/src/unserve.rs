@@ -136,13 +136,13 @@ async fn grant(
     };
     let handle = VnetHandle::from_shared(shared.clone());
     if let Err(reason) = reachable {
-        let _ = handle.serve_delete(&key);
+        let _ = handle.serve_delete(&key).await;
         return Err(reason);
     }
     let id = match handle.serve_open(&key).await {
         Ok(id) => id,
         Err(err) => {
-            let _ = handle.serve_delete(&key);
+            let _ = handle.serve_delete(&key).await;
             return Err(err.to_string());
         }
     };
@@ -169,24 +169,25 @@ async fn expire_when_idle(
 ) {
     let shutdown = handle.shared().shutdown.clone();
     let mut connections = traffic.watch_connections();
-    let mut used = false;
-    loop {
+    // Used once any connection opened since the grant (or its renewal).
+    let mut since = traffic.opened();
+    let used = loop {
         if *connections.borrow_and_update() > 0 {
-            used = true;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 changed = connections.changed() => if changed.is_err() { return },
             }
             continue;
         }
+        let used = traffic.opened() > since;
         let idle = if used { linger } else { expire };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             changed = connections.changed() => if changed.is_err() { return },
-            _ = renewed.notified() => used = false,
-            _ = tokio::time::sleep(idle) => break,
+            _ = renewed.notified() => since = traffic.opened(),
+            _ = tokio::time::sleep(idle) => break used,
         }
-    }
+    };
     {
         // A grant deleted by hand and granted anew has a new entry: that
         // one is not ours to withdraw.
@@ -209,7 +210,7 @@ async fn expire_when_idle(
             "never used"
         };
         info!(grant = %key, after = ?if used { linger } else { expire }, why, "grant withdrawn");
-        let _ = handle.serve_delete(&key);
+        let _ = handle.serve_delete(&key).await;
     }
 }
 

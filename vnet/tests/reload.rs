@@ -357,7 +357,7 @@ async fn serves_are_added_opened_closed_and_deleted() {
     assert_eq!(again.map(ServeId::get), Ok(700));
 
     // Closed: withdrawn from the route, its connection cut, kept inactive.
-    home.handle.serve_close("m").unwrap();
+    home.handle.serve_close("m").await.unwrap();
     assert_eq!(home.handle.status().serves["m"].state, ServeState::Inactive);
     assert!(!home.handle.status().serves["m"].config.active);
     assert!(listed(&home).await.is_empty());
@@ -380,7 +380,7 @@ async fn serves_are_added_opened_closed_and_deleted() {
     assert_eq!(listed(&home).await, vec![700, 701]);
 
     // Deleted: forgotten, withdrawn, connection cut; the other serve stays.
-    home.handle.serve_delete("m").unwrap();
+    home.handle.serve_delete("m").await.unwrap();
     assert!(!home.handle.status().serves.contains_key("m"));
     assert_eq!(listed(&home).await, vec![701]);
     assert_cut(&mut live).await;
@@ -388,8 +388,8 @@ async fn serves_are_added_opened_closed_and_deleted() {
         home.handle.status().serve_id("o").map(ServeId::get),
         Some(701)
     );
-    invalid(home.handle.serve_close("m"), &["no serve", "\"m\""]);
-    invalid(home.handle.serve_delete("m"), &["no serve", "\"m\""]);
+    invalid(home.handle.serve_close("m").await, &["no serve", "\"m\""]);
+    invalid(home.handle.serve_delete("m").await, &["no serve", "\"m\""]);
     invalid(
         within("serve_open unknown", home.handle.serve_open("m")).await,
         &["no serve", "\"m\""],

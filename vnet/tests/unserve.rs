@@ -471,6 +471,29 @@ async fn a_used_grant_is_withdrawn_unserve_linger_after_its_last_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_too_short_to_be_seen_still_counts_as_use() {
+    let route = Route::start().await;
+    let service = tagged_echo("brief").await;
+    // Counted as unused, the grant would live ten minutes; used, one second.
+    let granter = Vnet::start(
+        &route,
+        "[vnet]\nname=granter\nallow_unserve=true\nunserve_expire=600\nunserve_linger=1\n",
+    );
+    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
+    let granter_id = connected(&granter).await;
+    connected(&asker).await;
+    let (id, use_key, addr) = grant_and_map(&asker, granter_id, "127.0.0.1", service.port()).await;
+    let key = grant_key("127.0.0.1", service.port());
+    // Open and close at once: the expiry task may never see it open.
+    let (stream, _) = connect_tagged(addr).await;
+    drop(stream);
+    assert_withdrawn(&granter, &asker, &key, id, &use_key, addr).await;
+    asker.stop().await;
+    granter.stop().await;
+    route.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asking_an_unknown_vnet_or_a_dead_port_is_an_error() {
     let route = Route::start().await;
     let service = tagged_echo("unasked").await;
@@ -554,7 +577,7 @@ async fn a_grant_deleted_by_hand_does_not_cut_short_a_new_grant() {
     )
     .await
     .unwrap();
-    granter.handle.serve_delete(&key).unwrap();
+    granter.handle.serve_delete(&key).await.unwrap();
     // A second grant of the same service, mapped and kept in use.
     let (id, use_key, addr) = grant_and_map(&asker, granter_id, "127.0.0.1", service.port()).await;
     let (mut stream, tag) = connect_tagged(addr).await;

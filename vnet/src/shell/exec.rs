@@ -140,11 +140,12 @@ impl Shell {
                 Ok(format!("serve {key} registered as {id}"))
             }
             Action::Close => {
-                h.serve_close(&key).map_err(|e| e.to_string())?;
+                self.block(h.serve_close(&key)).map_err(|e| e.to_string())?;
                 Ok(format!("serve {key} closed (inactive)"))
             }
             Action::Delete => {
-                h.serve_delete(&key).map_err(|e| e.to_string())?;
+                self.block(h.serve_delete(&key))
+                    .map_err(|e| e.to_string())?;
                 Ok(format!("serve {key} deleted"))
             }
             Action::New | Action::Run => {
@@ -170,7 +171,7 @@ impl Shell {
                         "serve {key} added; it registers when the route is back"
                     )),
                     Err(err) => {
-                        let _ = h.serve_delete(&key);
+                        let _ = self.block(h.serve_delete(&key));
                         Err(format!("serve {key}: {err}"))
                     }
                 }
