@@ -16,9 +16,6 @@ use tracing::{info, warn, Instrument};
 
 use crate::{forward, session, Hub};
 
-/// How long a new connection may take to send its preamble and hello.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Accepts until shutdown, one task per connection.
 pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
     loop {
@@ -47,21 +44,21 @@ pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
 async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
     let _ = stream.set_nodelay(true);
     let started = tokio::select! {
-        started = tokio::time::timeout(HANDSHAKE_TIMEOUT, start(stream)) => started,
+        started = tokio::time::timeout(hub.settings.handshake_timeout, start(stream)) => started,
         _ = hub.shutdown.cancelled() => return,
     };
     let (conn, first) = match started {
         Ok(Ok(started)) => started,
         Ok(Err(err)) => return warn!(%err, "dropped peer: bad handshake"),
         Err(_) => {
-            return warn!(timeout = ?HANDSHAKE_TIMEOUT, "dropped peer: handshake not finished in time")
+            return warn!(timeout = ?hub.settings.handshake_timeout, "dropped peer: handshake not finished in time")
         }
     };
     match first {
         VnetMsg::Hello { name, group, nonce } => {
             let mut conn = conn;
             let proved = tokio::select! {
-                proved = tokio::time::timeout(HANDSHAKE_TIMEOUT, session::authenticate(&mut conn, &hub.settings.token, &name, &group, nonce)) => proved,
+                proved = tokio::time::timeout(hub.settings.handshake_timeout, session::authenticate(&mut conn, &hub.settings.token, &name, &group, nonce)) => proved,
                 _ = hub.shutdown.cancelled() => return,
             };
             match proved {

@@ -39,6 +39,9 @@ pub struct Settings {
     pub max_vnets: usize,
     /// Most serves one vnet may register.
     pub max_serves_per_vnet: usize,
+    /// How long a new connection may take to send its preamble and hello
+    /// (and a vnet its token proof): a peer that never finishes is dropped.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             heartbeat: Duration::from_secs(30),
             max_vnets: 1000,
             max_serves_per_vnet: 100,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -60,6 +64,7 @@ impl Settings {
             heartbeat: Duration::from_secs(u64::from(config.listen.heartbeat)),
             max_vnets: config.max_vnets as usize,
             max_serves_per_vnet: config.max_serves_per_vnet as usize,
+            ..Self::default()
         }
     }
 }

@@ -1,0 +1,152 @@
+//! Hostile input at the route: garbage, oversized frames, wrong versions
+//! and connections that never finish their handshake are dropped, while a
+//! transfer through the same route keeps its pace.
+mod common;
+
+use common::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// How many hostile connections of each kind.
+const ATTACKERS: usize = 250;
+
+async fn route_with(
+    settings: route::Settings,
+) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(route::run(listener, settings, shutdown.clone()));
+    (addr, shutdown, task)
+}
+
+/// Reads until the peer closes; true if it closed (EOF or reset).
+async fn closed_by_peer(mut stream: TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Writes `bytes`, then expects the route to hang up.
+async fn hostile(addr: SocketAddr, bytes: Vec<u8>) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return true;
+    };
+    let _ = stream.write_all(&bytes).await;
+    closed_by_peer(stream).await
+}
+
+/// A sink that counts and answers with the count.
+async fn sink() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut total = 0u64;
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    total += n as u64;
+                }
+                let _ = stream.write_all(&total.to_be_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn send(addr: SocketAddr, len: u64) -> u64 {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let chunk = vec![0x42; 256 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        stream.write_all(&chunk).await.unwrap();
+        sent += chunk.len() as u64;
+    }
+    stream.shutdown().await.unwrap();
+    let mut count = [0u8; 8];
+    stream.read_exact(&mut count).await.unwrap();
+    u64::from_be_bytes(count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_connections_are_dropped_while_traffic_keeps_flowing() {
+    let (addr, shutdown, task) = route_with(route::Settings {
+        handshake_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let target = sink().await;
+    let text = |body: String| format!("[route]\nip=127.0.0.1\nport={}\n{body}", addr.port());
+    let start = |body: String| Vnet {
+        handle: vnet::start(
+            vnet::VnetConfig::parse("t.ini", &text(body)).unwrap(),
+            CancellationToken::new(),
+        ),
+    };
+    let home = start(serve_section("sink", 720, target));
+    let office = start(use_section("sink", 720));
+    let use_addr = office.open_use("sink").await;
+
+    // Four kinds of hostile peer, 1,000 connections in all.
+    let mut attacks = Vec::new();
+    let mut wrong_version = proto::preamble::encode().to_vec();
+    wrong_version[5] ^= 0xff;
+    let mut oversized = proto::preamble::encode().to_vec();
+    oversized.extend_from_slice(&u32::MAX.to_be_bytes());
+    let mut bad_json = proto::preamble::encode().to_vec();
+    bad_json.extend_from_slice(&5u32.to_be_bytes());
+    bad_json.extend_from_slice(b"{{{{{");
+    for i in 0..ATTACKERS {
+        let garbage: Vec<u8> = (0..64).map(|b| (b * 7 + i) as u8).collect();
+        for bytes in [
+            garbage,
+            wrong_version.clone(),
+            oversized.clone(),
+            bad_json.clone(),
+        ] {
+            attacks.push(tokio::spawn(hostile(addr, bytes)));
+        }
+    }
+    // And half-open ones that never say anything: dropped at the
+    // handshake timeout.
+    let mut silent = Vec::new();
+    for _ in 0..ATTACKERS {
+        if let Ok(stream) = TcpStream::connect(addr).await {
+            silent.push(tokio::spawn(closed_by_peer(stream)));
+        }
+    }
+
+    // Meanwhile a transfer through the same route keeps its pace.
+    const LEN: u64 = 100 << 20;
+    let moved = tokio::time::timeout(Duration::from_secs(10), send(use_addr, LEN))
+        .await
+        .expect("100 MiB did not pass within 10 s under attack");
+    assert_eq!(moved, LEN);
+
+    for attack in attacks.into_iter().chain(silent) {
+        assert!(within("hostile peer dropped", attack).await.unwrap());
+    }
+    // The route still serves everyone: a control round trip and a new
+    // mapped connection.
+    within("ping", office.handle.ping()).await.unwrap();
+    assert_eq!(
+        within("another transfer", send(use_addr, 1 << 20)).await,
+        1 << 20
+    );
+
+    office.stop().await;
+    home.stop().await;
+    shutdown.cancel();
+    within("route ends", task).await.unwrap();
+}
