@@ -327,6 +327,18 @@ pub struct RouteSection {
     /// Seconds of silence after which either side counts the control
     /// connection as dead. Default 30.
     pub heartbeat: u32,
+    /// TLS 1.3 on every connection; both sides must agree. Default off.
+    pub tls: bool,
+    /// Route: certificate chain (PEM). Without it and `key`, the route
+    /// makes a self-signed certificate beside its config.
+    pub cert: Option<String>,
+    /// Route: private key (PEM) for `cert`.
+    pub key: Option<String>,
+    /// Vnet: CA certificate(s) (PEM) that signed the route's certificate.
+    pub ca: Option<String>,
+    /// Vnet: the route certificate's SHA-256 fingerprint, normalized to
+    /// 64 lowercase hex digits.
+    pub fingerprint: Option<String>,
 }
 
 /// Keys `[route]` may hold. One file may serve both programs, so each
@@ -338,6 +350,11 @@ pub const ROUTE_KEYS: &[&str] = &[
     "heartbeat",
     "max_vnets",
     "max_serves_per_vnet",
+    "tls",
+    "cert",
+    "key",
+    "ca",
+    "fingerprint",
 ];
 
 impl RouteSection {
@@ -363,11 +380,33 @@ impl RouteSection {
             .ok_or_else(|| section.error("port", "is required but missing"))?;
         let token = Token::new(section.get("token").unwrap_or(""));
         let heartbeat = section.number("heartbeat", 1..=3600)?.unwrap_or(30);
+        let fingerprint = match section.get("fingerprint") {
+            None => None,
+            Some(text) => Some(
+                crate::transport::normalize_fingerprint(text).ok_or_else(|| {
+                    section.error(
+                        "fingerprint",
+                        "is not a SHA-256 fingerprint (64 hex digits, colons allowed)",
+                    )
+                })?,
+            ),
+        };
+        let path = |key: &str| section.get(key).map(str::to_string);
+        let (cert, key) = (path("cert"), path("key"));
+        if cert.is_some() != key.is_some() {
+            let missing = if cert.is_some() { "key" } else { "cert" };
+            return Err(section.error(missing, "cert and key go together"));
+        }
         Ok(Self {
             ip,
             port,
             token,
             heartbeat,
+            tls: section.bool("tls", false)?,
+            cert,
+            key,
+            ca: path("ca"),
+            fingerprint,
         })
     }
 
@@ -420,7 +459,7 @@ mod tests {
             ),
             (
                 "[route]\nip=h\nport=1\nprot=2\n",
-                "c.ini: [route] prot: unknown key (known here: ip, port, token, heartbeat, max_vnets, max_serves_per_vnet)",
+                "c.ini: [route] prot: unknown key (known here: ip, port, token, heartbeat, max_vnets, max_serves_per_vnet, tls, cert, key, ca, fingerprint)",
             ),
             (
                 "[route]\nip=h\nport=1\nport=2\n",

@@ -35,6 +35,7 @@ pub mod io;
 pub mod message;
 pub mod preamble;
 pub mod signal;
+pub mod transport;
 
 pub use ids::{ServeId, SessionKey, Ticket, VnetId};
 

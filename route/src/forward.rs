@@ -12,21 +12,20 @@ use proto::{ServeId, SessionKey, Ticket};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 use tracing::{debug, info};
 
-use crate::Hub;
+use crate::{Conn, Hub};
 
 /// How long a visitor waits for the serving vnet to dial back.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Conn = Framed<TcpStream, RouteCodec>;
+type Half = Framed<Conn, RouteCodec>;
 
 /// The serving vnet's half, handed to the waiting visitor.
 pub struct ServingHalf {
-    conn: Conn,
+    conn: Half,
     result: Result<(), String>,
 }
 
@@ -77,13 +76,13 @@ impl Pending {
     }
 }
 
-async fn refuse(mut conn: Conn, reason: String) {
+async fn refuse(mut conn: Half, reason: String) {
     // Best effort: the peer may already be gone.
     let _ = send_message(&mut conn, RouteMsg::Refused { reason }).await;
 }
 
 /// Handles a visitor whose `Visit` hello has been read.
-pub async fn visit(mut visitor: Conn, serve_id: ServeId, session: SessionKey, hub: Arc<Hub>) {
+pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hub: Arc<Hub>) {
     let target = hub.registry().visit(session, serve_id);
     let target = match target {
         Ok(target) => target,
@@ -152,7 +151,7 @@ pub async fn visit(mut visitor: Conn, serve_id: ServeId, session: SessionKey, hu
 
 /// Handles a serving vnet's data connection whose `Accept` hello has been
 /// read: hands it to the visitor holding that ticket.
-pub async fn accept(conn: Conn, ticket: Ticket, result: Result<(), String>, hub: Arc<Hub>) {
+pub async fn accept(conn: Half, ticket: Ticket, result: Result<(), String>, hub: Arc<Hub>) {
     match hub.pending.take(ticket) {
         Some(waiting) => {
             // If the visitor gave up meanwhile, dropping the half closes it.

@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 use tracing::{info, warn, Instrument};
 
-use crate::{forward, session, Hub};
+use crate::tls::ServerTls;
+use crate::{forward, session, Conn, Hub};
 
 /// Accepts until shutdown, one task per connection.
 pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
@@ -44,7 +45,7 @@ pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
 async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
     let _ = stream.set_nodelay(true);
     let started = tokio::select! {
-        started = tokio::time::timeout(hub.settings.handshake_timeout, start(stream)) => started,
+        started = tokio::time::timeout(hub.settings.handshake_timeout, start(stream, hub.settings.tls.as_ref())) => started,
         _ = hub.shutdown.cancelled() => return,
     };
     let (conn, first) = match started {
@@ -86,10 +87,16 @@ async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
     }
 }
 
-/// Reads the peer's preamble, answers with ours, and reads the first frame.
+/// Completes TLS if configured, reads the peer's preamble, answers with
+/// ours, and reads the first frame.
 async fn start(
-    mut stream: TcpStream,
-) -> Result<(Framed<TcpStream, RouteCodec>, VnetMsg), HandshakeError> {
+    stream: TcpStream,
+    tls: Option<&ServerTls>,
+) -> Result<(Framed<Conn, RouteCodec>, VnetMsg), HandshakeError> {
+    let mut stream = match tls {
+        None => Conn::Plain(stream),
+        Some(tls) => Conn::Tls(Box::new(tls.acceptor.accept(stream).await?.into())),
+    };
     match read_preamble(&mut stream).await {
         Ok(()) => {}
         Err(err @ HandshakeError::Preamble(PreambleError::Version { .. })) => {

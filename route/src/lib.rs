@@ -15,6 +15,7 @@ pub mod forward;
 pub mod hub;
 pub mod registry;
 pub mod session;
+pub mod tls;
 
 pub use config::RouteConfig;
 
@@ -28,7 +29,7 @@ use tokio_util::task::TaskTracker;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the route runs, beyond where it listens.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// Vnets must prove they know this token (empty: no token, and a vnet
     /// that has one is refused).
@@ -42,7 +43,12 @@ pub struct Settings {
     /// How long a new connection may take to send its preamble and hello
     /// (and a vnet its token proof): a peer that never finishes is dropped.
     pub handshake_timeout: Duration,
+    /// TLS on every connection, when set.
+    pub tls: Option<tls::ServerTls>,
 }
+
+/// A connection as the route handles it: plain or TLS.
+pub type Conn = proto::transport::Transport<tokio::net::TcpStream>;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -52,12 +58,14 @@ impl Default for Settings {
             max_vnets: 1000,
             max_serves_per_vnet: 100,
             handshake_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
 
 impl Settings {
-    /// The settings a config asks for.
+    /// The settings a config asks for (TLS is set separately: it reads
+    /// and may write files).
     pub fn from_config(config: &RouteConfig) -> Self {
         Self {
             token: config.listen.token.clone(),

@@ -40,6 +40,23 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut settings = route::Settings::from_config(&config);
+    if config.listen.tls {
+        let base = args.config.parent().unwrap_or(std::path::Path::new("."));
+        match route::tls::server(&config.listen, base, &args.config.display().to_string()) {
+            Ok(tls) => {
+                if let Some(path) = &tls.made {
+                    tracing::info!(cert = %path.display(), "made a self-signed certificate");
+                }
+                tracing::info!(fingerprint = %tls.fingerprint, "tls on; vnets can pin this fingerprint");
+                settings.tls = Some(tls);
+            }
+            Err(err) => {
+                eprintln!("route: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let addr = config.listen.addr();
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(listener) => listener,
@@ -60,7 +77,7 @@ async fn main() -> ExitCode {
         signals.recv().await;
         on_signal.cancel();
     });
-    route::run(listener, route::Settings::from_config(&config), shutdown).await;
+    route::run(listener, settings, shutdown).await;
     tracing::info!("route stopped");
     ExitCode::SUCCESS
 }

@@ -9,13 +9,12 @@ use proto::codec::RouteCodec;
 use proto::message::{Request, Response, RouteMsg, VnetMsg};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
 use crate::registry::VnetLink;
-use crate::Hub;
+use crate::{Conn, Hub};
 use proto::auth::{Nonce, Token};
 use proto::VnetId;
 
@@ -29,7 +28,7 @@ const CONTROL_QUEUE: usize = 1024;
 /// # Errors
 /// The reason to give the vnet (and log).
 pub async fn authenticate(
-    conn: &mut Framed<TcpStream, RouteCodec>,
+    conn: &mut Framed<Conn, RouteCodec>,
     token: &Token,
     name: &str,
     group: &str,
@@ -51,12 +50,7 @@ pub async fn authenticate(
 }
 
 /// Runs a control connection whose hello has been read and checked.
-pub async fn run(
-    mut framed: Framed<TcpStream, RouteCodec>,
-    name: String,
-    group: String,
-    hub: Arc<Hub>,
-) {
+pub async fn run(mut framed: Framed<Conn, RouteCodec>, name: String, group: String, hub: Arc<Hub>) {
     let (tx, mut events) = mpsc::channel(CONTROL_QUEUE);
     let cancel = hub.shutdown.child_token();
     let now = SystemTime::now()

@@ -19,6 +19,8 @@ pub struct VnetConfig {
     pub serves: Vec<ServeConfig>,
     /// Remote serves to map onto local ports, in file order.
     pub uses: Vec<UseConfig>,
+    /// TLS settings, read and checked; `None` when `[route] tls` is off.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// `[vnet]`.
@@ -162,11 +164,15 @@ impl VnetConfig {
         }
         check_serve_ids(ini, &serves)?;
         check_use_ports(ini, &uses)?;
+        // Paths in the config are relative to its own folder.
+        let base = Path::new(ini.file()).parent().unwrap_or(Path::new(""));
+        let tls = crate::tls::ClientTls::from_section(&route, base, ini.file())?;
         Ok(Self {
             route,
             vnet,
             serves,
             uses,
+            tls,
         })
     }
 

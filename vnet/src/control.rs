@@ -14,7 +14,6 @@ use proto::ServeId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Framed;
 use tracing::{debug, error, info, warn};
@@ -27,12 +26,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-type Link = Framed<TcpStream, VnetCodec>;
-type RegisterReply = Option<oneshot::Sender<Result<ServeId, VnetError>>>;
+type Link = Framed<data::Conn, VnetCodec>;
+/// Everyone waiting for one registration's outcome.
+type Waiters = Vec<oneshot::Sender<Result<ServeId, VnetError>>>;
 
 /// What a request in flight was for.
 enum InFlight {
-    Register(String, RegisterReply),
+    Register(String, Waiters),
     Unregister,
     /// A keep-alive ping; any answer will do.
     Heartbeat,
@@ -47,6 +47,14 @@ struct Requests {
 }
 
 impl Requests {
+    /// The waiters of a registration of `key` in flight, if there is one.
+    fn registering(&mut self, key: &str) -> Option<&mut Waiters> {
+        self.in_flight.values_mut().find_map(|f| match f {
+            InFlight::Register(k, waiters) if k == key => Some(waiters),
+            _ => None,
+        })
+    }
+
     fn track(&mut self, what: InFlight) -> u32 {
         self.last_id = self.last_id.wrapping_add(1);
         self.in_flight.insert(self.last_id, what);
@@ -73,8 +81,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::Receiver<Comman
         match connected {
             Ok(Ok((link, session))) => {
                 backoff = BACKOFF_MIN;
-                info!(route = %session.route, vnet = %session.vnet_id, name = %settings.vnet.name, group = %settings.vnet.group, "connected to route");
-                shared.session.send_replace(Some(session));
+                info!(route = %session.route.addr, vnet = %session.vnet_id, name = %settings.vnet.name, group = %settings.vnet.group, "connected to route");
+                shared.session.send_replace(Some(session.clone()));
                 shared.status.send_modify(|s| {
                     s.vnet_id = Some(session.vnet_id);
                     s.route_error = None;
@@ -181,7 +189,11 @@ async fn handshake(
         group: group.clone(),
         nonce: vnet_nonce,
     };
-    let (mut link, route_nonce) = match data::open(addr, hello).await? {
+    let target = data::RouteTarget {
+        addr,
+        tls: settings.tls.clone(),
+    };
+    let (mut link, route_nonce) = match data::open(&target, hello).await? {
         (link, RouteMsg::Challenge { nonce, proof })
             if proof.matches(&token.route_proof(&vnet_nonce, &nonce)) =>
         {
@@ -214,7 +226,7 @@ async fn handshake(
             Session {
                 vnet_id,
                 key: session,
-                route: addr,
+                route: target,
                 heartbeat: Duration::from_secs(u64::from(
                     heartbeat_secs.clamp(1, settings.route.heartbeat),
                 )),
@@ -270,7 +282,7 @@ async fn follow(
         let Some(body) = registration(shared, &key) else {
             continue;
         };
-        let id = requests.track(InFlight::Register(key, None));
+        let id = requests.track(InFlight::Register(key, Vec::new()));
         if let Err(err) = link.feed(VnetMsg::Request { id, body }).await {
             return Ended::Lost(err.to_string());
         }
@@ -303,13 +315,28 @@ async fn follow(
                         let id = requests.track(InFlight::Reply(reply));
                         VnetMsg::Request { id, body }
                     }
-                    Command::Register(key, reply) => match registration(shared, &key) {
-                        Some(body) => VnetMsg::Request { id: requests.track(InFlight::Register(key, reply)), body },
-                        None => {
-                            refuse(Command::Register(key, reply), VnetError::Invalid("serve is not active".into()));
+                    Command::Register(key, reply) => {
+                        // Queued while connecting, this serve may already be
+                        // registered (or on its way) by the connect-time
+                        // sweep: join that outcome instead of registering
+                        // twice.
+                        let registered = shared.status.borrow().serve_id(&key);
+                        if let Some(id) = registered {
+                            if let Some(reply) = reply { let _ = reply.send(Ok(id)); }
                             continue;
                         }
-                    },
+                        if let Some(waiters) = requests.registering(&key) {
+                            waiters.extend(reply);
+                            continue;
+                        }
+                        match registration(shared, &key) {
+                            Some(body) => VnetMsg::Request { id: requests.track(InFlight::Register(key, reply.into_iter().collect())), body },
+                            None => {
+                                refuse(Command::Register(key, reply), VnetError::Invalid("serve is not active".into()));
+                                continue;
+                            }
+                        }
+                    }
                     Command::Unregister(serve_id) => {
                         let id = requests.track(InFlight::Unregister);
                         VnetMsg::Request { id, body: Request::UnregisterServe { serve_id } }
@@ -356,7 +383,7 @@ async fn follow(
 }
 
 /// Applies the route's answer to a registration.
-fn registered(shared: &Shared, key: String, answer: Response, reply: RegisterReply) {
+fn registered(shared: &Shared, key: String, answer: Response, waiters: Waiters) {
     let outcome = match answer {
         Response::Registered { serve_id } => Ok(serve_id),
         Response::Error(reason) => Err(reason),
@@ -399,7 +426,8 @@ fn registered(shared: &Shared, key: String, answer: Response, reply: RegisterRep
     if let Some(serve_id) = withdraw {
         let _ = shared.commands.try_send(Command::Unregister(serve_id));
     }
-    if let Some(reply) = reply {
-        let _ = reply.send(outcome.map_err(VnetError::Route));
+    let outcome = outcome.map_err(VnetError::Route);
+    for waiter in waiters {
+        let _ = waiter.send(outcome.clone());
     }
 }

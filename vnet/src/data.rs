@@ -4,9 +4,14 @@
 use proto::codec::VnetCodec;
 use proto::io::{next_message, read_preamble, write_preamble_and, HandshakeError, Unframed};
 use proto::message::{RouteMsg, VnetMsg};
+use proto::transport::Transport;
+use rustls_pki_types::ServerName;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::tls::ClientTls;
 use tokio_util::codec::Framed;
 
 /// How long dialing the route may take, connect to `Ready`. Covers the
@@ -30,19 +35,64 @@ pub enum DialError {
     Timeout(Duration),
 }
 
+/// A connection to the route as this vnet makes it: plain or TLS.
+pub type Conn = Transport<TcpStream>;
+
+/// TLS as the vnet dials with it, built from the config's [`ClientTls`].
+#[derive(Clone)]
+pub struct TlsClient {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// Ready to connect as `tls` says.
+    pub fn new(tls: &ClientTls) -> Self {
+        let (connector, name) = tls.connector();
+        Self { connector, name }
+    }
+}
+
+/// Where the route is and how to reach it.
+#[derive(Clone)]
+pub struct RouteTarget {
+    /// The address that answered the control connection.
+    pub addr: SocketAddr,
+    /// TLS, when `[route] tls=true`.
+    pub tls: Option<TlsClient>,
+}
+
+impl RouteTarget {
+    /// A route reached without TLS.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self { addr, tls: None }
+    }
+}
+
 /// Connects to the route and sends `hello`; returns the framed connection
 /// and the route's first answer.
 ///
 /// # Errors
-/// Connection, preamble or frame failure.
+/// Connection, TLS, preamble or frame failure.
 pub async fn open(
-    route: SocketAddr,
+    route: &RouteTarget,
     hello: VnetMsg,
-) -> Result<(Framed<TcpStream, VnetCodec>, RouteMsg), DialError> {
-    let mut stream = TcpStream::connect(route)
+) -> Result<(Framed<Conn, VnetCodec>, RouteMsg), DialError> {
+    let stream = TcpStream::connect(route.addr)
         .await
         .map_err(HandshakeError::from)?;
     let _ = stream.set_nodelay(true);
+    let mut stream = match &route.tls {
+        None => Conn::Plain(stream),
+        Some(tls) => {
+            let secured = tls
+                .connector
+                .connect(tls.name.clone(), stream)
+                .await
+                .map_err(HandshakeError::from)?;
+            Conn::Tls(Box::new(secured.into()))
+        }
+    };
     write_preamble_and::<_, RouteMsg, VnetMsg>(&mut stream, Some(hello)).await?;
     read_preamble(&mut stream).await?;
     let mut framed = Framed::new(stream, VnetCodec::new());
@@ -54,7 +104,7 @@ pub async fn open(
 ///
 /// # Errors
 /// As [`open`], plus a refusal or a timeout.
-pub async fn dial(route: SocketAddr, hello: VnetMsg) -> Result<Unframed<TcpStream>, DialError> {
+pub async fn dial(route: &RouteTarget, hello: VnetMsg) -> Result<Unframed<Conn>, DialError> {
     let opened = tokio::time::timeout(DIAL_TIMEOUT, open(route, hello))
         .await
         .map_err(|_| DialError::Timeout(DIAL_TIMEOUT))??;

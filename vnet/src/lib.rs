@@ -26,6 +26,7 @@ pub mod manage;
 pub mod serve;
 pub mod shell;
 pub mod status;
+pub mod tls;
 pub mod unserve;
 pub mod use_map;
 
@@ -36,7 +37,6 @@ use proto::config::RouteSection;
 use proto::message::{Request, Response, ServeEntry, VnetEntry, VnetMsg};
 use proto::{ServeId, SessionKey, VnetId};
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -73,12 +73,12 @@ pub enum VnetError {
 }
 
 /// The live control session, while connected.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct Session {
     pub vnet_id: VnetId,
     pub key: SessionKey,
-    /// The route address that answered; data connections go there too.
-    pub route: SocketAddr,
+    /// The route that answered; data connections go there too.
+    pub route: data::RouteTarget,
     /// Silence after which the link counts as dead: the smaller of ours
     /// and the route's. We ping every third of it.
     pub heartbeat: Duration,
@@ -98,6 +98,7 @@ pub(crate) struct LocalServe {
 pub(crate) struct Settings {
     pub vnet: VnetSettings,
     pub route: RouteSection,
+    pub tls: Option<data::TlsClient>,
 }
 
 /// State shared by the vnet's tasks.
@@ -200,6 +201,7 @@ pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
         settings: Mutex::new(Settings {
             vnet: config.vnet,
             route: config.route,
+            tls: config.tls.as_ref().map(data::TlsClient::new),
         }),
         status: watch::Sender::new(status),
         available: watch::Sender::new(BTreeMap::new()),

@@ -19,7 +19,7 @@ const SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Spawns the task that answers one `OpenStream`.
 pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeId) {
     let target = shared.local().get(&serve_id).cloned();
-    let Some(session) = *shared.session.borrow() else {
+    let Some(session) = shared.session.borrow().clone() else {
         return;
     };
     let span = tracing::info_span!("serve", id = %serve_id);
@@ -30,14 +30,14 @@ pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeI
             let Some(serve) = target else {
                 let reason = format!("serve {serve_id} is not served by this vnet");
                 warn!(%reason, "stream refused");
-                let _ = data::dial(session.route, VnetMsg::Accept { ticket, result: Err(reason) }).await;
+                let _ = data::dial(&session.route, VnetMsg::Accept { ticket, result: Err(reason) }).await;
                 return;
             };
             let max = shared.settings().vnet.max_connections as usize;
             if serve.traffic.connections() >= max {
                 let reason = format!("serve {} is at its connection limit ({max}, max_connections)", serve.config.name);
                 warn!(%reason, "stream refused");
-                let _ = data::dial(session.route, VnetMsg::Accept { ticket, result: Err(reason) }).await;
+                let _ = data::dial(&session.route, VnetMsg::Accept { ticket, result: Err(reason) }).await;
                 return;
             }
             let counted = StreamGuard::new(&shared.status, serve.traffic.clone());
@@ -52,7 +52,7 @@ pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeI
             if let Err(reason) = &result {
                 warn!(%reason, "cannot reach local service; visitor is told");
             }
-            let route_side = data::dial(session.route, VnetMsg::Accept { ticket, result }).await;
+            let route_side = data::dial(&session.route, VnetMsg::Accept { ticket, result }).await;
             let (service, route_side) = match (service, route_side) {
                 (Ok(service), Ok(route_side)) => (service, route_side),
                 (Err(_), _) => return,

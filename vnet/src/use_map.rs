@@ -214,7 +214,7 @@ async fn visit(
 ) {
     let counted = StreamGuard::new(&shared.status, traffic);
     let _ = client.set_nodelay(true);
-    let Some(session) = *shared.session.borrow() else {
+    let Some(session) = shared.session.borrow().clone() else {
         return info!("connection refused: not connected to the route");
     };
     let hello = VnetMsg::Visit {
@@ -223,7 +223,7 @@ async fn visit(
     };
     let dialed = tokio::select! {
         _ = cancel.cancelled() => return,
-        dialed = data::dial(session.route, hello) => dialed,
+        dialed = data::dial(&session.route, hello) => dialed,
     };
     let route_side = match dialed {
         Ok(route_side) => route_side,

@@ -8,7 +8,6 @@ use futures::{SinkExt, StreamExt};
 use proto::auth::{Nonce, Token};
 use proto::codec::VnetCodec;
 use proto::message::{RouteMsg, VnetMsg};
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
@@ -102,11 +101,11 @@ async fn wrong_or_missing_tokens_are_refused_with_a_reason() {
 async fn hello(
     addr: std::net::SocketAddr,
     nonce: Nonce,
-) -> (Framed<TcpStream, VnetCodec>, RouteMsg) {
+) -> (Framed<vnet::data::Conn, VnetCodec>, RouteMsg) {
     let (framed, first) = within(
         "hello",
         vnet::data::open(
-            addr,
+            &vnet::data::RouteTarget::plain(addr),
             VnetMsg::Hello {
                 name: "eve".into(),
                 group: "default".into(),
@@ -120,7 +119,7 @@ async fn hello(
 }
 
 /// Everything the route still sends before it closes.
-async fn rest(mut framed: Framed<TcpStream, VnetCodec>) -> Vec<RouteMsg> {
+async fn rest(mut framed: Framed<vnet::data::Conn, VnetCodec>) -> Vec<RouteMsg> {
     let mut got = Vec::new();
     while let Some(Ok(msg)) = within("route closes", framed.next()).await {
         got.push(msg);

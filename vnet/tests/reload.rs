@@ -605,3 +605,54 @@ async fn a_use_that_failed_at_start_opens_once_its_port_is_free() {
     home.stop().await;
     route.stop().await;
 }
+
+/// A serve added while the first connection is still being made is
+/// registered by the connect-time sweep; the queued request must join that
+/// outcome, not register a second time (a static id would then be refused
+/// as held by the vnet itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_added_while_connecting_is_registered_once() {
+    let route = Route::start().await;
+    let echo = tagged_echo("early").await;
+    for round in 0..20u16 {
+        let vnet = Vnet::start(&route, &format!("[vnet]\nname=early-{round}\n"));
+        let mut config = vnet::config::ServeConfig::from_pairs(
+            "test",
+            "early",
+            &[
+                ("port".into(), echo.port().to_string()),
+                ("serveid".into(), (740 + round).to_string()),
+            ],
+        )
+        .unwrap();
+        config.active = true;
+        match within("serve_add", vnet.handle.serve_add(config)).await {
+            Ok(id) => assert_eq!(id.map(|i| i.get()), Some(740 + round), "round {round}"),
+            Err(vnet::VnetError::NotConnected) => {}
+            Err(err) => panic!("round {round}: {err}"),
+        }
+        let status = vnet
+            .wait("registered", |s| {
+                s.serve_id("early").is_some()
+                    || matches!(s.serves["early"].state, vnet::ServeState::Refused(_))
+            })
+            .await;
+        assert_eq!(
+            status.serve_id("early").map(|i| i.get()),
+            Some(740 + round),
+            "round {round}: {:?}",
+            status.serves["early"].state
+        );
+        let listed = within("list", vnet.handle.serves()).await.unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .filter(|e| e.serve_id.get() == 740 + round)
+                .count(),
+            1,
+            "round {round}"
+        );
+        vnet.stop().await;
+    }
+    route.stop().await;
+}
