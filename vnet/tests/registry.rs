@@ -2,6 +2,7 @@
 mod common;
 
 use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vnet::ServeState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,29 +198,64 @@ async fn vnets_reconnect_and_mappings_resume_after_a_route_restart() {
     let route = Route::start().await;
     let port = route.addr.port();
     let echo = tagged_echo("after-restart").await;
+    // Two dynamic serves that both asked for id 5: the second got another
+    // id. The first leaves before the restart, so 5 is free again; the
+    // second must still ask for (and keep) the id its users know.
+    let first_dynamic = tagged_echo("first-dynamic").await;
+    let second_dynamic = tagged_echo("second-dynamic").await;
     let serving = Vnet::start(&route, &serve_section("web", 900, echo));
-    let user = Vnet::start(&route, &use_section("web", 900));
+    let first = Vnet::start(&route, &serve_section("dyn", 5, first_dynamic));
+    assert_eq!(first.registered("dyn").await, 5);
+    let other = Vnet::start(&route, &serve_section("dyn", 5, second_dynamic));
+    let moved = other.registered("dyn").await;
+    assert_ne!(moved, 5);
+    let user = Vnet::start(
+        &route,
+        &format!(
+            "{}{}{}",
+            use_section("web", 900),
+            use_section("d5", 5),
+            use_section("moved", moved)
+        ),
+    );
     let addr = user.open_use("web").await;
+
+    // A transfer is running when the route dies: it ends (it ran through
+    // the route) instead of hanging.
+    let (mut running, _) = connect_tagged(addr).await;
+    running.write_all(b"in flight").await.unwrap();
+    let mut echoed = [0u8; 9];
+    within("echo before the restart", running.read_exact(&mut echoed))
+        .await
+        .unwrap();
+    first.stop().await;
     route.stop().await;
+    // Ok (EOF) or an error (reset) are both an end; only a hang fails.
+    let mut rest = Vec::new();
+    let _ = within("the running transfer ends", running.read_to_end(&mut rest)).await;
     user.wait("use in standby", |s| !s.uses["web"].open).await;
 
     // Same port again, as a restarted route would have; the old listener
     // is closed once `run` has returned.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(route::run(
-        listener,
-        route::Settings::default(),
-        shutdown.clone(),
-    ));
+    let route = Route::start_on(port).await;
     assert_eq!(serving.registered("web").await, 900);
     assert_eq!(user.open_use("web").await, addr);
     assert_eq!(connect_tagged(addr).await.1, "after-restart");
+    assert_eq!(other.registered("dyn").await, moved);
+    let first = Vnet::start(&route, &serve_section("dyn", 5, first_dynamic));
+    assert_eq!(first.registered("dyn").await, 5);
+    assert_eq!(
+        connect_tagged(user.open_use("d5").await).await.1,
+        "first-dynamic"
+    );
+    assert_eq!(
+        connect_tagged(user.open_use("moved").await).await.1,
+        "second-dynamic"
+    );
 
     user.stop().await;
+    first.stop().await;
+    other.stop().await;
     serving.stop().await;
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 }
