@@ -26,6 +26,12 @@ async fn main() -> ExitCode {
         .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Each mapped connection holds two sockets in each process; the usual
+    // soft limit of 1024 open files would cap it near 500.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-files limit"),
+        Err(err) => tracing::warn!(%err, "cannot raise the open-files limit"),
+    }
     let config = match route::RouteConfig::load(&args.config) {
         Ok(config) => config,
         Err(err) => {
