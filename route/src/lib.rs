@@ -93,6 +93,36 @@ impl Hub {
     }
 }
 
+/// Pending connections the kernel may queue for `accept`. tokio's default
+/// of 1024 overflows under a burst, and an overflowing queue drops
+/// handshakes into the client's SYN-retry backoff (seconds); the kernel
+/// caps this at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (IP or host name with port) with [`LISTEN_BACKLOG`].
+///
+/// # Errors
+/// The name does not resolve, or the address cannot be bound.
+pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "address resolved to nothing");
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
 /// Serves on `listener` until `shutdown` is cancelled.
 pub async fn run(listener: TcpListener, settings: Settings, shutdown: CancellationToken) {
     let hub = Arc::new(Hub {

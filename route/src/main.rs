@@ -64,7 +64,7 @@ async fn main() -> ExitCode {
         }
     }
     let addr = config.listen.addr();
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
+    let listener = match route::listen(&addr).await {
         Ok(listener) => listener,
         Err(err) => {
             eprintln!("route: cannot listen on {addr}: {err}");

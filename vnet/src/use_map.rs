@@ -137,7 +137,7 @@ impl Use {
                 }
             }
         };
-        let listener = match TcpListener::bind((ip, port)).await {
+        let listener = match listen(std::net::SocketAddr::new(ip, port)) {
             Ok(listener) => listener,
             Err(err) => {
                 let reason = format!("cannot listen on {ip}:{port}: {err}");
@@ -240,4 +240,17 @@ async fn visit(
         },
         _ = cancel.cancelled() => debug!("use closed; connection cut"),
     }
+}
+
+/// Binds a use's port with a backlog of 4096 instead of tokio's 1024, so a
+/// burst of clients is queued rather than dropped into SYN retries.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }

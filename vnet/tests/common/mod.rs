@@ -37,7 +37,7 @@ impl Route {
 
     /// A route on a given port, as a restarted route would have it.
     pub async fn start_on(port: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = route::listen(&format!("127.0.0.1:{port}")).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(route::run(
