@@ -3,12 +3,12 @@
 //! A frame is a 4-byte big-endian length and that many bytes of JSON. JSON
 //! keeps the control protocol readable in a capture; only control frames
 //! and the one hello per data connection use it, never service bytes.
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 use std::marker::PhantomData;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
-use crate::MAX_FRAME_LEN;
+use crate::{MAX_FRAME_LEN, MAX_ROUTE_FRAME_LEN};
 
 /// What can go wrong reading or writing frames.
 #[derive(Debug, thiserror::Error)]
@@ -16,33 +16,48 @@ pub enum ProtoError {
     /// The socket failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    /// A frame longer than [`MAX_FRAME_LEN`] was announced.
-    #[error("frame longer than {MAX_FRAME_LEN} bytes")]
+    /// A frame longer than its direction's limit ([`MAX_FRAME_LEN`] from
+    /// a vnet, [`MAX_ROUTE_FRAME_LEN`] from the route).
+    #[error("frame longer than allowed")]
     FrameTooLong,
     /// A frame was not a message we know.
     #[error("malformed message: {0}")]
     Malformed(#[from] serde_json::Error),
 }
 
-/// Decodes `In` and encodes `Out`; each side names its own direction.
+/// A message type and the largest frame it may travel in.
+pub trait Limited {
+    /// Largest encoded size, in bytes.
+    const MAX_LEN: usize;
+}
+
+impl Limited for crate::message::VnetMsg {
+    const MAX_LEN: usize = MAX_FRAME_LEN;
+}
+
+impl Limited for crate::message::RouteMsg {
+    const MAX_LEN: usize = MAX_ROUTE_FRAME_LEN;
+}
+
+/// Decodes `In` and encodes `Out`, each under its own direction's limit.
 pub struct MessageCodec<In, Out> {
     frames: LengthDelimitedCodec,
     _types: PhantomData<fn(Out) -> In>,
 }
 
-impl<In, Out> Default for MessageCodec<In, Out> {
+impl<In: Limited, Out> Default for MessageCodec<In, Out> {
     fn default() -> Self {
         Self {
             frames: LengthDelimitedCodec::builder()
-                .max_frame_length(MAX_FRAME_LEN)
+                .max_frame_length(In::MAX_LEN)
                 .new_codec(),
             _types: PhantomData,
         }
     }
 }
 
-impl<In, Out> MessageCodec<In, Out> {
-    /// A codec with the protocol's frame cap.
+impl<In: Limited, Out> MessageCodec<In, Out> {
+    /// A codec with the protocol's frame caps.
     pub fn new() -> Self {
         Self::default()
     }
@@ -65,15 +80,19 @@ impl<In: DeserializeOwned, Out> Decoder for MessageCodec<In, Out> {
     }
 }
 
-impl<In, Out: Serialize> Encoder<Out> for MessageCodec<In, Out> {
+impl<In, Out: Serialize + Limited> Encoder<Out> for MessageCodec<In, Out> {
     type Error = ProtoError;
 
+    /// Writes the length and the JSON; the length prefix matches what
+    /// `LengthDelimitedCodec` reads (4 bytes, big-endian).
     fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), ProtoError> {
         let json = serde_json::to_vec(&item)?;
-        if json.len() > MAX_FRAME_LEN {
+        if json.len() > Out::MAX_LEN {
             return Err(ProtoError::FrameTooLong);
         }
-        self.frames.encode(bytes::Bytes::from(json), dst)?;
+        dst.reserve(4 + json.len());
+        dst.put_u32(u32::try_from(json.len()).expect("limits are far below 4 GiB"));
+        dst.put_slice(&json);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::{Encoder, Framed};
 
-use crate::codec::{MessageCodec, ProtoError};
+use crate::codec::{Limited, MessageCodec, ProtoError};
 use crate::preamble::{self, PreambleError};
 
 /// Why a connection could not be started.
@@ -53,7 +53,8 @@ pub async fn write_preamble_and<S, In, Out>(
 ) -> Result<(), HandshakeError>
 where
     S: AsyncWrite + Unpin,
-    Out: Serialize,
+    In: Limited,
+    Out: Serialize + Limited,
 {
     let mut buf = BytesMut::from(&preamble::encode()[..]);
     if let Some(msg) = first {
@@ -93,7 +94,7 @@ pub async fn send_message<S, In, Out>(
 ) -> Result<(), ProtoError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    Out: Serialize,
+    Out: Serialize + Limited,
 {
     framed.send(msg).await
 }

@@ -45,9 +45,15 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// Bytes that open every connection to a route.
 pub const MAGIC: [u8; 4] = *b"VNET";
 
-/// Largest frame either side accepts, in bytes. Control messages are small;
-/// the cap keeps a hostile peer from making us buffer without bound.
+/// Largest frame a vnet may send, in bytes: what the route buffers at most
+/// for any one connection, authenticated or not.
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
+
+/// Largest frame the route may send, in bytes. Larger than
+/// [`MAX_FRAME_LEN`] because a group's serve list (up to 999 entries with
+/// escaped text) travels in one frame; a vnet only reads frames from the
+/// route it was configured to trust.
+pub const MAX_ROUTE_FRAME_LEN: usize = 8 * 1024 * 1024;
 
 /// Longest name, group or info string accepted in a message.
 pub const MAX_TEXT_LEN: usize = 256;
