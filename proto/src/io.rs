@@ -113,9 +113,11 @@ impl<S> Unframed<S> {
     pub fn from_framed<C>(framed: Framed<S, C>) -> Self {
         let parts = framed.into_parts();
         // Frames are flushed before this is called, so write_buf is empty.
+        // Copy out only the bytes: freezing the buffer would keep its whole
+        // allocation (8 KiB or more) alive for the connection's life.
         Self {
             stream: parts.io,
-            leftover: parts.read_buf.freeze(),
+            leftover: Bytes::copy_from_slice(&parts.read_buf),
         }
     }
 }
