@@ -24,6 +24,19 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// A problem with `key` in `[section]` of `file`, for checks made after
+    /// parsing (files a key names, for example).
+    pub fn at(file: &str, section: &str, key: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_string(),
+            section: Some(section.to_string()),
+            key: Some(key.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;

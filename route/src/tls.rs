@@ -26,12 +26,7 @@ pub struct ServerTls {
 }
 
 fn error(file: &str, key: &str, message: String) -> ConfigError {
-    ConfigError {
-        file: file.to_string(),
-        section: Some("route".into()),
-        key: Some(key.into()),
-        message,
-    }
+    ConfigError::at(file, "route", key, message)
 }
 
 /// Builds the route's TLS side from `[route]`, with relative paths taken

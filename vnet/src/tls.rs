@@ -34,12 +34,7 @@ pub struct ClientTls {
 }
 
 fn error(file: &str, key: &str, message: String) -> ConfigError {
-    ConfigError {
-        file: file.to_string(),
-        section: Some("route".into()),
-        key: Some(key.into()),
-        message,
-    }
+    ConfigError::at(file, "route", key, message)
 }
 
 impl ClientTls {

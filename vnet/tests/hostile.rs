@@ -7,7 +7,7 @@ use common::*;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 /// How many hostile connections of each kind.
@@ -41,42 +41,6 @@ async fn hostile(addr: SocketAddr, bytes: Vec<u8>) -> bool {
     };
     let _ = stream.write_all(&bytes).await;
     closed_by_peer(stream).await
-}
-
-/// A sink that counts and answers with the count.
-async fn sink() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 256 * 1024];
-                let mut total = 0u64;
-                while let Ok(n) = stream.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    total += n as u64;
-                }
-                let _ = stream.write_all(&total.to_be_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
-async fn send(addr: SocketAddr, len: u64) -> u64 {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let chunk = vec![0x42; 256 * 1024];
-    let mut sent = 0;
-    while sent < len {
-        stream.write_all(&chunk).await.unwrap();
-        sent += chunk.len() as u64;
-    }
-    stream.shutdown().await.unwrap();
-    let mut count = [0u8; 8];
-    stream.read_exact(&mut count).await.unwrap();
-    u64::from_be_bytes(count)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +109,7 @@ async fn hostile_connections_are_dropped_while_traffic_keeps_flowing() {
 
     // Meanwhile a transfer through the same route keeps its pace.
     const LEN: u64 = 100 << 20;
-    let moved = tokio::time::timeout(Duration::from_secs(10), send(use_addr, LEN))
+    let moved = tokio::time::timeout(Duration::from_secs(10), send_to_sink(use_addr, LEN))
         .await
         .expect("100 MiB did not pass within 10 s under attack");
     assert_eq!(moved, LEN);
@@ -157,7 +121,7 @@ async fn hostile_connections_are_dropped_while_traffic_keeps_flowing() {
     // mapped connection.
     within("ping", office.handle.ping()).await.unwrap();
     assert_eq!(
-        within("another transfer", send(use_addr, 1 << 20)).await,
+        within("another transfer", send_to_sink(use_addr, 1 << 20)).await,
         1 << 20
     );
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Upper bound on what the firehose writes, so the test stays bounded.
@@ -33,42 +33,6 @@ async fn firehose(written: Arc<AtomicU64>) -> SocketAddr {
         }
     });
     addr
-}
-
-/// A service that reads to EOF and answers with the byte count.
-async fn sink() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 256 * 1024];
-                let mut total = 0u64;
-                loop {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => total += n as u64,
-                    }
-                }
-                let _ = stream.write_all(&total.to_be_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
-async fn send_to_sink(addr: SocketAddr, len: u64) -> u64 {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let chunk = vec![0xa5; 256 * 1024];
-    let mut sent = 0;
-    while sent < len {
-        stream.write_all(&chunk).await.unwrap();
-        sent += chunk.len() as u64;
-    }
-    stream.shutdown().await.unwrap();
-    let mut count = [0u8; 8];
-    stream.read_exact(&mut count).await.unwrap();
-    u64::from_be_bytes(count)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -218,3 +218,40 @@ pub fn logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// A service that reads to EOF and answers with the byte count.
+pub async fn sink() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut total = 0u64;
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => total += n as u64,
+                    }
+                }
+                let _ = stream.write_all(&total.to_be_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `len` bytes to a sink and returns the count it answers with.
+pub async fn send_to_sink(addr: SocketAddr, len: u64) -> u64 {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let chunk = vec![0xa5; 256 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        stream.write_all(&chunk).await.unwrap();
+        sent += chunk.len() as u64;
+    }
+    stream.shutdown().await.unwrap();
+    let mut count = [0u8; 8];
+    stream.read_exact(&mut count).await.unwrap();
+    u64::from_be_bytes(count)
+}
