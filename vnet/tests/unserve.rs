@@ -69,23 +69,6 @@ async fn machine_address() -> Option<IpAddr> {
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
-/// Like `tagged_echo`, listening on `ip`.
-async fn tagged_echo_on(ip: IpAddr, tag: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                stream.write_all(format!("{tag}\n").as_bytes()).await?;
-                let (mut r, mut w) = stream.split();
-                tokio::io::copy(&mut r, &mut w).await?;
-                w.shutdown().await
-            });
-        }
-    });
-    addr
-}
-
 /// Asks `granter` through `asker` for `ip:port`, expecting a dynamic id,
 /// then maps it on 127.0.0.1 port 0 and returns (id, use key, address).
 async fn grant_and_map(

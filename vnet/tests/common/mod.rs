@@ -115,7 +115,12 @@ impl Vnet {
 /// A TCP service that greets each connection with `tag\n`, then echoes
 /// until the client half-closes, then closes its side.
 pub async fn tagged_echo(tag: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tagged_echo_on([127, 0, 0, 1].into(), tag).await
+}
+
+/// Like [`tagged_echo`], listening on `ip`.
+pub async fn tagged_echo_on(ip: std::net::IpAddr, tag: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
