@@ -178,3 +178,46 @@ async fn a_recorded_handshake_cannot_be_replayed_and_refusal_tells_nothing() {
     shutdown.cancel();
     within("route ends", task).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guessed_ticket_or_session_key_attaches_to_nothing() {
+    let (addr, shutdown, task) = route_with_token("right").await;
+    let echo = tagged_echo("guarded").await;
+    let home = vnet_with_token(addr, Some("right"), &serve_section("echo", 700, echo));
+    home.registered("echo").await;
+    let target = vnet::data::RouteTarget::plain(addr);
+    // A serving half with an invented ticket.
+    let accept = VnetMsg::Accept {
+        ticket: proto::Ticket(rand_like(1)),
+        result: Ok(()),
+    };
+    let (_, answer) = within("accept", vnet::data::open(&target, accept))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        RouteMsg::Refused {
+            reason: "unknown or expired ticket".into()
+        }
+    );
+    // A visit with an invented session key.
+    let visit = VnetMsg::Visit {
+        serve_id: proto::ServeId::new(700).unwrap(),
+        session: proto::SessionKey(rand_like(2)),
+    };
+    let (_, answer) = within("visit", vnet::data::open(&target, visit))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, RouteMsg::Refused { ref reason } if reason.contains("unknown session")),
+        "{answer:?}"
+    );
+    home.stop().await;
+    shutdown.cancel();
+    within("route ends", task).await.unwrap();
+}
+
+/// A value nobody was given: what a guesser would send.
+fn rand_like(seed: u64) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(std::process::id())
+}
