@@ -147,8 +147,7 @@ where
     if !b_left.is_empty() {
         a.write_all(&b_left).await?;
     }
-    let (ab, ba) =
-        tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, SPLICE_BUF, SPLICE_BUF).await?;
+    let (ab, ba) = crate::pump::copy_both(&mut a, &mut b, SPLICE_BUF).await?;
     Ok((ab + a_left.len() as u64, ba + b_left.len() as u64))
 }
 

@@ -34,6 +34,7 @@ pub mod ids;
 pub mod io;
 pub mod message;
 pub mod preamble;
+pub mod pump;
 pub mod signal;
 pub mod transport;
 
