@@ -12,6 +12,36 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Spare buffers kept per thread, so that a connection going from idle to
+/// busy and back (every request/response) does not allocate and zero a
+/// fresh buffer each time. Bounded: at most this many per thread.
+const SPARE_BUFFERS: usize = 8;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `size` bytes: a spare one if this thread has it.
+fn take_buffer(size: usize) -> Box<[u8]> {
+    SPARE
+        .with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let at = spare.iter().position(|b| b.len() == size)?;
+            Some(spare.swap_remove(at))
+        })
+        .unwrap_or_else(|| vec![0u8; size].into_boxed_slice())
+}
+
+/// Keeps `buf` for reuse on this thread, or frees it.
+fn give_buffer(buf: Box<[u8]>) {
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(buf);
+        }
+    });
+}
+
 /// One direction of a copy.
 struct Direction {
     /// Present only between a read and the last write of what it read.
@@ -74,9 +104,7 @@ impl Direction {
                 return Poll::Ready(Ok(()));
             }
             let size = self.size;
-            let buf = self
-                .buf
-                .get_or_insert_with(|| vec![0u8; size].into_boxed_slice());
+            let buf = self.buf.get_or_insert_with(|| take_buffer(size));
             let mut read = ReadBuf::new(buf);
             match reader.as_mut().poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) => {
@@ -88,7 +116,9 @@ impl Direction {
                 Poll::Pending => {
                     // Nothing to read for now: hold no buffer while idle,
                     // and push out what was written.
-                    self.buf = None;
+                    if let Some(buf) = self.buf.take() {
+                        give_buffer(buf);
+                    }
                     ready!(writer.as_mut().poll_flush(cx))?;
                     return Poll::Pending;
                 }
