@@ -236,11 +236,6 @@ impl Registry {
         let slot = self.groups.get(group)?.vnets.get(&vnet_id)?;
         Some((slot.link.clone(), slot.name.clone()))
     }
-
-    /// Number of connected vnets, all groups.
-    pub fn vnet_count(&self) -> usize {
-        self.sessions.len()
-    }
 }
 
 fn entry(g: &Group, serve_id: ServeId, owner: VnetId, spec: &ServeSpec) -> ServeEntry {

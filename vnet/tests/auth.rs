@@ -11,22 +11,12 @@ use proto::message::{RouteMsg, VnetMsg};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-async fn route_with_token(
-    token: &str,
-) -> (
-    std::net::SocketAddr,
-    CancellationToken,
-    tokio::task::JoinHandle<()>,
-) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let settings = route::Settings {
+async fn route_with_token(token: &str) -> Route {
+    Route::with(route::Settings {
         token: Token::new(token),
         ..Default::default()
-    };
-    let task = tokio::spawn(route::run(listener, settings, shutdown.clone()));
-    (addr, shutdown, task)
+    })
+    .await
 }
 
 fn vnet_with_token(route: std::net::SocketAddr, token: Option<&str>, body: &str) -> Vnet {
@@ -51,7 +41,8 @@ async fn refusal(vnet: &Vnet) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matching_tokens_connect_and_carry_bytes() {
-    let (addr, shutdown, task) = route_with_token("s3cret; with spaces").await;
+    let route = route_with_token("s3cret; with spaces").await;
+    let addr = route.addr;
     let echo = tagged_echo("authed").await;
     let home = vnet_with_token(
         addr,
@@ -65,13 +56,13 @@ async fn matching_tokens_connect_and_carry_bytes() {
     );
     office.stop().await;
     home.stop().await;
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_tokens_are_refused_with_a_reason() {
-    let (addr, shutdown, task) = route_with_token("right").await;
+    let route = route_with_token("right").await;
+    let addr = route.addr;
     let wrong = vnet_with_token(addr, Some("wrong"), "");
     assert!(refusal(&wrong)
         .await
@@ -82,10 +73,10 @@ async fn wrong_or_missing_tokens_are_refused_with_a_reason() {
         .contains("the route requires a token: set token= in [route]"));
     wrong.stop().await;
     missing.stop().await;
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 
-    let (open_addr, shutdown, task) = route_with_token("").await;
+    let route = route_with_token("").await;
+    let open_addr = route.addr;
     let extra = vnet_with_token(open_addr, Some("mine"), "");
     let reason = refusal(&extra).await;
     assert!(
@@ -93,8 +84,7 @@ async fn wrong_or_missing_tokens_are_refused_with_a_reason() {
         "{reason}"
     );
     extra.stop().await;
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 }
 
 /// A raw control connection: preamble and hello with a chosen nonce.
@@ -129,7 +119,8 @@ async fn rest(mut framed: Framed<vnet::data::Conn, VnetCodec>) -> Vec<RouteMsg> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_handshake_cannot_be_replayed_and_refusal_tells_nothing() {
-    let (addr, shutdown, task) = route_with_token("right").await;
+    let route = route_with_token("right").await;
+    let addr = route.addr;
     let echo = tagged_echo("secret-service").await;
     let home = vnet_with_token(addr, Some("right"), &serve_section("echo", 700, echo));
     home.registered("echo").await;
@@ -175,13 +166,13 @@ async fn a_recorded_handshake_cannot_be_replayed_and_refusal_tells_nothing() {
 
     drop(first);
     home.stop().await;
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guessed_ticket_or_session_key_attaches_to_nothing() {
-    let (addr, shutdown, task) = route_with_token("right").await;
+    let route = route_with_token("right").await;
+    let addr = route.addr;
     let echo = tagged_echo("guarded").await;
     let home = vnet_with_token(addr, Some("right"), &serve_section("echo", 700, echo));
     home.registered("echo").await;
@@ -213,8 +204,7 @@ async fn a_guessed_ticket_or_session_key_attaches_to_nothing() {
         "{answer:?}"
     );
     home.stop().await;
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 }
 
 /// A value nobody was given: what a guesser would send.

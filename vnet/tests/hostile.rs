@@ -13,16 +13,6 @@ use tokio_util::sync::CancellationToken;
 /// How many hostile connections of each kind.
 const ATTACKERS: usize = 250;
 
-async fn route_with(
-    settings: route::Settings,
-) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
-    let listener = route::listen("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(route::run(listener, settings, shutdown.clone()));
-    (addr, shutdown, task)
-}
-
 /// Reads until the peer closes; true if it closed (EOF or reset).
 async fn closed_by_peer(mut stream: TcpStream) -> bool {
     let mut buf = [0u8; 256];
@@ -45,11 +35,12 @@ async fn hostile(addr: SocketAddr, bytes: Vec<u8>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_connections_are_dropped_while_traffic_keeps_flowing() {
-    let (addr, shutdown, task) = route_with(route::Settings {
+    let route = Route::with(route::Settings {
         handshake_timeout: Duration::from_secs(2),
         ..Default::default()
     })
     .await;
+    let addr = route.addr;
     let target = sink().await;
     let text = |body: String| format!("[route]\nip=127.0.0.1\nport={}\n{body}", addr.port());
     let start = |body: String| Vnet {
@@ -127,6 +118,5 @@ async fn hostile_connections_are_dropped_while_traffic_keeps_flowing() {
 
     office.stop().await;
     home.stop().await;
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 }

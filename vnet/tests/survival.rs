@@ -13,16 +13,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use vnet::ServeState;
 
-async fn route_with(
-    settings: route::Settings,
-) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(route::run(listener, settings, shutdown.clone()));
-    (addr, shutdown, task)
-}
-
 fn fast_heartbeat() -> route::Settings {
     route::Settings {
         heartbeat: Duration::from_secs(1),
@@ -45,7 +35,8 @@ fn vnet_at(route: SocketAddr, body: &str) -> Vnet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_vnet_is_dropped_within_the_heartbeat() {
-    let (addr, shutdown, task) = route_with(fast_heartbeat()).await;
+    let route = Route::with(fast_heartbeat()).await;
+    let addr = route.addr;
     let echo = tagged_echo("frozen").await;
     let dir = std::env::temp_dir().join(format!("vnet-frozen-{}.ini", std::process::id()));
     std::fs::write(
@@ -86,8 +77,7 @@ async fn a_frozen_vnet_is_dropped_within_the_heartbeat() {
     frozen.kill().await.unwrap();
     std::fs::remove_file(dir).unwrap();
     observer.stop().await;
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 }
 
 /// A TCP relay that can be made to go silent, like a pulled cable: while
@@ -135,7 +125,8 @@ async fn pump(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pulled_cable_is_noticed_by_both_sides_and_the_link_comes_back() {
-    let (addr, shutdown, task) = route_with(fast_heartbeat()).await;
+    let route = Route::with(fast_heartbeat()).await;
+    let addr = route.addr;
     let (pause, paused) = watch::channel(false);
     let via = relay(addr, paused).await;
     let echo = tagged_echo("far").await;
@@ -168,8 +159,7 @@ async fn a_pulled_cable_is_noticed_by_both_sides_and_the_link_comes_back() {
     for vnet in [observer, far] {
         vnet.stop().await;
     }
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,12 +206,13 @@ async fn a_control_reconnect_does_not_cut_flowing_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_limit_refuses_with_a_reason() {
-    let (addr, shutdown, task) = route_with(route::Settings {
+    let route = Route::with(route::Settings {
         max_vnets: 2,
         max_serves_per_vnet: 1,
         ..Default::default()
     })
     .await;
+    let addr = route.addr;
     let echo = tagged_echo("limited").await;
     let serving = vnet_at(
         addr,
@@ -270,6 +261,5 @@ async fn every_limit_refuses_with_a_reason() {
     for vnet in [third, user, serving] {
         vnet.stop().await;
     }
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
 }

@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -25,18 +24,12 @@ fn section(extra: &str) -> proto::config::RouteSection {
     proto::config::RouteSection::from_ini(&ini).unwrap()
 }
 
-async fn route_with_tls(
-    tls: route::tls::ServerTls,
-) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let settings = route::Settings {
+async fn route_with_tls(tls: route::tls::ServerTls) -> Route {
+    Route::with(route::Settings {
         tls: Some(tls),
         ..Default::default()
-    };
-    let task = tokio::spawn(route::run(listener, settings, shutdown.clone()));
-    (addr, shutdown, task)
+    })
+    .await
 }
 
 /// A vnet whose config file lives in `dir` (so relative paths resolve
@@ -79,7 +72,8 @@ async fn a_self_made_certificate_pinned_by_fingerprint() {
     assert!(again.made.is_none());
     assert_eq!(again.fingerprint, made.fingerprint);
 
-    let (addr, shutdown, task) = route_with_tls(made.clone()).await;
+    let route = route_with_tls(made.clone()).await;
+    let addr = route.addr;
     let echo = tagged_echo("over-tls").await;
     // Colons and capitals are fine in the pin.
     let shouty = made
@@ -125,8 +119,7 @@ async fn a_self_made_certificate_pinned_by_fingerprint() {
     for vnet in [plain, impostor, office, home] {
         vnet.stop().await;
     }
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -159,7 +152,8 @@ async fn a_certificate_signed_by_a_ca() {
     )
     .unwrap();
     assert!(tls.made.is_none());
-    let (addr, shutdown, task) = route_with_tls(tls).await;
+    let route = route_with_tls(tls).await;
+    let addr = route.addr;
     let echo = tagged_echo("signed").await;
     let trust = "tls=true\nca=ca.pem\n";
     let home = vnet_in(&dir, "home", addr, trust, &serve_section("echo", 731, echo)).unwrap();
@@ -184,8 +178,7 @@ async fn a_certificate_signed_by_a_ca() {
     for vnet in [stranger, office, home] {
         vnet.stop().await;
     }
-    shutdown.cancel();
-    within("route ends", task).await.unwrap();
+    route.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
 

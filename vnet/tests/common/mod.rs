@@ -37,14 +37,19 @@ impl Route {
 
     /// A route on a given port, as a restarted route would have it.
     pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, route::Settings::default()).await
+    }
+
+    /// A route with non-default settings (token, TLS, limits...).
+    pub async fn with(settings: route::Settings) -> Self {
+        Self::start_with(0, settings).await
+    }
+
+    async fn start_with(port: u16, settings: route::Settings) -> Self {
         let listener = route::listen(&format!("127.0.0.1:{port}")).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(route::run(
-            listener,
-            route::Settings::default(),
-            shutdown.clone(),
-        ));
+        let task = tokio::spawn(route::run(listener, settings, shutdown.clone()));
         Self {
             addr,
             shutdown,
@@ -214,14 +219,6 @@ pub fn serve_section(key: &str, serveid: u16, addr: SocketAddr) -> String {
 /// The lines of a use section on a free local port.
 pub fn use_section(key: &str, serveid: u16) -> String {
     format!("[use.{key}]\nserveid={serveid}\nport=0\n")
-}
-
-/// Logs to the test's output when RUST_LOG is set (for debugging).
-pub fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
 }
 
 /// A service that reads to EOF and answers with the byte count.
