@@ -36,12 +36,17 @@ pub mod message;
 pub mod preamble;
 pub mod pump;
 pub mod signal;
+pub mod socket;
 pub mod transport;
 
 pub use ids::{ServeId, SessionKey, Ticket, VnetId};
 
 /// Version of the wire protocol; bumped on every incompatible change.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// Spare data connections of each role a vnet may keep open at the route
+/// (see [`message::VnetMsg::Spare`]); the route refuses more.
+pub const MAX_SPARES: u32 = 32;
 
 /// Bytes that open every connection to a route.
 pub const MAGIC: [u8; 4] = *b"VNET";

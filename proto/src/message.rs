@@ -4,6 +4,11 @@
 //! control connection, [`VnetMsg::Visit`] and [`VnetMsg::Accept`] open the
 //! two halves of a data connection. After a data connection's hello has
 //! been answered with [`RouteMsg::Ready`], only raw bytes follow.
+//!
+//! A vnet also keeps a few data connections open ahead of need
+//! ([`VnetMsg::Spare`]), so a new stream costs neither a TCP connect nor a
+//! control round trip: a visiting spare later carries a `Visit`, and the
+//! route hands a serving spare a stream with [`RouteMsg::Open`].
 use crate::auth::{Nonce, Proof};
 use crate::{ServeId, SessionKey, Ticket, VnetId, MAX_TEXT_LEN};
 use serde::{Deserialize, Serialize};
@@ -46,6 +51,22 @@ pub enum VnetMsg {
         /// Whether the serving vnet reached its local service.
         result: Result<(), String>,
     },
+    /// Opens a spare data connection, kept idle until a stream needs it.
+    /// Sends nothing back until then. A `Visit` spare's next frame is a
+    /// [`VnetMsg::Visit`]; a `Serve` spare waits for [`RouteMsg::Open`].
+    Spare {
+        /// The session key from `Welcome`; the spare closes with that
+        /// control connection.
+        session: SessionKey,
+        /// Which way streams will go on it.
+        role: SpareRole,
+    },
+    /// Answer to [`RouteMsg::Open`] on a serving spare: whether the local
+    /// service was reached. After `Ok`, raw bytes follow both ways.
+    Opened {
+        /// Whether the serving vnet reached its local service.
+        result: Result<(), String>,
+    },
     /// A serving vnet's answer to [`RouteMsg::UnserveAsk`]; the route
     /// passes it on to the asker as the response to its request.
     UnserveAnswer {
@@ -64,6 +85,15 @@ pub enum VnetMsg {
         /// What is asked.
         body: Request,
     },
+}
+
+/// What a spare data connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpareRole {
+    /// This vnet will send a `Visit` on it for one of its uses.
+    Visit,
+    /// The route will hand it a stream to one of this vnet's serves.
+    Serve,
 }
 
 /// Requests a vnet makes on its control connection.
@@ -172,6 +202,12 @@ pub enum RouteMsg {
         /// Port asked for.
         port: u16,
     },
+    /// On a serving spare: a visitor wants this serve. Connect to it and
+    /// answer with [`VnetMsg::Opened`]; raw bytes follow the answer.
+    Open {
+        /// Which of this vnet's serves.
+        serve_id: ServeId,
+    },
     /// A visitor wants one of this vnet's serves: connect to it, then open a
     /// data connection that starts with [`VnetMsg::Accept`] and this ticket.
     OpenStream {
@@ -259,8 +295,8 @@ impl VnetMsg {
                 bounded("name", name)?;
                 bounded("group", group)
             }
-            VnetMsg::Visit { .. } | VnetMsg::Auth { .. } => Ok(()),
-            VnetMsg::Accept { result, .. } => match result {
+            VnetMsg::Visit { .. } | VnetMsg::Auth { .. } | VnetMsg::Spare { .. } => Ok(()),
+            VnetMsg::Accept { result, .. } | VnetMsg::Opened { result } => match result {
                 Err(reason) => bounded("reason", reason),
                 Ok(()) => Ok(()),
             },

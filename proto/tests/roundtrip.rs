@@ -9,7 +9,7 @@ use proto::auth::{Nonce, Proof};
 use proto::codec::{Limited, ProtoError, RouteCodec, VnetCodec};
 use proto::config::{IniFile, ROUTE_KEYS};
 use proto::message::{
-    Request, Response, RouteMsg, ServeEntry, ServeSpec, TooLong, VnetEntry, VnetMsg,
+    Request, Response, RouteMsg, ServeEntry, ServeSpec, SpareRole, TooLong, VnetEntry, VnetMsg,
 };
 use proto::{preamble, ServeId, SessionKey, Ticket, VnetId, MAX_FRAME_LEN, MAX_TEXT_LEN};
 use tokio_util::codec::{Decoder, Encoder};
@@ -165,6 +165,12 @@ fn vnet_msg(t: Text) -> impl Strategy<Value = VnetMsg> {
         (ticket(), prop_oneof![Just(Ok(())), t().prop_map(Err)])
             .prop_map(|(ticket, result)| VnetMsg::Accept { ticket, result }),
         (
+            session(),
+            prop_oneof![Just(SpareRole::Visit), Just(SpareRole::Serve)]
+        )
+            .prop_map(|(session, role)| VnetMsg::Spare { session, role }),
+        prop_oneof![Just(Ok(())), t().prop_map(Err)].prop_map(|result| VnetMsg::Opened { result }),
+        (
             vnet_id(),
             any::<u32>(),
             prop_oneof![serve_id().prop_map(Ok), t().prop_map(Err)],
@@ -193,6 +199,7 @@ fn text_bearing_vnet_msg() -> impl Strategy<Value = VnetMsg> {
             ticket,
             result: Err(reason)
         }),
+        1 => t().prop_map(|reason| VnetMsg::Opened { result: Err(reason) }),
         1 => (vnet_id(), any::<u32>(), t()).prop_map(|(to, request, reason)| {
             VnetMsg::UnserveAnswer {
                 to,
@@ -239,6 +246,7 @@ fn route_msg() -> impl Strategy<Value = RouteMsg> {
         ),
         (ticket(), serve_id())
             .prop_map(|(ticket, serve_id)| RouteMsg::OpenStream { ticket, serve_id }),
+        serve_id().prop_map(|serve_id| RouteMsg::Open { serve_id }),
     ]
 }
 
@@ -319,6 +327,9 @@ fn json_ish_frame() -> impl Strategy<Value = Vec<u8>> {
             "ServeDown",
             "UnserveAsk",
             "OpenStream",
+            "Spare",
+            "Opened",
+            "Open",
         ][..])
         .prop_map(String::from),
         1 => "\\PC{0,8}",
@@ -326,7 +337,7 @@ fn json_ish_frame() -> impl Strategy<Value = Vec<u8>> {
     let field = prop::sample::select(
         &[
             "serve_id", "session", "ticket", "result", "name", "group", "nonce", "proof", "to",
-            "request", "id", "body",
+            "request", "id", "body", "role",
         ][..],
     );
     let value = prop_oneof![
@@ -498,7 +509,11 @@ fn text_fields(msg: &VnetMsg) -> Vec<(&'static str, &str)> {
             serve_id: _,
             session: _,
         } => vec![],
-        VnetMsg::Accept { ticket: _, result } => match result {
+        VnetMsg::Spare {
+            session: _,
+            role: _,
+        } => vec![],
+        VnetMsg::Accept { ticket: _, result } | VnetMsg::Opened { result } => match result {
             Ok(()) => vec![],
             Err(reason) => vec![("reason", reason)],
         },

@@ -5,6 +5,9 @@
 //! back with that ticket (`Accept`). The visitor's task owns the pairing
 //! and the splice; the ticket is forgotten when that task ends, so a late
 //! or guessed `Accept` finds nothing.
+//!
+//! When the serving vnet keeps a spare data connection open, the stream
+//! goes on that instead and none of the above is needed.
 use proto::codec::RouteCodec;
 use proto::io::{send_message, splice, Unframed};
 use proto::message::RouteMsg;
@@ -16,6 +19,8 @@ use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 use tracing::{debug, info};
 
+use crate::registry::VisitTarget;
+use crate::spare::{self, Offered};
 use crate::{Conn, Hub};
 
 /// How long a visitor waits for the serving vnet to dial back.
@@ -91,50 +96,19 @@ pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hu
             return refuse(visitor, reason).await;
         }
     };
-    let (guard, answer) = hub.pending.open();
-    let open = RouteMsg::OpenStream {
-        ticket: guard.ticket,
-        serve_id,
-    };
-    if target.link.tx.try_send(open).is_err() {
-        info!(serve = %serve_id, vnet = %target.vnet_id, "visit refused: serving vnet is not keeping up");
-        return refuse(
-            visitor,
-            format!(
-                "vnet {} serving {serve_id} is not answering",
-                target.vnet_id
-            ),
-        )
-        .await;
-    }
-    let answer = tokio::select! {
-        answer = tokio::time::timeout(OPEN_TIMEOUT, answer) => answer,
+    let serving = tokio::select! {
+        serving = serving_half(&target, serve_id, &hub) => serving,
         _ = hub.shutdown.cancelled() => return,
     };
-    drop(guard);
-    let serving = match answer {
-        Ok(Ok(serving)) => serving,
-        Ok(Err(_)) | Err(_) => {
-            info!(serve = %serve_id, vnet = %target.vnet_id, "visit refused: serving vnet did not dial back in time");
-            return refuse(
-                visitor,
-                format!(
-                    "vnet {} serving {serve_id} did not answer in time",
-                    target.vnet_id
-                ),
-            )
-            .await;
-        }
-    };
-    let mut server = match serving.result {
-        Ok(()) => serving.conn,
+    let (mut server, waits_for_ready) = match serving {
+        Ok(serving) => serving,
         Err(reason) => {
-            info!(serve = %serve_id, vnet = %target.vnet_id, %reason, "visit refused by the serving vnet");
+            info!(serve = %serve_id, vnet = %target.vnet_id, %reason, "visit refused");
             return refuse(visitor, reason).await;
         }
     };
     if send_message(&mut visitor, RouteMsg::Ready).await.is_err()
-        || send_message(&mut server, RouteMsg::Ready).await.is_err()
+        || (waits_for_ready && send_message(&mut server, RouteMsg::Ready).await.is_err())
     {
         debug!(serve = %serve_id, "a side left before the stream started");
         return;
@@ -146,6 +120,62 @@ pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hu
             Err(err) => debug!(serve = %serve_id, %err, "stream ended with an error"),
         },
         _ = hub.shutdown.cancelled() => {}
+    }
+}
+
+/// The serving vnet's half of a stream to `serve_id`: on one of its spares
+/// if it has one left, else dialed back on request. Also says whether that
+/// half still waits for `Ready` (a dialed-back half does; a spare starts
+/// carrying bytes as soon as it has answered).
+///
+/// # Errors
+/// Why the visitor is refused.
+async fn serving_half(
+    target: &VisitTarget,
+    serve_id: ServeId,
+    hub: &Hub,
+) -> Result<(Half, bool), String> {
+    while let Some(spare) = target.link.spares.claim() {
+        match spare::offer(spare, serve_id, OPEN_TIMEOUT).await {
+            Offered::Open(conn) => return Ok((conn, false)),
+            Offered::Refused(reason) => return Err(reason),
+            Offered::Dead => {}
+        }
+    }
+    dial_back(target, serve_id, hub)
+        .await
+        .map(|conn| (conn, true))
+}
+
+/// Asks the serving vnet on its control connection to dial back with a
+/// fresh ticket, and waits for that connection.
+async fn dial_back(target: &VisitTarget, serve_id: ServeId, hub: &Hub) -> Result<Half, String> {
+    let (guard, answer) = hub.pending.open();
+    let open = RouteMsg::OpenStream {
+        ticket: guard.ticket,
+        serve_id,
+    };
+    if target.link.tx.try_send(open).is_err() {
+        return Err(format!(
+            "vnet {} serving {serve_id} is not answering (not keeping up)",
+            target.vnet_id
+        ));
+    }
+    let answer = tokio::time::timeout(OPEN_TIMEOUT, answer).await;
+    drop(guard);
+    match answer {
+        Ok(Ok(ServingHalf {
+            conn,
+            result: Ok(()),
+        })) => Ok(conn),
+        Ok(Ok(ServingHalf {
+            result: Err(reason),
+            ..
+        })) => Err(reason),
+        Ok(Err(_)) | Err(_) => Err(format!(
+            "vnet {} serving {serve_id} did not answer in time",
+            target.vnet_id
+        )),
     }
 }
 

@@ -15,7 +15,7 @@ use tokio_util::codec::Framed;
 use tracing::{info, warn, Instrument};
 
 use crate::tls::ServerTls;
-use crate::{forward, session, Conn, Hub};
+use crate::{forward, session, spare, Conn, Hub};
 
 /// Accepts until shutdown, one task per connection.
 pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
@@ -43,7 +43,7 @@ pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
 }
 
 async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
-    let _ = stream.set_nodelay(true);
+    proto::socket::tune(&stream);
     let started = tokio::select! {
         started = tokio::time::timeout(hub.settings.handshake_timeout, start(stream, hub.settings.tls.as_ref())) => started,
         _ = hub.shutdown.cancelled() => return,
@@ -73,7 +73,11 @@ async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
         }
         VnetMsg::Visit { serve_id, session } => forward::visit(conn, serve_id, session, hub).await,
         VnetMsg::Accept { ticket, result } => forward::accept(conn, ticket, result, hub).await,
-        VnetMsg::Request { .. } | VnetMsg::UnserveAnswer { .. } | VnetMsg::Auth { .. } => {
+        VnetMsg::Spare { session, role } => spare::arrived(conn, session, role, hub).await,
+        VnetMsg::Request { .. }
+        | VnetMsg::UnserveAnswer { .. }
+        | VnetMsg::Auth { .. }
+        | VnetMsg::Opened { .. } => {
             info!(%peer, "dropped peer: request before hello");
             let mut conn = conn;
             let _ = send_message(

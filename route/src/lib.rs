@@ -15,6 +15,7 @@ pub mod forward;
 pub mod hub;
 pub mod registry;
 pub mod session;
+pub mod spare;
 pub mod tls;
 
 pub use config::RouteConfig;

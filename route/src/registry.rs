@@ -7,16 +7,33 @@
 use proto::message::{RouteMsg, ServeEntry, ServeSpec, VnetEntry};
 use proto::{ServeId, SessionKey, VnetId};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::spare::Spares;
 
 /// How to reach a connected vnet's control task.
 #[derive(Clone)]
 pub struct VnetLink {
     /// Messages to write on its control connection.
     pub tx: mpsc::Sender<RouteMsg>,
-    /// Cancelled to drop the vnet (slow reader, shutdown).
+    /// Cancelled to drop the vnet (slow reader, shutdown), and when its
+    /// control connection ends.
     pub cancel: CancellationToken,
+    /// Its idle spare data connections.
+    pub spares: Arc<Spares>,
+}
+
+impl VnetLink {
+    /// A link for a new control connection.
+    pub fn new(tx: mpsc::Sender<RouteMsg>, cancel: CancellationToken) -> Self {
+        Self {
+            tx,
+            cancel,
+            spares: Arc::default(),
+        }
+    }
 }
 
 struct VnetSlot {
@@ -231,6 +248,13 @@ impl Registry {
         })
     }
 
+    /// The control link of the vnet holding `session`.
+    pub fn link_of(&self, session: SessionKey) -> Option<VnetLink> {
+        let (group, vnet_id) = self.sessions.get(&session)?;
+        let slot = self.groups.get(group)?.vnets.get(vnet_id)?;
+        Some(slot.link.clone())
+    }
+
     /// A vnet of `group` by id: its control link and name.
     pub fn vnet(&self, group: &str, vnet_id: VnetId) -> Option<(VnetLink, String)> {
         let slot = self.groups.get(group)?.vnets.get(&vnet_id)?;
@@ -265,13 +289,7 @@ mod tests {
 
     fn link() -> (VnetLink, mpsc::Receiver<RouteMsg>) {
         let (tx, rx) = mpsc::channel(16);
-        (
-            VnetLink {
-                tx,
-                cancel: CancellationToken::new(),
-            },
-            rx,
-        )
+        (VnetLink::new(tx, CancellationToken::new()), rx)
     }
 
     fn spec(name: &str, id: u16) -> ServeSpec {
@@ -343,10 +361,7 @@ mod tests {
     fn a_vnet_that_does_not_read_is_cut_off() {
         let mut reg = Registry::default();
         let (tx, _rx) = mpsc::channel(1);
-        let slow = VnetLink {
-            tx,
-            cancel: CancellationToken::new(),
-        };
+        let slow = VnetLink::new(tx, CancellationToken::new());
         let cancel = slow.cancel.clone();
         let (a, _ra) = link();
         reg.join("g", "slow", slow, 0, 10).unwrap();

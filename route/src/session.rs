@@ -56,10 +56,9 @@ pub async fn run(mut framed: Framed<Conn, RouteCodec>, name: String, group: Stri
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let link = VnetLink {
-        tx,
-        cancel: cancel.clone(),
-    };
+    // Spares wait on this token: they close with this connection.
+    let _close_spares = cancel.clone().drop_guard();
+    let link = VnetLink::new(tx, cancel.clone());
     let joined = hub
         .registry()
         .join(&group, &name, link, now, hub.settings.max_vnets);

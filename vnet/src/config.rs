@@ -4,7 +4,7 @@
 //! Parsed once into validated types; every error names file, section and
 //! key. Nothing is started until the whole file is valid.
 use proto::config::{ConfigError, IniFile, RouteSection, Section};
-use proto::{ServeId, MAX_TEXT_LEN};
+use proto::{ServeId, MAX_SPARES, MAX_TEXT_LEN};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -50,6 +50,10 @@ pub struct VnetSettings {
     /// Most concurrent connections per use and per serve; more are
     /// refused with a log line. Default 16384.
     pub max_connections: u32,
+    /// Data connections to the route kept open ahead of need, for uses and
+    /// for serves each, so a new stream starts without a connect. 0 turns
+    /// this off. Default 4.
+    pub spares: u32,
 }
 
 impl Default for VnetSettings {
@@ -66,6 +70,7 @@ impl Default for VnetSettings {
             unserve_expire: 180,
             unserve_linger: 60,
             max_connections: 16384,
+            spares: 4,
         }
     }
 }
@@ -117,6 +122,7 @@ const VNET_KEYS: &[&str] = &[
     "unserve_expire",
     "unserve_linger",
     "max_connections",
+    "spares",
 ];
 const SERVE_KEYS: &[&str] = &["serveid", "type", "ip", "port", "name", "info", "active"];
 const USE_KEYS: &[&str] = &["serveid", "ip", "port", "active"];
@@ -256,6 +262,9 @@ fn settings(section: &Section<'_>) -> Result<VnetSettings, ConfigError> {
         max_connections: section
             .number("max_connections", 1..=1_000_000)?
             .unwrap_or(d.max_connections),
+        spares: section
+            .number("spares", 0..=MAX_SPARES)?
+            .unwrap_or(d.spares),
     })
 }
 
@@ -435,7 +444,7 @@ mod tests {
             ("[use.a]\nserveid=1\nip=0.0.0.0\nport=80\n[use.b]\nserveid=2\nport=80\n", "c.ini: [use.b] port: port 80 is already used by [use.a]"),
             ("[serve.a]\nport=1\nserveid=700\n[serve.b]\nport=2\nserveid=700\n", "c.ini: [serve.b] serveid: 700 is already used by [serve.a]"),
             ("[vnet]\nterminal=maybe\n", "c.ini: [vnet] terminal: \"maybe\" is not true or false"),
-            ("[vnet]\nnmae=x\n", "c.ini: [vnet] nmae: unknown key (known here: name, group, terminal, startserve, startuse, allow_unserve, unserve_remote, unserve_num, unserve_expire, unserve_linger, max_connections)"),
+            ("[vnet]\nnmae=x\n", "c.ini: [vnet] nmae: unknown key (known here: name, group, terminal, startserve, startuse, allow_unserve, unserve_remote, unserve_num, unserve_expire, unserve_linger, max_connections, spares)"),
             ("[vnet]\nunserve_num=-1\n", "c.ini: [vnet] unserve_num: \"-1\" is not a number in 0-999"),
             ("[serves.a]\nport=1\n", "c.ini: [serves.a]: unknown section (known: route, vnet, serve.NAME, use.NAME)"),
         ];

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Framed;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, warn, Instrument};
 
 use crate::data::{self, DialError};
-use crate::{serve, unserve, Command, LocalServe, ServeState, Session, Shared, VnetError};
+use crate::{serve, spare, unserve, Command, LocalServe, ServeState, Session, Shared, VnetError};
 
 /// How long connecting and the hello may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,7 +88,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut commands: mpsc::Receiver<Comman
                     s.route_error = None;
                     s.connects += 1;
                 });
+                let spares_end = shared.shutdown.child_token();
+                let spares = spare::keep(shared.clone(), session.clone(), spares_end.clone());
+                shared
+                    .tracker
+                    .spawn(spares.instrument(tracing::debug_span!("spares")));
                 let ended = follow(&shared, link, session, &mut commands).await;
+                spares_end.cancel();
                 forget_session(&shared);
                 match ended {
                     Ended::Shutdown => return,
@@ -241,6 +247,8 @@ async fn handshake(
 /// already flowing keep going on their own data connections.
 fn forget_session(shared: &Shared) {
     shared.session.send_replace(None);
+    shared.visiting_spares.clear();
+    shared.status.send_modify(|s| s.spares.idle_visit = 0);
     shared.available.send_modify(|a| a.clear());
     shared.local().clear();
     shared.status.send_modify(|s| {

@@ -78,10 +78,24 @@ pub async fn open(
     route: &RouteTarget,
     hello: VnetMsg,
 ) -> Result<(Framed<Conn, VnetCodec>, RouteMsg), DialError> {
+    let mut framed = connect(route, hello).await?;
+    let first = next_message(&mut framed).await?;
+    Ok((framed, first))
+}
+
+/// Connects to the route, sends `hello` and reads the route's preamble;
+/// whatever the route says next is the caller's to read.
+///
+/// # Errors
+/// Connection, TLS or preamble failure.
+pub async fn connect(
+    route: &RouteTarget,
+    hello: VnetMsg,
+) -> Result<Framed<Conn, VnetCodec>, DialError> {
     let stream = TcpStream::connect(route.addr)
         .await
         .map_err(HandshakeError::from)?;
-    let _ = stream.set_nodelay(true);
+    proto::socket::tune(&stream);
     let mut stream = match &route.tls {
         None => Conn::Plain(stream),
         Some(tls) => {
@@ -95,9 +109,7 @@ pub async fn open(
     };
     write_preamble_and::<_, RouteMsg, VnetMsg>(&mut stream, Some(hello)).await?;
     read_preamble(&mut stream).await?;
-    let mut framed = Framed::new(stream, VnetCodec::new());
-    let first = next_message(&mut framed).await?;
-    Ok((framed, first))
+    Ok(Framed::new(stream, VnetCodec::new()))
 }
 
 /// Opens a data connection: `Ready` means raw bytes may flow.
@@ -108,9 +120,20 @@ pub async fn dial(route: &RouteTarget, hello: VnetMsg) -> Result<Unframed<Conn>,
     let opened = tokio::time::timeout(DIAL_TIMEOUT, open(route, hello))
         .await
         .map_err(|_| DialError::Timeout(DIAL_TIMEOUT))??;
-    match opened {
-        (framed, RouteMsg::Ready) => Ok(Unframed::from_framed(framed)),
-        (_, RouteMsg::Refused { reason }) => Err(DialError::Refused(reason)),
+    started(opened.0, opened.1)
+}
+
+/// A data connection whose hello got `answer`: raw bytes after `Ready`.
+///
+/// # Errors
+/// A refusal, or an answer that does not belong here.
+pub fn started(
+    framed: Framed<Conn, VnetCodec>,
+    answer: RouteMsg,
+) -> Result<Unframed<Conn>, DialError> {
+    match answer {
+        RouteMsg::Ready => Ok(Unframed::from_framed(framed)),
+        RouteMsg::Refused { reason } => Err(DialError::Refused(reason)),
         _ => Err(DialError::Unexpected("message on a data connection")),
     }
 }

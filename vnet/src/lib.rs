@@ -25,13 +25,14 @@ pub mod data;
 pub mod manage;
 pub mod serve;
 pub mod shell;
+pub mod spare;
 pub mod status;
 pub mod tls;
 pub mod unserve;
 pub mod use_map;
 
 pub use config::VnetConfig;
-pub use status::{ServeState, ServeStatus, Status, Traffic, UseStatus};
+pub use status::{ServeState, ServeStatus, SpareCounts, Status, Traffic, UseStatus};
 
 use proto::config::RouteSection;
 use proto::message::{Request, Response, ServeEntry, VnetEntry, VnetMsg};
@@ -116,6 +117,8 @@ pub(crate) struct Shared {
     /// Live unserve grants by serve key: notified when a grant is asked
     /// for again, so its expiry starts over.
     pub grants: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Idle spare data connections for our uses.
+    pub visiting_spares: spare::VisitingSpares,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -210,6 +213,7 @@ pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
         use_tasks: Mutex::default(),
         commands,
         grants: Mutex::default(),
+        visiting_spares: spare::VisitingSpares::default(),
         shutdown,
         tracker: TaskTracker::new(),
     });

@@ -1,24 +1,30 @@
-//! The serving side of a stream: the route asked (`OpenStream`) for one of
-//! our serves. Connect to the local service first, then dial the route
-//! back with the ticket and the outcome, so a refused service makes the
-//! visitor's connection close at once instead of hanging.
-use proto::io::{splice, Unframed};
+//! The serving side of a stream: the route wants one of our serves. Connect
+//! to the local service first, then tell the route the outcome, so a
+//! refused service makes the visitor's connection close at once instead of
+//! hanging.
+//!
+//! The route asks in one of two ways: on a spare data connection
+//! (`Open`, answered on it with `Opened`), or on the control connection
+//! (`OpenStream`, answered by dialing back with its ticket).
+use proto::codec::VnetCodec;
+use proto::io::{send_message, splice, Unframed};
 use proto::message::VnetMsg;
 use proto::{ServeId, Ticket};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::data::{self, Conn};
 use crate::status::StreamGuard;
-use crate::{data, Shared};
+use crate::{LocalServe, Shared};
 
 /// How long connecting to a local service may take.
 const SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Spawns the task that answers one `OpenStream`.
 pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeId) {
-    let target = shared.local().get(&serve_id).cloned();
     let Some(session) = shared.session.borrow().clone() else {
         return;
     };
@@ -27,50 +33,127 @@ pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeI
     shared.tracker.spawn(
         async move {
             let shared = task_shared;
-            let Some(serve) = target else {
-                let reason = format!("serve {serve_id} is not served by this vnet");
-                warn!(%reason, "stream refused");
-                let _ = data::dial(&session.route, VnetMsg::Accept { ticket, result: Err(reason) }).await;
-                return;
+            let serve = match admit(&shared, serve_id) {
+                Ok(serve) => serve,
+                Err(reason) => {
+                    let _ = data::dial(
+                        &session.route,
+                        VnetMsg::Accept {
+                            ticket,
+                            result: Err(reason),
+                        },
+                    )
+                    .await;
+                    return;
+                }
             };
-            let max = shared.settings().vnet.max_connections as usize;
-            if serve.traffic.connections() >= max {
-                let reason = format!("serve {} is at its connection limit ({max}, max_connections)", serve.config.name);
-                warn!(%reason, "stream refused");
-                let _ = data::dial(&session.route, VnetMsg::Accept { ticket, result: Err(reason) }).await;
-                return;
-            }
             let counted = StreamGuard::new(&shared.status, serve.traffic.clone());
-            let c = &serve.config;
-            let addr = format!("{}:{}", c.ip, c.port);
-            let service = match tokio::time::timeout(SERVICE_CONNECT_TIMEOUT, TcpStream::connect((c.ip.as_str(), c.port))).await {
-                Ok(Ok(stream)) => Ok(stream),
-                Ok(Err(err)) => Err(format!("serve {} ({addr}) refused: {err}", c.name)),
-                Err(_) => Err(format!("serve {} ({addr}) did not answer in time", c.name)),
-            };
+            let service = connect(&serve).await;
             let result = service.as_ref().map(|_| ()).map_err(Clone::clone);
-            if let Err(reason) = &result {
-                warn!(%reason, "cannot reach local service; visitor is told");
-            }
             let route_side = data::dial(&session.route, VnetMsg::Accept { ticket, result }).await;
             let (service, route_side) = match (service, route_side) {
                 (Ok(service), Ok(route_side)) => (service, route_side),
                 (Err(_), _) => return,
                 (Ok(_), Err(err)) => return info!(%err, "route did not take the stream"),
             };
-            let _ = service.set_nodelay(true);
-            let service = Unframed {
-                stream: counted.count(service),
-                leftover: Default::default(),
-            };
-            tokio::select! {
-                done = splice(route_side, service) => match done {
-                    Ok((to_service, from_service)) => debug!(to_service, from_service, "stream closed"),
-                    Err(err) => debug!(%err, "stream ended with an error"),
-                },
-                _ = serve.cancel.cancelled() => debug!("serve closed; stream cut"),
-            }
+            carry(&serve, route_side, counted.count(service)).await;
         }
         .instrument(span),
     );
+}
+
+/// Spawns the task that answers `Open` on a spare data connection.
+pub(crate) fn open_on_spare(
+    shared: &Arc<Shared>,
+    mut spare: Framed<Conn, VnetCodec>,
+    serve_id: ServeId,
+) {
+    let span = tracing::info_span!("serve", id = %serve_id);
+    let task_shared = shared.clone();
+    shared.tracker.spawn(
+        async move {
+            let shared = task_shared;
+            let serve = match admit(&shared, serve_id) {
+                Ok(serve) => serve,
+                Err(reason) => {
+                    let _ = send_message(
+                        &mut spare,
+                        VnetMsg::Opened {
+                            result: Err(reason),
+                        },
+                    )
+                    .await;
+                    return;
+                }
+            };
+            let counted = StreamGuard::new(&shared.status, serve.traffic.clone());
+            let service = connect(&serve).await;
+            let result = service.as_ref().map(|_| ()).map_err(Clone::clone);
+            if let Err(err) = send_message(&mut spare, VnetMsg::Opened { result }).await {
+                return info!(%err, "route did not take the stream");
+            }
+            let Ok(service) = service else { return };
+            carry(&serve, Unframed::from_framed(spare), counted.count(service)).await;
+        }
+        .instrument(span),
+    );
+}
+
+/// The serve a stream asks for, if it is ours and below its connection
+/// limit; otherwise why not, for the visitor.
+fn admit(shared: &Shared, serve_id: ServeId) -> Result<LocalServe, String> {
+    let Some(serve) = shared.local().get(&serve_id).cloned() else {
+        let reason = format!("serve {serve_id} is not served by this vnet");
+        warn!(%reason, "stream refused");
+        return Err(reason);
+    };
+    let max = shared.settings().vnet.max_connections as usize;
+    if serve.traffic.connections() >= max {
+        let reason = format!(
+            "serve {} is at its connection limit ({max}, max_connections)",
+            serve.config.name
+        );
+        warn!(%reason, "stream refused");
+        return Err(reason);
+    }
+    Ok(serve)
+}
+
+/// Connects to the serve's local service; the error is for the visitor.
+async fn connect(serve: &LocalServe) -> Result<TcpStream, String> {
+    let c = &serve.config;
+    let addr = format!("{}:{}", c.ip, c.port);
+    let connected = tokio::time::timeout(
+        SERVICE_CONNECT_TIMEOUT,
+        TcpStream::connect((c.ip.as_str(), c.port)),
+    )
+    .await;
+    let reason = match connected {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            return Ok(stream);
+        }
+        Ok(Err(err)) => format!("serve {} ({addr}) refused: {err}", c.name),
+        Err(_) => format!("serve {} ({addr}) did not answer in time", c.name),
+    };
+    warn!(%reason, "cannot reach local service; visitor is told");
+    Err(reason)
+}
+
+/// Carries a started stream until both sides are done or the serve closes.
+async fn carry<S>(serve: &LocalServe, route_side: Unframed<Conn>, service: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let service = Unframed {
+        stream: service,
+        leftover: Default::default(),
+    };
+    tokio::select! {
+        done = splice(route_side, service) => match done {
+            Ok((to_service, from_service)) => debug!(to_service, from_service, "stream closed"),
+            Err(err) => debug!(%err, "stream ended with an error"),
+        },
+        _ = serve.cancel.cancelled() => debug!("serve closed; stream cut"),
+    }
 }

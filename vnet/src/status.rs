@@ -33,6 +33,21 @@ pub struct Status {
     /// Mapped connections open right now, as visitor and as server.
     /// Returns to 0 when every connection has been torn down.
     pub streams: usize,
+    /// Spare data connections to the route (`[vnet] spares`).
+    pub spares: SpareCounts,
+}
+
+/// Spare data connections idle now, and streams started on one so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SpareCounts {
+    /// Idle, for our uses.
+    pub idle_visit: usize,
+    /// Idle, for our serves.
+    pub idle_serve: usize,
+    /// Streams our uses started on a spare.
+    pub used_visit: u64,
+    /// Streams to our serves the route handed over on a spare.
+    pub used_serve: u64,
 }
 
 /// A serve and where its registration stands.

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::status::StreamGuard;
-use crate::{data, Shared, Traffic, UseStatus};
+use crate::{data, spare, Shared, Traffic, UseStatus};
 
 /// Starts the use `key` as the status describes it. Does nothing if it is
 /// running already or has no serve id.
@@ -221,9 +221,15 @@ async fn visit(
         serve_id,
         session: session.key,
     };
+    let dialed = async {
+        match spare::visit(&shared, &session, serve_id).await {
+            Some(started) => started,
+            None => data::dial(&session.route, hello).await,
+        }
+    };
     let dialed = tokio::select! {
         _ = cancel.cancelled() => return,
-        dialed = data::dial(&session.route, hello) => dialed,
+        dialed = dialed => dialed,
     };
     let route_side = match dialed {
         Ok(route_side) => route_side,

@@ -7,7 +7,7 @@ use common::*;
 use futures::{SinkExt, StreamExt};
 use proto::auth::{Nonce, Token};
 use proto::codec::VnetCodec;
-use proto::message::{RouteMsg, VnetMsg};
+use proto::message::{RouteMsg, SpareRole, VnetMsg};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
@@ -203,6 +203,20 @@ async fn a_guessed_ticket_or_session_key_attaches_to_nothing() {
         matches!(answer, RouteMsg::Refused { ref reason } if reason.contains("unknown session")),
         "{answer:?}"
     );
+    // Spares with an invented session key, either role.
+    for (seed, role) in [(3, SpareRole::Serve), (4, SpareRole::Visit)] {
+        let spare = VnetMsg::Spare {
+            session: proto::SessionKey(rand_like(seed)),
+            role,
+        };
+        let (_, answer) = within("spare", vnet::data::open(&target, spare))
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer, RouteMsg::Refused { ref reason } if reason.contains("unknown session")),
+            "{answer:?}"
+        );
+    }
     home.stop().await;
     route.stop().await;
 }

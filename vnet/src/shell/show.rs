@@ -295,6 +295,8 @@ pub fn vnet(status: &Status, settings: &VnetSettings, route: &RouteSection, json
             "unserve_num": settings.unserve_num,
             "unserve_expire": settings.unserve_expire,
             "unserve_linger": settings.unserve_linger,
+            "spares": status.spares,
+            "streams": status.streams,
         });
         return serde_json::to_string_pretty(&doc).expect("serializable");
     }

@@ -1,0 +1,208 @@
+//! Spare data connections: opened by a vnet before any stream needs them,
+//! so that a new stream costs no TCP connect, no TLS handshake and no
+//! control round trip.
+//!
+//! A serving spare waits in its vnet's [`Spares`] until a visitor claims
+//! it (see `forward`); a visiting spare waits in its own task for the
+//! `Visit` that its vnet sends when a client connects to a use. Both close
+//! with their vnet's control connection.
+use proto::codec::RouteCodec;
+use proto::io::{next_message, send_message};
+use proto::message::{RouteMsg, SpareRole, VnetMsg};
+use proto::{ServeId, SessionKey};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{debug, info};
+
+use crate::{forward, Conn, Hub};
+
+/// Spares of each role one vnet may keep open. A vnet keeps a few; this
+/// bounds what a misbehaving one can make the route hold.
+const MAX_SPARES: usize = proto::MAX_SPARES as usize;
+
+type Half = tokio_util::codec::Framed<Conn, RouteCodec>;
+
+/// One vnet's idle spares.
+#[derive(Default)]
+pub struct Spares {
+    /// Serving spares, oldest first.
+    serving: Mutex<VecDeque<Half>>,
+    /// Visiting spares waiting for their `Visit`.
+    visiting: AtomicUsize,
+}
+
+impl Spares {
+    fn serving(&self) -> std::sync::MutexGuard<'_, VecDeque<Half>> {
+        self.serving.lock().expect("spares poisoned")
+    }
+
+    /// Takes an idle serving spare, if the vnet has one left.
+    pub fn claim(&self) -> Option<Half> {
+        self.serving().pop_front()
+    }
+
+    /// Keeps `conn` for a later stream; hands it back when full.
+    fn keep(&self, conn: Half) -> Option<Half> {
+        let mut serving = self.serving();
+        if serving.len() >= MAX_SPARES {
+            return Some(conn);
+        }
+        serving.push_back(conn);
+        None
+    }
+}
+
+/// Handles a data connection whose `Spare` hello has been read.
+pub async fn arrived(mut conn: Half, session: SessionKey, role: SpareRole, hub: Arc<Hub>) {
+    let Some(link) = hub.registry().link_of(session) else {
+        info!("spare refused: unknown session");
+        return refuse(conn, "unknown session (is the vnet connected?)").await;
+    };
+    match role {
+        SpareRole::Serve => {
+            if let Some(conn) = link.spares.keep(conn) {
+                info!(max = MAX_SPARES, "spare refused: the vnet keeps too many");
+                refuse(conn, "too many spare connections").await;
+            }
+        }
+        SpareRole::Visit => {
+            let Some(slot) = VisitingSlot::take(&link.spares.visiting) else {
+                info!(max = MAX_SPARES, "spare refused: the vnet keeps too many");
+                return refuse(conn, "too many spare connections").await;
+            };
+            let next = tokio::select! {
+                next = next_message(&mut conn) => next,
+                _ = link.cancel.cancelled() => return,
+                _ = hub.shutdown.cancelled() => return,
+            };
+            drop(slot);
+            match next {
+                Ok(VnetMsg::Visit {
+                    serve_id,
+                    session: visit_session,
+                }) if visit_session == session => {
+                    forward::visit(conn, serve_id, session, hub).await;
+                }
+                Ok(_) => {
+                    info!("dropped spare: expected a visit");
+                    refuse(conn, "expected a visit on a spare connection").await;
+                }
+                Err(err) => debug!(%err, "spare closed unused"),
+            }
+        }
+    }
+}
+
+/// A place among a vnet's visiting spares, freed when dropped.
+struct VisitingSlot<'a>(&'a AtomicUsize);
+
+impl<'a> VisitingSlot<'a> {
+    fn take(count: &'a AtomicUsize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_SPARES).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count))
+    }
+}
+
+impl Drop for VisitingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What came of offering a stream on a serving spare.
+pub enum Offered {
+    /// The vnet reached its service; raw bytes follow on `Half`.
+    Open(Half),
+    /// The vnet could not reach its service; the reason is for the visitor.
+    Refused(String),
+    /// The spare was already dead; try another.
+    Dead,
+}
+
+/// Asks the serving vnet, on one of its spares, for a stream to `serve_id`.
+pub async fn offer(mut spare: Half, serve_id: ServeId, timeout: Duration) -> Offered {
+    if send_message(&mut spare, RouteMsg::Open { serve_id })
+        .await
+        .is_err()
+    {
+        return Offered::Dead;
+    }
+    let answer = match tokio::time::timeout(timeout, next_message(&mut spare)).await {
+        Ok(answer) => answer,
+        Err(_) => return Offered::Refused(format!("serve {serve_id} did not answer in time")),
+    };
+    match answer {
+        Ok(msg @ VnetMsg::Opened { .. }) if msg.validate().is_err() => {
+            Offered::Refused(format!("serve {serve_id} sent an unreadable answer"))
+        }
+        Ok(VnetMsg::Opened { result: Ok(()) }) => Offered::Open(spare),
+        Ok(VnetMsg::Opened {
+            result: Err(reason),
+        }) => Offered::Refused(reason),
+        Ok(_) => Offered::Refused(format!("serve {serve_id} sent an unexpected answer")),
+        Err(err) => {
+            debug!(%err, "spare was dead");
+            Offered::Dead
+        }
+    }
+}
+
+async fn refuse(mut conn: Half, reason: &str) {
+    // Best effort: the peer may already be gone.
+    let _ = send_message(
+        &mut conn,
+        RouteMsg::Refused {
+            reason: reason.into(),
+        },
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A real connected socket, as the route holds one.
+    async fn half(listener: &TcpListener) -> (Half, TcpStream) {
+        let (client, accepted) = tokio::join!(
+            TcpStream::connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        let conn = Conn::Plain(accepted.unwrap().0);
+        (
+            tokio_util::codec::Framed::new(conn, RouteCodec::new()),
+            client.unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_vnet_keeps_at_most_max_spares_of_each_role() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let spares = Spares::default();
+        let mut peers = Vec::new();
+        for _ in 0..MAX_SPARES {
+            let (conn, peer) = half(&listener).await;
+            assert!(spares.keep(conn).is_none());
+            peers.push(peer);
+        }
+        let (conn, _peer) = half(&listener).await;
+        assert!(spares.keep(conn).is_some(), "one serving spare too many");
+        assert!(spares.claim().is_some());
+        let (conn, _peer) = half(&listener).await;
+        assert!(spares.keep(conn).is_none(), "room again after a claim");
+
+        let slots: Vec<_> = (0..MAX_SPARES)
+            .map(|_| VisitingSlot::take(&spares.visiting).expect("below the limit"))
+            .collect();
+        assert!(VisitingSlot::take(&spares.visiting).is_none());
+        drop(slots);
+        assert!(VisitingSlot::take(&spares.visiting).is_some());
+    }
+}

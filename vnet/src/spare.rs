@@ -1,0 +1,205 @@
+//! Spare data connections: `[vnet] spares` of them for uses and as many
+//! for serves, opened to the route while the control connection is up, so
+//! a new stream starts without a TCP connect (or TLS handshake) to the
+//! route, and without the route's control message and dial-back.
+//!
+//! A visiting spare waits here until a use takes it for a client; a
+//! serving spare waits in its own task until the route hands it a stream.
+//! Either is replaced as soon as it is used. Spares belong to one session:
+//! the route closes them when that control connection ends, and a new
+//! session opens its own.
+use proto::codec::VnetCodec;
+use proto::io::{next_message, send_message, Unframed};
+use proto::message::{RouteMsg, SpareRole, VnetMsg};
+use proto::SessionKey;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, Instrument};
+
+use crate::data::{self, Conn, DialError};
+use crate::{serve, Session, Shared};
+
+/// Pause after a spare could not be opened, so a route that refuses them
+/// (or is gone) is not hammered; the session's end stops the wait.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+type Spare = Framed<Conn, VnetCodec>;
+
+/// Idle visiting spares, shared by the uses.
+#[derive(Default)]
+pub(crate) struct VisitingSpares {
+    idle: Mutex<Vec<(SessionKey, Spare)>>,
+    /// Woken when one is taken, so it is replaced.
+    taken: Notify,
+}
+
+impl VisitingSpares {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<(SessionKey, Spare)>> {
+        self.idle.lock().expect("spares poisoned")
+    }
+
+    /// Takes an idle spare of `session`, dropping any of older sessions.
+    fn take(&self, session: SessionKey) -> Option<Spare> {
+        let mut idle = self.idle();
+        idle.retain(|(key, _)| *key == session);
+        let (_, spare) = idle.pop()?;
+        drop(idle);
+        self.taken.notify_one();
+        Some(spare)
+    }
+
+    /// Closes every idle spare (the session ended).
+    pub(crate) fn clear(&self) {
+        self.idle().clear();
+    }
+}
+
+/// Keeps spares open for `session` until `ended` is cancelled.
+pub(crate) async fn keep(shared: Arc<Shared>, session: Session, ended: CancellationToken) {
+    let count = shared.settings().vnet.spares as usize;
+    if count == 0 {
+        return;
+    }
+    for _ in 0..count {
+        let worker = serving(shared.clone(), session.clone(), ended.clone());
+        shared
+            .tracker
+            .spawn(worker.instrument(tracing::debug_span!("spare")));
+    }
+    let visiting = &shared.visiting_spares;
+    loop {
+        while visiting.idle().len() < count {
+            let opened = tokio::select! {
+                _ = ended.cancelled() => return,
+                opened = open(&session, SpareRole::Visit) => opened,
+            };
+            match opened {
+                Ok(spare) => {
+                    let idle = {
+                        let mut idle = visiting.idle();
+                        // Checked under the lock: the session's end cancels
+                        // `ended` before it clears the pool, so no spare of
+                        // an ended session is left behind.
+                        if ended.is_cancelled() {
+                            return;
+                        }
+                        idle.push((session.key, spare));
+                        idle.len()
+                    };
+                    publish(&shared, |c| c.idle_visit = idle);
+                }
+                Err(err) => {
+                    debug!(%err, "cannot open a spare for uses");
+                    if pause(&ended).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = ended.cancelled() => return,
+            _ = visiting.taken.notified() => {}
+        }
+    }
+}
+
+/// One serving spare after another: open it, wait for the route to hand
+/// it a stream, start that stream, open the next.
+async fn serving(shared: Arc<Shared>, session: Session, ended: CancellationToken) {
+    loop {
+        let opened = tokio::select! {
+            _ = ended.cancelled() => return,
+            opened = open(&session, SpareRole::Serve) => opened,
+        };
+        let mut spare = match opened {
+            Ok(spare) => spare,
+            Err(err) => {
+                debug!(%err, "cannot open a spare for serves");
+                if pause(&ended).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        publish(&shared, |c| c.idle_serve += 1);
+        let next = tokio::select! {
+            _ = ended.cancelled() => None,
+            next = next_message(&mut spare) => Some(next),
+        };
+        publish(&shared, |c| c.idle_serve -= 1);
+        match next {
+            None => return,
+            Some(Ok(RouteMsg::Open { serve_id })) => {
+                publish(&shared, |c| c.used_serve += 1);
+                serve::open_on_spare(&shared, spare, serve_id);
+            }
+            Some(Ok(other)) => {
+                debug!(?other, "route closed a spare");
+                if pause(&ended).await.is_err() {
+                    return;
+                }
+            }
+            Some(Err(err)) => {
+                debug!(%err, "spare lost");
+                if pause(&ended).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Starts a use's stream on an idle spare: `Visit` on it, then the route's
+/// answer. `None` when no live spare was left; the caller dials instead.
+pub(crate) async fn visit(
+    shared: &Shared,
+    session: &Session,
+    serve_id: proto::ServeId,
+) -> Option<Result<Unframed<Conn>, DialError>> {
+    while let Some(mut spare) = shared.visiting_spares.take(session.key) {
+        let idle = shared.visiting_spares.idle().len();
+        publish(shared, |c| c.idle_visit = idle);
+        let hello = VnetMsg::Visit {
+            serve_id,
+            session: session.key,
+        };
+        if send_message(&mut spare, hello).await.is_err() {
+            continue; // closed under us: try the next
+        }
+        let answer = tokio::time::timeout(data::DIAL_TIMEOUT, next_message(&mut spare)).await;
+        match answer {
+            Ok(Ok(answer)) => {
+                publish(shared, |c| c.used_visit += 1);
+                return Some(data::started(spare, answer));
+            }
+            Ok(Err(err)) => debug!(%err, "spare was closed; trying another"),
+            Err(_) => return Some(Err(DialError::Timeout(data::DIAL_TIMEOUT))),
+        }
+    }
+    None
+}
+
+async fn open(session: &Session, role: SpareRole) -> Result<Spare, DialError> {
+    let hello = VnetMsg::Spare {
+        session: session.key,
+        role,
+    };
+    tokio::time::timeout(data::DIAL_TIMEOUT, data::connect(&session.route, hello))
+        .await
+        .map_err(|_| DialError::Timeout(data::DIAL_TIMEOUT))?
+}
+
+/// Waits [`RETRY_AFTER`]; `Err` if the session ended meanwhile.
+async fn pause(ended: &CancellationToken) -> Result<(), ()> {
+    tokio::select! {
+        _ = ended.cancelled() => Err(()),
+        _ = tokio::time::sleep(RETRY_AFTER) => Ok(()),
+    }
+}
+
+fn publish(shared: &Shared, change: impl FnOnce(&mut crate::status::SpareCounts)) {
+    shared.status.send_modify(|s| change(&mut s.spares));
+}
