@@ -167,6 +167,29 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / clock_ticks())
 }
 
+/// Scheduler totals of a process over all its threads, from each thread's
+/// /proc/PID/task/TID/schedstat: nanoseconds on a CPU (precise, unlike the
+/// 10 ms ticks of `cpu_secs`) and how many times a thread was put on one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sched {
+    pub cpu_ns: u64,
+    pub runs: u64,
+}
+
+pub fn sched(pid: u32) -> Option<Sched> {
+    let mut total = Sched::default();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(text) = std::fs::read_to_string(task.ok()?.path().join("schedstat")) else {
+            continue; // a thread that just ended
+        };
+        let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+        total.cpu_ns += fields.next()??;
+        let _waiting = fields.next();
+        total.runs += fields.next()??;
+    }
+    Some(total)
+}
+
 /// Busy and total jiffies of all CPUs together, from /proc/stat.
 pub fn machine_jiffies() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;

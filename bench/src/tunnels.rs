@@ -53,6 +53,16 @@ impl NetPath {
             .collect()
     }
 
+    /// Scheduler totals of all this path's processes together.
+    pub fn sched_total(&self) -> crate::procs::Sched {
+        let mut total = crate::procs::Sched::default();
+        for s in self.procs.iter().filter_map(|p| crate::procs::sched(p.pid)) {
+            total.cpu_ns += s.cpu_ns;
+            total.runs += s.runs;
+        }
+        total
+    }
+
     pub fn rss_by_role(&self) -> Vec<(Role, Option<u64>)> {
         self.procs.iter().map(|p| (p.role, p.rss_kib())).collect()
     }

@@ -81,7 +81,9 @@ async fn one_path(
         goal,
         ref how,
     } = *setting;
+    let before = path.sched_total();
     let r = load::conn_rate(path.ends.echo, plan.connections, concurrency, LIMIT).await;
+    let after = path.sched_total();
     if r.failed > 0 || r.ok < plan.connections {
         notes.push(format!(
             "{}: connection rate ({how}): {} ok, {} failed{}",
@@ -129,6 +131,32 @@ async fn one_path(
         path.name,
         percentile_us(&r.ttfb, 99.0).unwrap_or(f64::NAN),
     );
+    if !path.is_direct() && r.ok > 0 {
+        // Where a connection's cost goes: the forwarding processes' own
+        // CPU time (user and kernel) and wakeups, spread over the
+        // connections made.
+        let n = r.ok as f64;
+        report.set(
+            SECTION,
+            &format!("conn_{key}_cpu"),
+            &format!("{how}: CPU per connection, forwarding processes"),
+            "us",
+            0,
+            None,
+            path.name,
+            after.cpu_ns.saturating_sub(before.cpu_ns) as f64 / n / 1000.0,
+        );
+        report.set(
+            SECTION,
+            &format!("conn_{key}_runs"),
+            &format!("{how}: forwarding processes scheduled, per connection"),
+            "",
+            1,
+            None,
+            path.name,
+            after.runs.saturating_sub(before.runs) as f64 / n,
+        );
+    }
     if r.failed > 0 {
         report.set(
             SECTION,

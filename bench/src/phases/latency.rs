@@ -4,6 +4,7 @@ use std::time::Duration;
 use super::Budget;
 use crate::load::{self, percentile_us};
 use crate::plan::Plan;
+use crate::procs::Sched;
 use crate::report::{Goal, Report};
 use crate::tunnels::NetPath;
 
@@ -28,8 +29,13 @@ pub async fn run(
         if !path.check_alive() {
             continue;
         }
+        let before = path.sched_total();
         match load::latency(path.ends.echo, plan.round_trips, LIMIT).await {
             Ok(times) => {
+                let after = path.sched_total();
+                if !path.is_direct() {
+                    per_round_trip(report, path.name, before, after, times.len());
+                }
                 let p50 = percentile_us(&times, 50.0).unwrap_or(f64::NAN);
                 let p99 = percentile_us(&times, 99.0).unwrap_or(f64::NAN);
                 let label = format!("{} round trips", plan.round_trips);
@@ -57,4 +63,33 @@ pub async fn run(
             Err(e) => notes.push(format!("{}: latency failed: {e}", path.name)),
         }
     }
+}
+
+/// Where a round trip's time goes in the forwarding processes: how often
+/// one of them is woken and put on a CPU, and the CPU time it spends.
+fn per_round_trip(report: &mut Report, path: &str, before: Sched, after: Sched, trips: usize) {
+    if trips == 0 {
+        return;
+    }
+    let n = trips as f64;
+    report.set(
+        SECTION,
+        "rtt_runs",
+        "forwarding processes scheduled, per round trip",
+        "",
+        1,
+        None,
+        path,
+        after.runs.saturating_sub(before.runs) as f64 / n,
+    );
+    report.set(
+        SECTION,
+        "rtt_cpu",
+        "CPU per round trip, forwarding processes",
+        "us",
+        1,
+        None,
+        path,
+        after.cpu_ns.saturating_sub(before.cpu_ns) as f64 / n / 1000.0,
+    );
 }
