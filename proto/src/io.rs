@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_util::codec::{Encoder, Framed};
 
 use crate::codec::{Limited, MessageCodec, ProtoError};
@@ -122,13 +123,44 @@ impl<S> Unframed<S> {
     }
 }
 
-/// Buffer size for each direction of a splice. Larger than tokio's 8 KiB
-/// default so bulk transfers take fewer syscalls.
+/// Buffer size for each direction of a splice copied through user space.
+/// Larger than tokio's 8 KiB default so bulk transfers take fewer syscalls.
 pub const SPLICE_BUF: usize = 64 * 1024;
+
+/// A stream [`splice`] can carry.
+///
+/// Between two plain TCP sockets on Linux, bytes move inside the kernel
+/// (see `zero_copy`) and never pass through the stream's `AsyncRead` or
+/// `AsyncWrite`; a layer that watches its bytes (a counter) is told of them
+/// through the `bytes_*` hooks instead.
+pub trait Spliceable: AsyncRead + AsyncWrite + Unpin {
+    /// The plain TCP socket beneath, if bytes may be moved on it directly;
+    /// `None` when they must pass through this layer (TLS, memory pipes).
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+
+    /// `n` bytes were read from [`plain_tcp`](Self::plain_tcp) directly.
+    fn bytes_read(&self, _n: u64) {}
+
+    /// `n` bytes were written to [`plain_tcp`](Self::plain_tcp) directly.
+    fn bytes_written(&self, _n: u64) {}
+}
+
+impl Spliceable for TcpStream {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl Spliceable for tokio::io::DuplexStream {}
 
 /// Carries bytes both ways between `a` and `b` until both directions are
 /// done, passing on a half-close (EOF one way shuts down writing the other
 /// way). Each side's leftover goes to the other side first.
+///
+/// Two plain TCP sockets on Linux are relayed in the kernel with splice(2);
+/// anything else is copied through user-space buffers.
 ///
 /// Returns bytes carried a→b and b→a (leftovers included).
 ///
@@ -136,8 +168,8 @@ pub const SPLICE_BUF: usize = 64 * 1024;
 /// Either socket failed; both are then dropped by the caller.
 pub async fn splice<A, B>(a: Unframed<A>, b: Unframed<B>) -> std::io::Result<(u64, u64)>
 where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
+    A: Spliceable,
+    B: Spliceable,
 {
     let (mut a, a_left) = (a.stream, a.leftover);
     let (mut b, b_left) = (b.stream, b.leftover);
@@ -147,8 +179,20 @@ where
     if !b_left.is_empty() {
         a.write_all(&b_left).await?;
     }
-    let (ab, ba) = crate::pump::copy_both(&mut a, &mut b, SPLICE_BUF).await?;
+    let (ab, ba) = copy_both(&mut a, &mut b).await?;
     Ok((ab + a_left.len() as u64, ba + b_left.len() as u64))
+}
+
+/// The kernel path when both sides allow it, else the portable copy.
+async fn copy_both<A: Spliceable, B: Spliceable>(
+    a: &mut A,
+    b: &mut B,
+) -> std::io::Result<(u64, u64)> {
+    #[cfg(target_os = "linux")]
+    if let Some(relay) = crate::zero_copy::copy_both(&*a, &*b) {
+        return relay.await;
+    }
+    crate::pump::copy_both(a, b, SPLICE_BUF).await
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 //! own. A peer that is not a vnet, or speaks another version, gets a clear
 //! error on both sides before any frame is read.
 //!
-//! This crate has no sockets and no clock.
+//! This crate opens no sockets and has no clock.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -38,6 +38,8 @@ pub mod pump;
 pub mod signal;
 pub mod socket;
 pub mod transport;
+#[cfg(target_os = "linux")]
+pub mod zero_copy;
 
 pub use ids::{ServeId, SessionKey, Ticket, VnetId};
 

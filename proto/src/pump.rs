@@ -22,7 +22,7 @@ thread_local! {
 }
 
 /// A buffer of `size` bytes: a spare one if this thread has it.
-fn take_buffer(size: usize) -> Box<[u8]> {
+pub(crate) fn take_buffer(size: usize) -> Box<[u8]> {
     SPARE
         .with(|spare| {
             let mut spare = spare.borrow_mut();
@@ -33,7 +33,7 @@ fn take_buffer(size: usize) -> Box<[u8]> {
 }
 
 /// Keeps `buf` for reuse on this thread, or frees it.
-fn give_buffer(buf: Box<[u8]>) {
+pub(crate) fn give_buffer(buf: Box<[u8]>) {
     SPARE.with(|spare| {
         let mut spare = spare.borrow_mut();
         if spare.len() < SPARE_BUFFERS {

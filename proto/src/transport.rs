@@ -1,6 +1,6 @@
 //! A connection as both sides use it: plain TCP, or TLS 1.3 over it.
 //!
-//! Generic over the socket type so this crate stays free of sockets; both
+//! Generic over the socket type so this crate opens no sockets; both
 //! programs use `Transport<TcpStream>`. The plain case is the socket
 //! itself, with no extra layer on the hot path.
 use sha2::{Digest, Sha256};
@@ -8,7 +8,10 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
+
+use crate::io::Spliceable;
 
 /// Plain or TLS.
 pub enum Transport<S> {
@@ -72,6 +75,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Transport<S> {
         match self {
             Transport::Plain(s) => s.is_write_vectored(),
             Transport::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+/// Plain connections can be relayed in the kernel; TLS bytes must be
+/// decrypted here.
+impl<S: Spliceable> Spliceable for Transport<S> {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Transport::Plain(s) => s.plain_tcp(),
+            Transport::Tls(_) => None,
+        }
+    }
+
+    fn bytes_read(&self, n: u64) {
+        if let Transport::Plain(s) = self {
+            s.bytes_read(n);
+        }
+    }
+
+    fn bytes_written(&self, n: u64) {
+        if let Transport::Plain(s) = self {
+            s.bytes_written(n);
         }
     }
 }

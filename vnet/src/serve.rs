@@ -7,7 +7,7 @@
 //! (`Open`, answered on it with `Opened`), or on the control connection
 //! (`OpenStream`, answered by dialing back with its ticket).
 use proto::codec::VnetCodec;
-use proto::io::{send_message, splice, Unframed};
+use proto::io::{send_message, splice, Spliceable, Unframed};
 use proto::message::VnetMsg;
 use proto::{ServeId, Ticket};
 use std::sync::Arc;
@@ -141,10 +141,7 @@ async fn connect(serve: &LocalServe) -> Result<TcpStream, String> {
 }
 
 /// Carries a started stream until both sides are done or the serve closes.
-async fn carry<S>(serve: &LocalServe, route_side: Unframed<Conn>, service: S)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+async fn carry<S: Spliceable>(serve: &LocalServe, route_side: Unframed<Conn>, service: S) {
     let service = Unframed {
         stream: service,
         leftover: Default::default(),

@@ -3,6 +3,7 @@
 //! can wait for a state instead of sleeping. Byte and connection counters
 //! live in shared [`Traffic`] cells, updated by the stream tasks without
 //! republishing the whole status.
+use proto::io::Spliceable;
 use proto::{ServeId, VnetId};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::config::{ServeConfig, UseConfig};
@@ -234,6 +236,24 @@ pub(crate) struct Counted<S> {
     traffic: Arc<Traffic>,
 }
 
+/// Bytes relayed in the kernel bypass `poll_read`/`poll_write` and are
+/// counted here instead.
+impl<S: Spliceable> Spliceable for Counted<S> {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        self.inner.plain_tcp()
+    }
+
+    fn bytes_read(&self, n: u64) {
+        self.traffic.sent.fetch_add(n, Ordering::Relaxed);
+        self.inner.bytes_read(n);
+    }
+
+    fn bytes_written(&self, n: u64) {
+        self.traffic.received.fetch_add(n, Ordering::Relaxed);
+        self.inner.bytes_written(n);
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -267,5 +287,79 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use proto::io::{splice, Unframed};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn socket_pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let (connected, accepted) = tokio::join!(
+            TcpStream::connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        (connected.unwrap(), accepted.unwrap().0)
+    }
+
+    /// As a serve relays: the route's side (with read-ahead) to the local
+    /// service, whose bytes are counted. On Linux this takes the kernel
+    /// path, where only the hooks can count.
+    #[tokio::test]
+    async fn relayed_bytes_are_counted_both_ways() {
+        let status = watch::Sender::new(Status::default());
+        let traffic = Arc::new(Traffic::default());
+        let guard = StreamGuard::new(&status, traffic.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (mut far, route_side) = socket_pair(&listener).await;
+        let (service, mut local) = socket_pair(&listener).await;
+        #[cfg(target_os = "linux")]
+        let spliced = proto::zero_copy::spliced_on_this_thread();
+        let relay = tokio::spawn(splice(
+            Unframed {
+                stream: route_side,
+                leftover: Bytes::from_static(b"early "),
+            },
+            Unframed {
+                stream: guard.count(service),
+                leftover: Bytes::new(),
+            },
+        ));
+        let (to_service, from_service) = (vec![1u8; 300_000], vec![2u8; 200_000]);
+        let talk = async {
+            let (mut up, mut down) = (Vec::new(), Vec::new());
+            tokio::join!(
+                async {
+                    far.write_all(&to_service).await.unwrap();
+                    far.shutdown().await.unwrap();
+                    far.read_to_end(&mut down).await.unwrap();
+                },
+                async {
+                    local.write_all(&from_service).await.unwrap();
+                    local.shutdown().await.unwrap();
+                    local.read_to_end(&mut up).await.unwrap();
+                }
+            );
+            assert_eq!(&up[..6], b"early ");
+            assert!(up[6..] == to_service[..] && down == from_service);
+            relay.await.unwrap().unwrap()
+        };
+        let moved = tokio::time::timeout(Duration::from_secs(20), talk)
+            .await
+            .unwrap();
+        assert_eq!(moved, (300_006, 200_000));
+        assert_eq!(traffic.bytes(), (200_000, 300_006));
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            proto::zero_copy::spliced_on_this_thread() - spliced,
+            500_000,
+            "the kernel path was not taken"
+        );
+        drop(guard);
     }
 }
