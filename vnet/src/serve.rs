@@ -10,6 +10,7 @@ use proto::codec::VnetCodec;
 use proto::io::{send_message, splice, Spliceable, Unframed};
 use proto::message::VnetMsg;
 use proto::{ServeId, Ticket};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -23,51 +24,55 @@ use crate::{LocalServe, Shared};
 /// How long connecting to a local service may take.
 const SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Spawns the task that answers one `OpenStream`.
+/// Spawns the task that answers one `OpenStream`: by dialing the route
+/// with the ticket and the outcome.
 pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeId) {
     let Some(session) = shared.session.borrow().clone() else {
         return;
     };
-    let span = tracing::info_span!("serve", id = %serve_id);
-    let task_shared = shared.clone();
-    shared.tracker.spawn(
-        async move {
-            let shared = task_shared;
-            let serve = match admit(&shared, serve_id) {
-                Ok(serve) => serve,
-                Err(reason) => {
-                    let _ = data::dial(
-                        &session.route,
-                        VnetMsg::Accept {
-                            ticket,
-                            result: Err(reason),
-                        },
-                    )
-                    .await;
-                    return;
-                }
-            };
-            let counted = StreamGuard::new(&shared.status, serve.traffic.clone());
-            let service = connect(&serve).await;
-            let result = service.as_ref().map(|_| ()).map_err(Clone::clone);
-            let route_side = data::dial(&session.route, VnetMsg::Accept { ticket, result }).await;
-            let (service, route_side) = match (service, route_side) {
-                (Ok(service), Ok(route_side)) => (service, route_side),
-                (Err(_), _) => return,
-                (Ok(_), Err(err)) => return info!(%err, "route did not take the stream"),
-            };
-            carry(&serve, route_side, counted.count(service)).await;
+    let reply = move |result: Result<(), String>| async move {
+        let reached = result.is_ok();
+        match data::dial(&session.route, VnetMsg::Accept { ticket, result }).await {
+            Ok(route_side) => Some(route_side),
+            Err(err) if reached => {
+                info!(%err, "route did not take the stream");
+                None
+            }
+            Err(_) => None,
         }
-        .instrument(span),
-    );
+    };
+    spawn_stream(shared, serve_id, reply);
 }
 
-/// Spawns the task that answers `Open` on a spare data connection.
+/// Spawns the task that answers `Open` on a spare data connection: on
+/// that connection, which then carries the stream.
 pub(crate) fn open_on_spare(
     shared: &Arc<Shared>,
     mut spare: Framed<Conn, VnetCodec>,
     serve_id: ServeId,
 ) {
+    let reply = move |result: Result<(), String>| async move {
+        let reached = result.is_ok();
+        match send_message(&mut spare, VnetMsg::Opened { result }).await {
+            Ok(()) if reached => Some(Unframed::from_framed(spare)),
+            Ok(()) => None,
+            Err(err) => {
+                info!(%err, "route did not take the stream");
+                None
+            }
+        }
+    };
+    spawn_stream(shared, serve_id, reply);
+}
+
+/// Spawns a stream to `serve_id`: reaches the local service, tells the
+/// route the outcome with `reply` (which gives back the route's side of
+/// the stream), and carries the stream if both worked.
+fn spawn_stream<R, F>(shared: &Arc<Shared>, serve_id: ServeId, reply: R)
+where
+    R: FnOnce(Result<(), String>) -> F + Send + 'static,
+    F: Future<Output = Option<Unframed<Conn>>> + Send,
+{
     let span = tracing::info_span!("serve", id = %serve_id);
     let task_shared = shared.clone();
     shared.tracker.spawn(
@@ -76,24 +81,16 @@ pub(crate) fn open_on_spare(
             let serve = match admit(&shared, serve_id) {
                 Ok(serve) => serve,
                 Err(reason) => {
-                    let _ = send_message(
-                        &mut spare,
-                        VnetMsg::Opened {
-                            result: Err(reason),
-                        },
-                    )
-                    .await;
+                    reply(Err(reason)).await;
                     return;
                 }
             };
             let counted = StreamGuard::new(&shared.status, serve.traffic.clone());
             let service = connect(&serve).await;
-            let result = service.as_ref().map(|_| ()).map_err(Clone::clone);
-            if let Err(err) = send_message(&mut spare, VnetMsg::Opened { result }).await {
-                return info!(%err, "route did not take the stream");
+            let route_side = reply(service.as_ref().map(|_| ()).map_err(Clone::clone)).await;
+            if let (Ok(service), Some(route_side)) = (service, route_side) {
+                carry(&serve, route_side, counted.count(service)).await;
             }
-            let Ok(service) = service else { return };
-            carry(&serve, Unframed::from_framed(spare), counted.count(service)).await;
         }
         .instrument(span),
     );

@@ -41,6 +41,14 @@ async fn spares_ready(vnet: &Vnet, n: usize) -> SpareCounts {
     .spares
 }
 
+/// Stops the vnets, then the route, checking that each ends.
+async fn stop_all(route: Route, vnets: [Vnet; 2]) {
+    for v in vnets {
+        v.stop().await;
+    }
+    route.stop().await;
+}
+
 async fn echo_once(addr: std::net::SocketAddr, text: &[u8]) {
     let (mut stream, tag) = connect_tagged(addr).await;
     assert_eq!(tag, "home-echo");
@@ -67,10 +75,7 @@ async fn streams_start_on_spares_and_used_ones_are_replaced() {
     }
     office.idle().await;
     home.idle().await;
-    for v in [office, home] {
-        v.stop().await;
-    }
-    route.stop().await;
+    stop_all(route, [office, home]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,10 +108,7 @@ async fn a_burst_larger_than_the_spares_is_carried() {
     drop(open);
     office.idle().await;
     home.idle().await;
-    for v in [office, home] {
-        v.stop().await;
-    }
-    route.stop().await;
+    stop_all(route, [office, home]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,10 +133,7 @@ async fn a_refused_service_closes_the_client_on_a_spare_too() {
         .await;
     assert_eq!(home_now.spares.used_serve, 1);
     office.idle().await;
-    for v in [office, home] {
-        v.stop().await;
-    }
-    route.stop().await;
+    stop_all(route, [office, home]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,10 +164,7 @@ async fn after_a_route_restart_fresh_spares_carry_streams() {
         .wait("a spare carried it", |s| s.spares.used_visit == 1)
         .await;
     assert_eq!(office_now.spares.used_visit, 1);
-    for v in [office, home] {
-        v.stop().await;
-    }
-    route.stop().await;
+    stop_all(route, [office, home]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,8 +178,5 @@ async fn with_spares_off_streams_dial_the_route() {
     assert_eq!(status.spares, SpareCounts::default());
     let status = home.wait("streams closed", |s| s.streams == 0).await;
     assert_eq!(status.spares, SpareCounts::default());
-    for v in [office, home] {
-        v.stop().await;
-    }
-    route.stop().await;
+    stop_all(route, [office, home]).await;
 }
