@@ -257,6 +257,20 @@ impl VnetHandle {
         seen.clone()
     }
 
+    /// Waits until the group's serves, as the route last announced them
+    /// to this vnet, satisfy `ready`; returns them then.
+    pub async fn wait_for_serves(
+        &self,
+        mut ready: impl FnMut(&BTreeMap<ServeId, ServeEntry>) -> bool,
+    ) -> BTreeMap<ServeId, ServeEntry> {
+        let mut rx = self.shared.available.subscribe();
+        let seen = rx
+            .wait_for(|a| ready(a))
+            .await
+            .expect("the handle keeps the sender alive");
+        seen.clone()
+    }
+
     /// This vnet's settings and route, as in force now.
     pub fn settings(&self) -> (VnetSettings, RouteSection) {
         let s = self.shared.settings();

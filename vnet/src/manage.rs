@@ -361,7 +361,7 @@ impl VnetHandle {
             }
         }
         for (key, now) in &status.uses {
-            if !now.grant && !config.uses.iter().any(|u| &u.key == key) {
+            if now.grant.is_none() && !config.uses.iter().any(|u| &u.key == key) {
                 let _ = self.use_delete(key).await;
                 summary.removed.push(format!("use.{key}"));
             }

@@ -95,9 +95,10 @@ pub struct UseStatus {
     pub open: bool,
     /// Why the use cannot work (for example, its port is taken).
     pub error: Option<String>,
-    /// Set for the mapping of a grant received by unserve: it is removed
-    /// when the grant is withdrawn.
-    pub grant: bool,
+    /// For the mapping of a grant received by unserve: the vnet that
+    /// granted it. The mapping is removed when the grant is withdrawn, and
+    /// never reaches a serve of another vnet under the same id.
+    pub grant: Option<VnetId>,
     /// Connections and bytes.
     pub traffic: Arc<Traffic>,
 }
@@ -128,7 +129,7 @@ impl UseStatus {
             local: None,
             open: false,
             error: None,
-            grant: false,
+            grant: None,
             traffic: Arc::default(),
         }
     }

@@ -242,17 +242,31 @@ impl VnetHandle {
         }
     }
 
-    /// Maps a granted serve onto a local address; the mapping is removed
-    /// when the grant is withdrawn. Returns the use's key and how it opened.
+    /// Maps serve `serve_id`, granted by vnet `from`, onto a local
+    /// address; the mapping is removed when the grant is withdrawn.
+    /// Returns the use's key and how it opened.
     ///
     /// # Errors
-    /// The port cannot be bound.
+    /// The grant is gone already (withdrawn while the user chose a port,
+    /// say), or the port cannot be bound.
     pub async fn unserve_use(
         &self,
         serve_id: ServeId,
+        from: VnetId,
         ip: IpAddr,
         port: u16,
     ) -> Result<(String, UseOpened), VnetError> {
+        let granted = self
+            .shared()
+            .available
+            .borrow()
+            .get(&serve_id)
+            .is_some_and(|e| e.vnet_id == from);
+        if !granted {
+            return Err(VnetError::Invalid(format!(
+                "vnet {from} no longer serves {serve_id}: the grant was withdrawn; ask again"
+            )));
+        }
         let key = format!("unserve-{serve_id}");
         let config = UseConfig {
             key: key.clone(),
@@ -262,7 +276,7 @@ impl VnetHandle {
             active: true,
         };
         let mut use_ = UseStatus::new(config);
-        use_.grant = true;
+        use_.grant = Some(from);
         if self.status().uses.contains_key(&key) {
             self.use_delete(&key).await?;
         }

@@ -7,8 +7,9 @@
 //! itself when the route announces the serve again. The mapping of an
 //! unserve grant is removed instead, once its serve has gone.
 use proto::io::{splice, Unframed};
-use proto::message::VnetMsg;
-use proto::ServeId;
+use proto::message::{ServeEntry, VnetMsg};
+use proto::{ServeId, VnetId};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,12 +105,23 @@ struct Use {
     serve_id: ServeId,
     cancel: CancellationToken,
     traffic: Arc<Traffic>,
-    grant: bool,
+    /// The granting vnet, for the mapping of an unserve grant.
+    grant: Option<VnetId>,
     /// `[vnet] max_connections`, read when the use started.
     max_connections: usize,
 }
 
 impl Use {
+    /// The serve this use reaches, if it is available: for a grant's
+    /// mapping only while the granting vnet holds the id.
+    fn target(&self, available: &BTreeMap<ServeId, ServeEntry>) -> Option<(VnetId, String)> {
+        let entry = available.get(&self.serve_id)?;
+        if self.grant.is_some_and(|from| from != entry.vnet_id) {
+            return None;
+        }
+        Some((entry.vnet_id, entry.vnet_name.clone()))
+    }
+
     fn set_status(&self, change: impl FnOnce(&mut UseStatus)) {
         if self.cancel.is_cancelled() {
             return; // stopped: the status now belongs to whoever stopped us
@@ -147,7 +159,11 @@ impl Use {
             }
         };
         let local = listener.local_addr().ok();
-        let mut open = available.borrow_and_update().contains_key(&serve_id);
+        let mut open = self.target(&available.borrow_and_update()).is_some();
+        if self.grant.is_some() && !open {
+            // The grant went while the mapping was being set up.
+            return self.withdrawn();
+        }
         let shown = local.map_or_else(|| format!("{ip}:{port}"), |a| a.to_string());
         info!(addr = %shown, state = if open { "open" } else { "standby" }, "use listening");
         self.set_status(|u| {
@@ -160,14 +176,14 @@ impl Use {
                 _ = self.cancel.cancelled() => return info!(addr = %shown, "use closed"),
                 changed = available.changed() => {
                     if changed.is_err() { return; }
-                    let now = available.borrow_and_update().get(&serve_id).map(|e| (e.vnet_id, e.vnet_name.clone()));
+                    let now = self.target(&available.borrow_and_update());
                     if now.is_some() == open {
                         continue;
                     }
                     open = now.is_some();
                     match now {
                         Some((vnet, vnet_name)) => info!(%vnet, %vnet_name, "serve available; use open"),
-                        None if self.grant => return self.withdrawn(),
+                        None if self.grant.is_some() => return self.withdrawn(),
                         None => info!("serve gone; standby, new connections are refused until it returns"),
                     }
                     self.set_status(|u| u.open = open);

@@ -84,9 +84,12 @@ async fn grant_and_map(
         (ServeId::DYNAMIC_MIN..=ServeId::DYNAMIC_MAX).contains(&id.get()),
         "a grant gets a dynamic id, not {id}"
     );
-    let (key, opened) = within("unserve_use", asker.handle.unserve_use(id, LOOPBACK, 0))
-        .await
-        .unwrap();
+    let (key, opened) = within(
+        "unserve_use",
+        asker.handle.unserve_use(id, granter, LOOPBACK, 0),
+    )
+    .await
+    .unwrap();
     assert_eq!(key, format!("unserve-{id}"));
     let UseOpened::Listening { local, .. } = opened else {
         panic!("a use on port 0 listens at once, got {opened:?}");
@@ -164,7 +167,7 @@ async fn a_granted_service_is_mapped_and_carries_bytes() {
         ("127.0.0.1", service.port())
     );
     // The asker's mapping is marked as a grant's.
-    assert!(asker.handle.status().uses[&use_key].grant);
+    assert_eq!(asker.handle.status().uses[&use_key].grant, Some(granter_id));
 
     let (mut stream, tag) = connect_tagged(addr).await;
     assert_eq!(tag, "private");
@@ -582,5 +585,71 @@ async fn a_grant_deleted_by_hand_does_not_cut_short_a_new_grant() {
 
     asker.stop().await;
     granter.stop().await;
+    route.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_mapping_for_a_grant_that_is_gone_or_an_id_another_vnet_holds() {
+    let route = Route::start().await;
+    let service = tagged_echo("private").await;
+    let other_service = tagged_echo("other").await;
+    let granter = Vnet::start(&route, "[vnet]\nname=granter\nallow_unserve=true\n");
+    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
+    let granter_id = connected(&granter).await;
+    connected(&asker).await;
+
+    // A grant withdrawn before its mapping is made: nothing is mapped.
+    let id = within(
+        "unserve",
+        asker
+            .handle
+            .unserve(granter_id, "127.0.0.1", service.port()),
+    )
+    .await
+    .unwrap();
+    let key = grant_key("127.0.0.1", service.port());
+    within("withdraw", granter.handle.serve_delete(&key))
+        .await
+        .unwrap();
+    within(
+        "the grant's serve gone",
+        asker.handle.wait_for_serves(|a| !a.contains_key(&id)),
+    )
+    .await;
+    // Another vnet now registers a serve; the route gives it the lowest
+    // free dynamic id, the one the grant had.
+    let other = Vnet::start(
+        &route,
+        &format!(
+            "[vnet]\nname=other\n[serve.other]\nip=127.0.0.1\nport={}\n",
+            other_service.port()
+        ),
+    );
+    let other_id = other.registered("other").await;
+    assert_eq!(other_id, id.get(), "the dynamic id was reused");
+    let other_vnet = connected(&other).await;
+    within(
+        "the other vnet's serve seen",
+        asker
+            .handle
+            .wait_for_serves(|a| a.get(&id).is_some_and(|e| e.vnet_id == other_vnet)),
+    )
+    .await;
+    let mapped = within(
+        "unserve_use",
+        asker.handle.unserve_use(id, granter_id, LOOPBACK, 0),
+    )
+    .await;
+    match mapped {
+        Err(VnetError::Invalid(reason)) => assert!(reason.contains("no longer serves"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        asker.handle.status().uses.is_empty(),
+        "a mapping was left behind"
+    );
+    for v in [asker, granter, other] {
+        v.stop().await;
+    }
     route.stop().await;
 }

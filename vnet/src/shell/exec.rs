@@ -324,7 +324,10 @@ impl Shell {
             .parse()
             .map_err(|_| format!("unserve: local_port {local_port:?} is not in 0-65535"))?;
         let (key, opened) = self
-            .block(self.handle.unserve_use(serve_id, local_ip, local_port))
+            .block(
+                self.handle
+                    .unserve_use(serve_id, vnet_id, local_ip, local_port),
+            )
             .map_err(|e| format!("serve {serve_id} granted, but the local mapping failed: {e}"))?;
         Ok(opened_text(&key, Some(serve_id), &opened))
     }

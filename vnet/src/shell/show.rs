@@ -238,7 +238,7 @@ pub fn local_uses(status: &Status, json: bool) -> String {
                 active: u.config.active,
                 state: u.state(),
                 error: u.error.clone(),
-                grant: u.grant,
+                grant: u.grant.is_some(),
                 connections: u.traffic.connections(),
                 sent,
                 received,
