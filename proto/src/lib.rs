@@ -47,7 +47,9 @@ pub use ids::{ServeId, SessionKey, Ticket, VnetId};
 pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Spare data connections of each role a vnet may keep open at the route
-/// (see [`message::VnetMsg::Spare`]); the route refuses more.
+/// (see [`message::VnetMsg::Spare`]); the route refuses more. A vnet is
+/// configured with at most half as many, as it replaces a used spare
+/// before the route has let go of it.
 pub const MAX_SPARES: u32 = 32;
 
 /// Bytes that open every connection to a route.

@@ -132,6 +132,13 @@ impl Stage {
     fn fill(&mut self, from: &TcpStream) -> io::Result<usize> {
         match self {
             Stage::Pipe(pipe) => match splice(from, None, &pipe.write, None, PIPE_SIZE, FLAGS) {
+                // At the urgent mark with the peer's FIN already queued,
+                // splice(2) says 0 although bytes remain past the mark:
+                // not EOF yet, copy them as below.
+                Ok(0) if bytes_waiting(from)? => {
+                    std::mem::replace(self, Self::buffer()).give_back();
+                    self.fill(from)
+                }
                 Ok(n) => {
                     pipe.held += n;
                     Ok(n)

@@ -56,9 +56,11 @@ pub async fn run(mut framed: Framed<Conn, RouteCodec>, name: String, group: Stri
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    // Spares wait on this token: they close with this connection.
+    // Visiting spares wait on this token, so they close with this
+    // connection; idle serving spares are closed below.
     let _close_spares = cancel.clone().drop_guard();
     let link = VnetLink::new(tx, cancel.clone());
+    let spares = link.spares.clone();
     let joined = hub
         .registry()
         .join(&group, &name, link, now, hub.settings.max_vnets);
@@ -119,6 +121,9 @@ pub async fn run(mut framed: Framed<Conn, RouteCodec>, name: String, group: Stri
     .await;
 
     hub.registry().leave(&group, vnet_id);
+    // Streams of this vnet still running hold the link (and so these
+    // spares); the spares themselves must not outlive the session.
+    spares.close_all();
     match ended {
         Ok(why) => info!(vnet = %vnet_id, %name, why, "vnet left"),
         Err(err) => warn!(vnet = %vnet_id, %name, %err, "vnet left"),

@@ -27,29 +27,45 @@ type Half = tokio_util::codec::Framed<Conn, RouteCodec>;
 /// One vnet's idle spares.
 #[derive(Default)]
 pub struct Spares {
-    /// Serving spares, oldest first.
-    serving: Mutex<VecDeque<Half>>,
+    serving: Mutex<Serving>,
     /// Visiting spares waiting for their `Visit`.
     visiting: AtomicUsize,
 }
 
+#[derive(Default)]
+struct Serving {
+    /// Oldest first.
+    idle: VecDeque<Half>,
+    /// The vnet's control connection has ended: keep no more.
+    closed: bool,
+}
+
 impl Spares {
-    fn serving(&self) -> std::sync::MutexGuard<'_, VecDeque<Half>> {
+    fn serving(&self) -> std::sync::MutexGuard<'_, Serving> {
         self.serving.lock().expect("spares poisoned")
     }
 
     /// Takes an idle serving spare, if the vnet has one left.
     pub fn claim(&self) -> Option<Half> {
-        self.serving().pop_front()
+        self.serving().idle.pop_front()
     }
 
-    /// Keeps `conn` for a later stream; hands it back when full.
+    /// Closes every idle serving spare and refuses later ones: the control
+    /// connection ended. (Visiting spares end by themselves on the link's
+    /// cancel token.)
+    pub fn close_all(&self) {
+        let mut serving = self.serving();
+        serving.closed = true;
+        serving.idle.clear();
+    }
+
+    /// Keeps `conn` for a later stream; hands it back when full or closed.
     fn keep(&self, conn: Half) -> Option<Half> {
         let mut serving = self.serving();
-        if serving.len() >= MAX_SPARES {
+        if serving.closed || serving.idle.len() >= MAX_SPARES {
             return Some(conn);
         }
-        serving.push_back(conn);
+        serving.idle.push_back(conn);
         None
     }
 }
@@ -63,8 +79,11 @@ pub async fn arrived(mut conn: Half, session: SessionKey, role: SpareRole, hub: 
     match role {
         SpareRole::Serve => {
             if let Some(conn) = link.spares.keep(conn) {
-                info!(max = MAX_SPARES, "spare refused: the vnet keeps too many");
-                refuse(conn, "too many spare connections").await;
+                info!(
+                    max = MAX_SPARES,
+                    "spare refused: the vnet keeps too many, or has left"
+                );
+                refuse(conn, "too many spare connections, or the session has ended").await;
             }
         }
         SpareRole::Visit => {
@@ -167,6 +186,7 @@ async fn refuse(mut conn: Half, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
     /// A real connected socket, as the route holds one.
@@ -197,6 +217,19 @@ mod tests {
         assert!(spares.claim().is_some());
         let (conn, _peer) = half(&listener).await;
         assert!(spares.keep(conn).is_none(), "room again after a claim");
+
+        spares.close_all();
+        assert!(spares.claim().is_none(), "closed spares are gone");
+        for mut peer in peers {
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(20), peer.read(&mut byte)).await;
+            assert!(
+                matches!(read, Ok(Ok(0) | Err(_))),
+                "the vnet's end of a closed spare sees it close: {read:?}"
+            );
+        }
+        let (conn, _peer) = half(&listener).await;
+        assert!(spares.keep(conn).is_some(), "none kept once closed");
 
         let slots: Vec<_> = (0..MAX_SPARES)
             .map(|_| VisitingSlot::take(&spares.visiting).expect("below the limit"))

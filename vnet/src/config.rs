@@ -263,7 +263,9 @@ fn settings(section: &Section<'_>) -> Result<VnetSettings, ConfigError> {
             .number("max_connections", 1..=1_000_000)?
             .unwrap_or(d.max_connections),
         spares: section
-            .number("spares", 0..=MAX_SPARES)?
+            // Half the route's cap: a used spare is replaced at once, before
+            // the route has let go of it.
+            .number("spares", 0..=MAX_SPARES / 2)?
             .unwrap_or(d.spares),
     })
 }

@@ -247,8 +247,7 @@ async fn handshake(
 /// already flowing keep going on their own data connections.
 fn forget_session(shared: &Shared) {
     shared.session.send_replace(None);
-    shared.visiting_spares.clear();
-    shared.status.send_modify(|s| s.spares.idle_visit = 0);
+    shared.visiting_spares.clear(shared);
     shared.available.send_modify(|a| a.clear());
     shared.local().clear();
     shared.status.send_modify(|s| {

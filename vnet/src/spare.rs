@@ -37,23 +37,33 @@ pub(crate) struct VisitingSpares {
 }
 
 impl VisitingSpares {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<(SessionKey, Spare)>> {
-        self.idle.lock().expect("spares poisoned")
+    /// Runs `change` on the pool and publishes how many are idle, both
+    /// under the pool's lock so that counts are published in order.
+    fn update<T>(
+        &self,
+        shared: &Shared,
+        change: impl FnOnce(&mut Vec<(SessionKey, Spare)>) -> T,
+    ) -> T {
+        let mut idle = self.idle.lock().expect("spares poisoned");
+        let out = change(&mut idle);
+        let count = idle.len();
+        publish(shared, |c| c.idle_visit = count);
+        out
     }
 
-    /// Takes an idle spare of `session`, dropping any of older sessions.
-    fn take(&self, session: SessionKey) -> Option<Spare> {
-        let mut idle = self.idle();
-        idle.retain(|(key, _)| *key == session);
-        let (_, spare) = idle.pop()?;
-        drop(idle);
+    /// Takes an idle spare of `session`.
+    fn take(&self, shared: &Shared, session: SessionKey) -> Option<Spare> {
+        let spare = self.update(shared, |idle| {
+            let at = idle.iter().rposition(|(key, _)| *key == session)?;
+            Some(idle.swap_remove(at).1)
+        })?;
         self.taken.notify_one();
         Some(spare)
     }
 
     /// Closes every idle spare (the session ended).
-    pub(crate) fn clear(&self) {
-        self.idle().clear();
+    pub(crate) fn clear(&self, shared: &Shared) {
+        self.update(shared, Vec::clear);
     }
 }
 
@@ -71,25 +81,26 @@ pub(crate) async fn keep(shared: Arc<Shared>, session: Session, ended: Cancellat
     }
     let visiting = &shared.visiting_spares;
     loop {
-        while visiting.idle().len() < count {
+        while visiting.update(&shared, |idle| idle.len()) < count {
             let opened = tokio::select! {
                 _ = ended.cancelled() => return,
                 opened = open(&session, SpareRole::Visit) => opened,
             };
             match opened {
                 Ok(spare) => {
-                    let idle = {
-                        let mut idle = visiting.idle();
-                        // Checked under the lock: the session's end cancels
-                        // `ended` before it clears the pool, so no spare of
-                        // an ended session is left behind.
-                        if ended.is_cancelled() {
-                            return;
+                    // Checked under the lock: the session's end cancels
+                    // `ended` before it clears the pool, so no spare of an
+                    // ended session is left behind.
+                    let kept = visiting.update(&shared, |idle| {
+                        let kept = !ended.is_cancelled();
+                        if kept {
+                            idle.push((session.key, spare));
                         }
-                        idle.push((session.key, spare));
-                        idle.len()
-                    };
-                    publish(&shared, |c| c.idle_visit = idle);
+                        kept
+                    });
+                    if !kept {
+                        return;
+                    }
                 }
                 Err(err) => {
                     debug!(%err, "cannot open a spare for uses");
@@ -159,9 +170,7 @@ pub(crate) async fn visit(
     session: &Session,
     serve_id: proto::ServeId,
 ) -> Option<Result<Unframed<Conn>, DialError>> {
-    while let Some(mut spare) = shared.visiting_spares.take(session.key) {
-        let idle = shared.visiting_spares.idle().len();
-        publish(shared, |c| c.idle_visit = idle);
+    while let Some(mut spare) = shared.visiting_spares.take(shared, session.key) {
         let hello = VnetMsg::Visit {
             serve_id,
             session: session.key,
@@ -172,8 +181,11 @@ pub(crate) async fn visit(
         let answer = tokio::time::timeout(data::DIAL_TIMEOUT, next_message(&mut spare)).await;
         match answer {
             Ok(Ok(answer)) => {
-                publish(shared, |c| c.used_visit += 1);
-                return Some(data::started(spare, answer));
+                let started = data::started(spare, answer);
+                if started.is_ok() {
+                    publish(shared, |c| c.used_visit += 1);
+                }
+                return Some(started);
             }
             Ok(Err(err)) => debug!(%err, "spare was closed; trying another"),
             Err(_) => return Some(Err(DialError::Timeout(data::DIAL_TIMEOUT))),

@@ -48,7 +48,8 @@ pub struct SpareCounts {
     pub idle_serve: usize,
     /// Streams our uses started on a spare.
     pub used_visit: u64,
-    /// Streams to our serves the route handed over on a spare.
+    /// Streams to our serves the route asked for on a spare (including
+    /// any this vnet then refused).
     pub used_serve: u64,
 }
 

@@ -288,3 +288,29 @@ async fn urgent_data_does_not_stall_either_path() {
         assert_eq!(done, (12, 0));
     }
 }
+
+/// All of it written, urgent byte and FIN included, before the relay first
+/// reads: splice(2) then stops at the mark with 0, which is not the end.
+#[tokio::test]
+async fn urgent_data_just_before_eof_loses_nothing() {
+    for refuse_pipes in [false, true] {
+        let _refuse = refuse_pipes.then(RefusePipes::on);
+        let (mut client, mut server, task) = relay(b"", b"", None).await;
+        let talk = async {
+            client.write_all(b"before ").await.unwrap();
+            client.writable().await.unwrap();
+            let urgent = || Ok(send(&client, b"!", SendFlags::OOB)?);
+            assert_eq!(client.try_io(Interest::WRITABLE, urgent).unwrap(), 1);
+            client.write_all(b"after").await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"before after", "read(2) drops the urgent byte");
+            server.shutdown().await.unwrap();
+            assert_eq!(client.read(&mut [0u8; 4]).await.unwrap(), 0);
+        };
+        timeout(LIMIT, talk).await.unwrap();
+        let done = timeout(LIMIT, task).await.unwrap().unwrap().unwrap();
+        assert_eq!(done, (12, 0));
+    }
+}
