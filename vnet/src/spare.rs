@@ -5,9 +5,10 @@
 //!
 //! A visiting spare waits here until a use takes it for a client; a
 //! serving spare waits in its own task until the route hands it a stream.
-//! Either is replaced as soon as it is used. Spares belong to one session:
-//! the route closes them when that control connection ends, and a new
-//! session opens its own.
+//! Either is replaced as soon as it is used; a vnet with no uses keeps no
+//! spares for uses, one with no serves none for serves. Spares belong to
+//! one session: the route closes them when that control connection ends,
+//! and a new session opens its own.
 use proto::codec::VnetCodec;
 use proto::io::{next_message, send_message, Unframed};
 use proto::message::{RouteMsg, SpareRole, VnetMsg};
@@ -79,6 +80,13 @@ pub(crate) async fn keep(shared: Arc<Shared>, session: Session, ended: Cancellat
             .tracker
             .spawn(worker.instrument(tracing::debug_span!("spare")));
     }
+    // Spares for uses only once there is a use to take them.
+    if needed(&shared, &ended, |s| !s.uses.is_empty())
+        .await
+        .is_err()
+    {
+        return;
+    }
     let visiting = &shared.visiting_spares;
     loop {
         while visiting.update(&shared, |idle| idle.len()) < count {
@@ -120,6 +128,13 @@ pub(crate) async fn keep(shared: Arc<Shared>, session: Session, ended: Cancellat
 /// One serving spare after another: open it, wait for the route to hand
 /// it a stream, start that stream, open the next.
 async fn serving(shared: Arc<Shared>, session: Session, ended: CancellationToken) {
+    // Spares for serves only once there is a serve (or a grant) to reach.
+    if needed(&shared, &ended, |s| !s.serves.is_empty())
+        .await
+        .is_err()
+    {
+        return;
+    }
     loop {
         let opened = tokio::select! {
             _ = ended.cancelled() => return,
@@ -202,6 +217,20 @@ async fn open(session: &Session, role: SpareRole) -> Result<Spare, DialError> {
     tokio::time::timeout(data::DIAL_TIMEOUT, data::connect(&session.route, hello))
         .await
         .map_err(|_| DialError::Timeout(data::DIAL_TIMEOUT))?
+}
+
+/// Waits until the status satisfies `wanted`; `Err` if the session ended
+/// first.
+async fn needed(
+    shared: &Shared,
+    ended: &CancellationToken,
+    mut wanted: impl FnMut(&crate::Status) -> bool,
+) -> Result<(), ()> {
+    let mut status = shared.status.subscribe();
+    tokio::select! {
+        _ = ended.cancelled() => Err(()),
+        seen = status.wait_for(|s| wanted(s)) => seen.map(drop).map_err(drop),
+    }
 }
 
 /// Waits [`RETRY_AFTER`]; `Err` if the session ended meanwhile.

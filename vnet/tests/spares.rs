@@ -31,14 +31,29 @@ async fn pair(route: &Route, spares: u32) -> (Vnet, Vnet, std::net::SocketAddr) 
     (home, office, addr)
 }
 
-/// Waits until `vnet` has `n` idle spares of each role and returns the
-/// counters then.
-async fn spares_ready(vnet: &Vnet, n: usize) -> SpareCounts {
-    vnet.wait(&format!("{n} idle spares of each role"), |s| {
-        s.spares.idle_visit == n && s.spares.idle_serve == n
-    })
-    .await
-    .spares
+/// Waits until `home` (serves only) has `n` idle spares for serves, and
+/// returns the counters then: none for uses, as it has no use.
+async fn serving_ready(home: &Vnet, n: usize) -> SpareCounts {
+    let counts = home
+        .wait(&format!("{n} idle spares for serves"), |s| {
+            s.spares.idle_serve == n
+        })
+        .await
+        .spares;
+    assert_eq!(counts.idle_visit, 0, "spares for uses without a use");
+    counts
+}
+
+/// The same for `office` (uses only) and its spares for uses.
+async fn visiting_ready(office: &Vnet, n: usize) -> SpareCounts {
+    let counts = office
+        .wait(&format!("{n} idle spares for uses"), |s| {
+            s.spares.idle_visit == n
+        })
+        .await
+        .spares;
+    assert_eq!(counts.idle_serve, 0, "spares for serves without a serve");
+    counts
 }
 
 /// Stops the vnets, then the route, checking that each ends.
@@ -63,13 +78,13 @@ async fn echo_once(addr: std::net::SocketAddr, text: &[u8]) {
 async fn streams_start_on_spares_and_used_ones_are_replaced() {
     let route = Route::start().await;
     let (home, office, addr) = pair(&route, 3).await;
-    spares_ready(&home, 3).await;
-    spares_ready(&office, 3).await;
+    serving_ready(&home, 3).await;
+    visiting_ready(&office, 3).await;
 
     for round in 1..=5u64 {
         echo_once(addr, format!("round {round}").as_bytes()).await;
-        let office_now = spares_ready(&office, 3).await;
-        let home_now = spares_ready(&home, 3).await;
+        let office_now = visiting_ready(&office, 3).await;
+        let home_now = serving_ready(&home, 3).await;
         assert_eq!(office_now.used_visit, round, "office visited on a spare");
         assert_eq!(home_now.used_serve, round, "home served on a spare");
     }
@@ -82,8 +97,8 @@ async fn streams_start_on_spares_and_used_ones_are_replaced() {
 async fn a_burst_larger_than_the_spares_is_carried() {
     let route = Route::start().await;
     let (home, office, addr) = pair(&route, 2).await;
-    spares_ready(&office, 2).await;
-    spares_ready(&home, 2).await;
+    visiting_ready(&office, 2).await;
+    serving_ready(&home, 2).await;
     // Twenty clients at once against two spares: whatever finds no spare
     // dials the route, and every one of them echoes.
     let clients: Vec<_> = (0..20u8)
@@ -125,8 +140,8 @@ async fn a_refused_service_closes_the_client_on_a_spare_too() {
     );
     home.registered("gone").await;
     let addr = office.open_use("gone").await;
-    spares_ready(&home, 4).await;
-    spares_ready(&office, 4).await;
+    serving_ready(&home, 4).await;
+    visiting_ready(&office, 4).await;
     assert_refused(addr).await;
     let home_now = home
         .wait("the spare was used", |s| s.spares.used_serve == 1)
@@ -141,8 +156,8 @@ async fn after_a_route_restart_fresh_spares_carry_streams() {
     let route = Route::start().await;
     let port = route.addr.port();
     let (home, office, addr) = pair(&route, 2).await;
-    spares_ready(&office, 2).await;
-    spares_ready(&home, 2).await;
+    visiting_ready(&office, 2).await;
+    serving_ready(&home, 2).await;
     route.stop().await;
     office
         .wait("office lost the route", |s| s.vnet_id.is_none())
