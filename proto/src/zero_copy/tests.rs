@@ -262,17 +262,22 @@ async fn without_pipes_bytes_are_copied() {
     assert_eq!(spliced_on_this_thread(), before, "a refused pipe was used");
 }
 
+/// Writes "before ", an urgent "!", then "after".
+async fn write_around_an_urgent_byte(client: &mut TcpStream) {
+    client.write_all(b"before ").await.unwrap();
+    client.writable().await.unwrap();
+    let urgent = || Ok(send(&*client, b"!", SendFlags::OOB)?);
+    assert_eq!(client.try_io(Interest::WRITABLE, urgent).unwrap(), 1);
+    client.write_all(b"after").await.unwrap();
+}
+
 #[tokio::test]
 async fn urgent_data_does_not_stall_either_path() {
     for refuse_pipes in [false, true] {
         let _refuse = refuse_pipes.then(RefusePipes::on);
         let (mut client, mut server, task) = relay(b"", b"", None).await;
         let talk = async {
-            client.write_all(b"before ").await.unwrap();
-            client.writable().await.unwrap();
-            let urgent = || Ok(send(&client, b"!", SendFlags::OOB)?);
-            assert_eq!(client.try_io(Interest::WRITABLE, urgent).unwrap(), 1);
-            client.write_all(b"after").await.unwrap();
+            write_around_an_urgent_byte(&mut client).await;
             // Nothing more comes until the rest has arrived: a relay stuck
             // at the urgent mark would wait here forever.
             let mut got = [0u8; 12];
@@ -297,11 +302,7 @@ async fn urgent_data_just_before_eof_loses_nothing() {
         let _refuse = refuse_pipes.then(RefusePipes::on);
         let (mut client, mut server, task) = relay(b"", b"", None).await;
         let talk = async {
-            client.write_all(b"before ").await.unwrap();
-            client.writable().await.unwrap();
-            let urgent = || Ok(send(&client, b"!", SendFlags::OOB)?);
-            assert_eq!(client.try_io(Interest::WRITABLE, urgent).unwrap(), 1);
-            client.write_all(b"after").await.unwrap();
+            write_around_an_urgent_byte(&mut client).await;
             client.shutdown().await.unwrap();
             let mut got = Vec::new();
             server.read_to_end(&mut got).await.unwrap();
