@@ -56,14 +56,6 @@ async fn visiting_ready(office: &Vnet, n: usize) -> SpareCounts {
     counts
 }
 
-/// Stops the vnets, then the route, checking that each ends.
-async fn stop_all(route: Route, vnets: [Vnet; 2]) {
-    for v in vnets {
-        v.stop().await;
-    }
-    route.stop().await;
-}
-
 async fn echo_once(addr: std::net::SocketAddr, text: &[u8]) {
     let (mut stream, tag) = connect_tagged(addr).await;
     assert_eq!(tag, "home-echo");

@@ -22,6 +22,17 @@ async fn connected(vnet: &Vnet) -> VnetId {
         .unwrap()
 }
 
+/// A route, a vnet "granter" with `granter_keys` added to its `[vnet]`
+/// section, and a vnet "asker", both connected; also the granter's id.
+async fn grant_pair(granter_keys: &str) -> (Route, Vnet, Vnet, VnetId) {
+    let route = Route::start().await;
+    let granter = Vnet::start(&route, &format!("[vnet]\nname=granter\n{granter_keys}"));
+    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
+    let granter_id = connected(&granter).await;
+    connected(&asker).await;
+    (route, granter, asker, granter_id)
+}
+
 /// The key under which the granting vnet registers a grant.
 fn grant_key(ip: &str, port: u16) -> String {
     format!("unserve-{ip}-{port}")
@@ -133,11 +144,8 @@ async fn assert_withdrawn(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_granted_service_is_mapped_and_carries_bytes() {
-    let route = Route::start().await;
     let service = tagged_echo("private").await;
-    let granter = Vnet::start(&route, "[vnet]\nname=granter\nallow_unserve=true\n");
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
+    let (route, granter, asker, granter_id) = grant_pair("allow_unserve=true\n").await;
     let asker_id = connected(&asker).await;
 
     let (id, use_key, addr) = grant_and_map(&asker, granter_id, "127.0.0.1", service.port()).await;
@@ -177,22 +185,14 @@ async fn a_granted_service_is_mapped_and_carries_bytes() {
     asker.idle().await;
     granter.idle().await;
 
-    asker.stop().await;
-    granter.stop().await;
-    route.stop().await;
+    stop_all(route, [asker, granter]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_names_are_granted_without_unserve_remote() {
-    let route = Route::start().await;
     let by_name = tagged_echo("by-name").await;
-    let granter = Vnet::start(
-        &route,
-        "[vnet]\nname=granter\nallow_unserve=true\nunserve_num=2\n",
-    );
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) =
+        grant_pair("allow_unserve=true\nunserve_num=2\n").await;
 
     // "localhost" counts as loopback.
     let (_, use_key, addr) = grant_and_map(&asker, granter_id, "localhost", by_name.port()).await;
@@ -219,20 +219,14 @@ async fn loopback_names_are_granted_without_unserve_remote() {
         eprintln!("no IPv6 loopback here; ::1 not checked");
     }
 
-    asker.stop().await;
-    granter.stop().await;
-    route.stop().await;
+    stop_all(route, [asker, granter]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_unless_allow_unserve() {
-    let route = Route::start().await;
     let service = tagged_echo("not-allowed").await;
     // allow_unserve defaults to false.
-    let granter = Vnet::start(&route, "[vnet]\nname=granter\n");
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) = grant_pair("").await;
 
     let asked = within(
         "unserve",
@@ -258,15 +252,11 @@ async fn refused_unless_allow_unserve() {
     .await;
     assert_refused_with(asked, &["allow_unserve"]);
 
-    for vnet in [explicit, asker, granter] {
-        vnet.stop().await;
-    }
-    route.stop().await;
+    stop_all(route, [explicit, asker, granter]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_address_is_refused_unless_unserve_remote() {
-    let route = Route::start().await;
     let machine = machine_address().await;
     // A service really listening on the machine's own address, so only the
     // rule can refuse it. Without such an address, TEST-NET-1: the rule is
@@ -275,10 +265,7 @@ async fn a_remote_address_is_refused_unless_unserve_remote() {
         Some(ip) => (ip.to_string(), tagged_echo_on(ip, "remote").await.port()),
         None => ("192.0.2.1".to_string(), 9),
     };
-    let granter = Vnet::start(&route, "[vnet]\nname=granter\nallow_unserve=true\n");
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) = grant_pair("allow_unserve=true\n").await;
 
     let asked = within("unserve", asker.handle.unserve(granter_id, &ip, port)).await;
     assert_refused_with(asked, &["unserve_remote", &ip]);
@@ -303,23 +290,15 @@ async fn a_remote_address_is_refused_unless_unserve_remote() {
         eprintln!("no non-loopback address here; unserve_remote=true not checked");
     }
 
-    asker.stop().await;
-    granter.stop().await;
-    route.stop().await;
+    stop_all(route, [asker, granter]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_beyond_unserve_num_live_grants() {
-    let route = Route::start().await;
     let first = tagged_echo("first").await;
     let second = tagged_echo("second").await;
-    let granter = Vnet::start(
-        &route,
-        "[vnet]\nname=granter\nallow_unserve=true\nunserve_num=1\n",
-    );
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) =
+        grant_pair("allow_unserve=true\nunserve_num=1\n").await;
 
     let granted = within(
         "first unserve",
@@ -352,27 +331,19 @@ async fn refused_beyond_unserve_num_live_grants() {
     assert_eq!(again, granted);
     assert_eq!(grants(&granter.handle.status()).len(), 1);
 
-    asker.stop().await;
-    granter.stop().await;
-    route.stop().await;
+    stop_all(route, [asker, granter]).await;
 }
 
 /// The count of live grants and the reservation of a new one are one step:
 /// asks arriving together cannot all pass the count while one probes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_asks_cannot_exceed_unserve_num() {
-    let route = Route::start().await;
     let mut services = Vec::new();
     for tag in ["first", "second", "third", "fourth"] {
         services.push(tagged_echo(tag).await);
     }
-    let granter = Vnet::start(
-        &route,
-        "[vnet]\nname=granter\nallow_unserve=true\nunserve_num=1\n",
-    );
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) =
+        grant_pair("allow_unserve=true\nunserve_num=1\n").await;
 
     // The asks are sent at once; "localhost" makes the granter resolve the
     // name before probing, which widens the window between its count of
@@ -388,22 +359,14 @@ async fn concurrent_asks_cannot_exceed_unserve_num() {
     }
     assert_eq!(grants(&granter.handle.status()).len(), 1);
 
-    asker.stop().await;
-    granter.stop().await;
-    route.stop().await;
+    stop_all(route, [asker, granter]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unused_grant_is_withdrawn_after_unserve_expire() {
-    let route = Route::start().await;
     let service = tagged_echo("short-lived").await;
-    let granter = Vnet::start(
-        &route,
-        "[vnet]\nname=granter\nallow_unserve=true\nunserve_expire=1\n",
-    );
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) =
+        grant_pair("allow_unserve=true\nunserve_expire=1\n").await;
 
     let (id, use_key, addr) = grant_and_map(&asker, granter_id, "127.0.0.1", service.port()).await;
     let key = grant_key("127.0.0.1", service.port());
@@ -414,24 +377,16 @@ async fn an_unused_grant_is_withdrawn_after_unserve_expire() {
     assert_eq!(connect_tagged(addr).await.1, "short-lived");
     assert!(asker.handle.status().uses.contains_key(&use_key));
 
-    asker.stop().await;
-    granter.stop().await;
-    route.stop().await;
+    stop_all(route, [asker, granter]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_used_grant_is_withdrawn_unserve_linger_after_its_last_connection() {
-    let route = Route::start().await;
     let service = tagged_echo("lingering").await;
     // Unused it would live ten minutes, beyond any wait here: withdrawal
     // within the test can only come from the linger.
-    let granter = Vnet::start(
-        &route,
-        "[vnet]\nname=granter\nallow_unserve=true\nunserve_expire=600\nunserve_linger=1\n",
-    );
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) =
+        grant_pair("allow_unserve=true\nunserve_expire=600\nunserve_linger=1\n").await;
 
     let (id, use_key, addr) = grant_and_map(&asker, granter_id, "127.0.0.1", service.port()).await;
     let key = grant_key("127.0.0.1", service.port());
@@ -451,42 +406,28 @@ async fn a_used_grant_is_withdrawn_unserve_linger_after_its_last_connection() {
     granter.idle().await;
     asker.idle().await;
 
-    asker.stop().await;
-    granter.stop().await;
-    route.stop().await;
+    stop_all(route, [asker, granter]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_too_short_to_be_seen_still_counts_as_use() {
-    let route = Route::start().await;
     let service = tagged_echo("brief").await;
     // Counted as unused, the grant would live ten minutes; used, one second.
-    let granter = Vnet::start(
-        &route,
-        "[vnet]\nname=granter\nallow_unserve=true\nunserve_expire=600\nunserve_linger=1\n",
-    );
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) =
+        grant_pair("allow_unserve=true\nunserve_expire=600\nunserve_linger=1\n").await;
     let (id, use_key, addr) = grant_and_map(&asker, granter_id, "127.0.0.1", service.port()).await;
     let key = grant_key("127.0.0.1", service.port());
     // Open and close at once: the expiry task may never see it open.
     let (stream, _) = connect_tagged(addr).await;
     drop(stream);
     assert_withdrawn(&granter, &asker, &key, id, &use_key, addr).await;
-    asker.stop().await;
-    granter.stop().await;
-    route.stop().await;
+    stop_all(route, [asker, granter]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asking_an_unknown_vnet_or_a_dead_port_is_an_error() {
-    let route = Route::start().await;
     let service = tagged_echo("unasked").await;
-    let granter = Vnet::start(&route, "[vnet]\nname=granter\nallow_unserve=true\n");
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) = grant_pair("allow_unserve=true\n").await;
 
     let unknown = VnetId(granter_id.0 + 40);
     let asked = within(
@@ -543,15 +484,9 @@ async fn asking_an_unknown_vnet_or_a_dead_port_is_an_error() {
 /// the same service (same key), let alone one in use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_deleted_by_hand_does_not_cut_short_a_new_grant() {
-    let route = Route::start().await;
     let service = tagged_echo("regranted").await;
-    let granter = Vnet::start(
-        &route,
-        "[vnet]\nname=granter\nallow_unserve=true\nunserve_expire=1\nunserve_linger=1\n",
-    );
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) =
+        grant_pair("allow_unserve=true\nunserve_expire=1\nunserve_linger=1\n").await;
     let key = grant_key("127.0.0.1", service.port());
 
     // A first grant, deleted by hand at the granter (`serve delete`).
@@ -583,20 +518,14 @@ async fn a_grant_deleted_by_hand_does_not_cut_short_a_new_grant() {
     drop(stream);
     assert_withdrawn(&granter, &asker, &key, id, &use_key, addr).await;
 
-    asker.stop().await;
-    granter.stop().await;
-    route.stop().await;
+    stop_all(route, [asker, granter]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_mapping_for_a_grant_that_is_gone_or_an_id_another_vnet_holds() {
-    let route = Route::start().await;
     let service = tagged_echo("private").await;
     let other_service = tagged_echo("other").await;
-    let granter = Vnet::start(&route, "[vnet]\nname=granter\nallow_unserve=true\n");
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
-    let granter_id = connected(&granter).await;
-    connected(&asker).await;
+    let (route, granter, asker, granter_id) = grant_pair("allow_unserve=true\n").await;
 
     // A grant withdrawn before its mapping is made: nothing is mapped.
     let id = within(
@@ -648,8 +577,5 @@ async fn no_mapping_for_a_grant_that_is_gone_or_an_id_another_vnet_holds() {
         asker.handle.status().uses.is_empty(),
         "a mapping was left behind"
     );
-    for v in [asker, granter, other] {
-        v.stop().await;
-    }
-    route.stop().await;
+    stop_all(route, [asker, granter, other]).await;
 }

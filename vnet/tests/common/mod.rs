@@ -66,6 +66,14 @@ impl Route {
     }
 }
 
+/// Stops the vnets (checking each ends), then the route.
+pub async fn stop_all<const N: usize>(route: Route, vnets: [Vnet; N]) {
+    for vnet in vnets {
+        vnet.stop().await;
+    }
+    route.stop().await;
+}
+
 /// A vnet running in this process.
 pub struct Vnet {
     pub handle: VnetHandle,
