@@ -14,31 +14,18 @@ BASE=${IPERF_BASE_PORT:-27950}
 ROUTE_PORT=$BASE SERVER_PORT=$((BASE + 1)) USE_PORT=$((BASE + 2))
 
 command -v iperf3 >/dev/null || { echo "iperf3 is not installed (apt-get install iperf3)" >&2; exit 2; }
-cargo build --release --quiet -p route -p vnet
-BIN=target/release
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+. bench/scripts.sh
 
-iperf3 -s -p "$SERVER_PORT" >"$DIR/iperf3-server.log" 2>&1 &
-PIDS+=($!)
+start iperf3 -s -p "$SERVER_PORT" >"$DIR/iperf3-server.log" 2>&1
 printf '[route]\nip=127.0.0.1\nport=%s\n' "$ROUTE_PORT" >"$DIR/route.ini"
 printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=home\n[serve.iperf3]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
     "$ROUTE_PORT" "$SERVER_PORT" >"$DIR/home.ini"
 printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=office\n[use.iperf3]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
     "$ROUTE_PORT" "$USE_PORT" >"$DIR/office.ini"
-"$BIN/route" "$DIR/route.ini" >"$DIR/route.log" 2>&1 &
-PIDS+=($!)
+start "$BIN/route" "$DIR/route.ini" >"$DIR/route.log" 2>&1
 for _ in $(seq 50); do grep -q listening "$DIR/route.log" && break; sleep 0.1; done
-"$BIN/vnet" "$DIR/home.ini" >"$DIR/home.log" 2>&1 &
-PIDS+=($!)
-"$BIN/vnet" "$DIR/office.ini" >"$DIR/office.log" 2>&1 &
-PIDS+=($!)
+start "$BIN/vnet" "$DIR/home.ini" >"$DIR/home.log" 2>&1
+start "$BIN/vnet" "$DIR/office.ini" >"$DIR/office.log" 2>&1
 for _ in $(seq 100); do grep -q "use open" "$DIR/office.log" && break; sleep 0.1; done
 
 # Receiver's rate in Gbit/s of one iperf3 run.

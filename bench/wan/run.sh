@@ -14,18 +14,7 @@ COUNT=${2:-30}
 BASE=${WAN_BASE_PORT:-27900}
 ROUTE_PORT=$BASE LINK_PORT=$((BASE + 1)) ECHO_PORT=$((BASE + 2)) USE_PORT=$((BASE + 3))
 
-cargo build --release --quiet -p route -p vnet
-BIN=target/release
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-start() { "$@" & PIDS+=($!); }
+. bench/scripts.sh
 
 start python3 bench/wan/firstbyte.py serve "$ECHO_PORT" 2>"$DIR/echo.log"
 start python3 bench/wan/slowlink.py "$LINK_PORT" "$ROUTE_PORT" "$DELAY_MS" 2>"$DIR/slowlink.log"
