@@ -19,7 +19,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::data::{self, Conn};
 use crate::status::StreamGuard;
-use crate::{LocalServe, Shared};
+use crate::{LocalServe, ServeState, Shared};
 
 /// How long connecting to a local service may take.
 const SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,7 +78,7 @@ where
     shared.tracker.spawn(
         async move {
             let shared = task_shared;
-            let serve = match admit(&shared, serve_id) {
+            let serve = match admit(&shared, serve_id).await {
                 Ok(serve) => serve,
                 Err(reason) => {
                     reply(Err(reason)).await;
@@ -96,10 +96,33 @@ where
     );
 }
 
+/// How long a stream for a serve id we do not know yet waits for its
+/// registration to be confirmed.
+const REGISTRATION_GRACE: Duration = Duration::from_secs(2);
+
 /// The serve a stream asks for, if it is ours and below its connection
 /// limit; otherwise why not, for the visitor.
-fn admit(shared: &Shared, serve_id: ServeId) -> Result<LocalServe, String> {
-    let Some(serve) = shared.local().get(&serve_id).cloned() else {
+///
+/// The route announces a serve to the group as it registers it, and a
+/// visitor may then reach us on a spare before the route's `Registered`
+/// answer has come in on the control connection. So an id we do not know
+/// yet gets a short wait for that answer.
+async fn admit(shared: &Shared, serve_id: ServeId) -> Result<LocalServe, String> {
+    let known = || shared.local().get(&serve_id).cloned();
+    let serve = match known() {
+        Some(serve) => Some(serve),
+        None => {
+            let mut status = shared.status.subscribe();
+            let registered = status.wait_for(|s| {
+                s.serves
+                    .values()
+                    .any(|v| v.state == ServeState::Registered(serve_id))
+            });
+            let _ = tokio::time::timeout(REGISTRATION_GRACE, registered).await;
+            known()
+        }
+    };
+    let Some(serve) = serve else {
         let reason = format!("serve {serve_id} is not served by this vnet");
         warn!(%reason, "stream refused");
         return Err(reason);
@@ -149,5 +172,62 @@ async fn carry<S: Spliceable>(serve: &LocalServe, route_side: Unframed<Conn>, se
             Err(err) => debug!(%err, "stream ended with an error"),
         },
         _ = serve.cancel.cancelled() => debug!("serve closed; stream cut"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::codec::RouteCodec;
+    use proto::io::next_message;
+    use tokio::net::TcpListener;
+    use tokio_util::sync::CancellationToken;
+
+    /// Confirms the registration of serve `key` under `id`, as the control
+    /// connection does when the route's `Registered` answer comes in.
+    fn confirm_registration(shared: &Shared, key: &str, id: ServeId) {
+        shared.status.send_modify(|s| {
+            let serve = s.serves.get_mut(key).expect("configured serve");
+            shared.local().insert(
+                id,
+                LocalServe {
+                    config: serve.config.clone(),
+                    cancel: CancellationToken::new(),
+                    traffic: serve.traffic.clone(),
+                },
+            );
+            serve.state = ServeState::Registered(id);
+        });
+    }
+
+    /// On one thread, the stream task runs up to its wait at the yield;
+    /// without the wait it would refuse there.
+    #[tokio::test]
+    async fn a_stream_on_a_spare_waits_for_its_registration_to_be_confirmed() {
+        let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let text = format!(
+            "[route]\nip=127.0.0.1\nport=1\n[serve.echo]\nserveid=700\nip=127.0.0.1\nport={}\n",
+            service.local_addr().unwrap().port()
+        );
+        let config = crate::VnetConfig::parse("t.ini", &text).unwrap();
+        let handle = crate::start(config, CancellationToken::new());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (ours, theirs) = tokio::join!(
+            TcpStream::connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        let spare = Framed::new(Conn::Plain(ours.unwrap()), VnetCodec::new());
+        let mut route_end = Framed::new(theirs.unwrap().0, RouteCodec::new());
+        let id = ServeId::new(700).unwrap();
+
+        open_on_spare(&handle.shared, spare, id);
+        tokio::task::yield_now().await;
+        confirm_registration(&handle.shared, "echo", id);
+        let answer = tokio::time::timeout(Duration::from_secs(20), next_message(&mut route_end))
+            .await
+            .expect("an answer in time")
+            .expect("a frame");
+        assert_eq!(answer, VnetMsg::Opened { result: Ok(()) });
+        handle.shutdown();
     }
 }
