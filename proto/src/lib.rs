@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ahead;
 pub mod auth;
 pub mod codec;
 pub mod config;

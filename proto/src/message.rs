@@ -35,6 +35,8 @@ pub enum VnetMsg {
     /// Opens the visiting half of a data connection: carry this connection
     /// to the serve with this id in the sender's group. Needs the sender's
     /// control connection to be up; answered by `Ready` or `Refused`.
+    /// The client's first bytes may follow at once, ahead of the answer
+    /// (see [`crate::ahead`]).
     Visit {
         /// The serve wanted.
         serve_id: ServeId,
@@ -203,7 +205,8 @@ pub enum RouteMsg {
         port: u16,
     },
     /// On a serving spare: a visitor wants this serve. Connect to it and
-    /// answer with [`VnetMsg::Opened`]; raw bytes follow the answer.
+    /// answer with [`VnetMsg::Opened`]; raw bytes follow the answer. The
+    /// visitor's first bytes may already follow this message.
     Open {
         /// Which of this vnet's serves.
         serve_id: ServeId,

@@ -7,7 +7,9 @@
 //! or guessed `Accept` finds nothing.
 //!
 //! When the serving vnet keeps a spare data connection open, the stream
-//! goes on that instead and none of the above is needed.
+//! goes on that instead and none of the above is needed; the visitor's
+//! first bytes then follow the `Open` at once (`proto::ahead`).
+use proto::ahead::Ahead;
 use proto::codec::RouteCodec;
 use proto::io::{send_message, splice, Unframed};
 use proto::message::RouteMsg;
@@ -96,26 +98,34 @@ pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hu
             return refuse(visitor, reason).await;
         }
     };
+    // The visitor's first bytes may have come with its hello.
+    let mut ahead = Ahead::new(&visitor.read_buffer_mut().split());
     let serving = tokio::select! {
-        serving = serving_half(&target, serve_id, &hub) => serving,
+        serving = serving_half(&target, serve_id, &hub, &mut visitor, &mut ahead) => serving,
         _ = hub.shutdown.cancelled() => return,
     };
-    let (mut server, waits_for_ready) = match serving {
+    let (mut server, on_spare) = match serving {
         Ok(serving) => serving,
-        Err(reason) => {
+        Err(NotServed::VisitorGone) => return,
+        Err(NotServed::Refused(reason)) => {
             info!(serve = %serve_id, vnet = %target.vnet_id, %reason, "visit refused");
             return refuse(visitor, reason).await;
         }
     };
     if send_message(&mut visitor, RouteMsg::Ready).await.is_err()
-        || (waits_for_ready && send_message(&mut server, RouteMsg::Ready).await.is_err())
+        || (!on_spare && send_message(&mut server, RouteMsg::Ready).await.is_err())
     {
         debug!(serve = %serve_id, "a side left before the stream started");
         return;
     }
     debug!(serve = %serve_id, vnet = %target.vnet_id, "stream paired");
+    let mut visitor = Unframed::from_framed(visitor);
+    if !on_spare {
+        // Nothing went ahead on a dialed-back half: it gets the bytes first.
+        visitor.leftover = ahead.bytes.freeze();
+    }
     tokio::select! {
-        done = splice(Unframed::from_framed(visitor), Unframed::from_framed(server)) => match done {
+        done = splice(visitor, Unframed::from_framed(server)) => match done {
             Ok((up, down)) => debug!(serve = %serve_id, up, down, "stream closed"),
             Err(err) => debug!(serve = %serve_id, %err, "stream ended with an error"),
         },
@@ -123,28 +133,38 @@ pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hu
     }
 }
 
+/// Why a visitor gets no serving half.
+enum NotServed {
+    /// Refused, with the reason for the visitor.
+    Refused(String),
+    /// The visitor left meanwhile.
+    VisitorGone,
+}
+
 /// The serving vnet's half of a stream to `serve_id`: on one of its spares
-/// if it has one left, else dialed back on request. Also says whether that
-/// half still waits for `Ready` (a dialed-back half does; a spare starts
-/// carrying bytes as soon as it has answered).
-///
-/// # Errors
-/// Why the visitor is refused.
+/// if it has one left, with the visitor's first bytes sent ahead, else
+/// dialed back on request. Also says whether it is a spare (a dialed-back
+/// half waits for `Ready`; a spare carries bytes as soon as it has
+/// answered, and has been sent everything in `ahead`).
 async fn serving_half(
     target: &VisitTarget,
     serve_id: ServeId,
     hub: &Hub,
-) -> Result<(Half, bool), String> {
+    visitor: &mut Half,
+    ahead: &mut Ahead,
+) -> Result<(Half, bool), NotServed> {
     while let Some(spare) = target.link.spares.claim() {
-        match spare::offer(spare, serve_id, OPEN_TIMEOUT).await {
-            Offered::Open(conn) => return Ok((conn, false)),
-            Offered::Refused(reason) => return Err(reason),
+        match spare::offer(spare, serve_id, OPEN_TIMEOUT, visitor.get_mut(), ahead).await {
+            Offered::Open(conn) => return Ok((conn, true)),
+            Offered::Refused(reason) => return Err(NotServed::Refused(reason)),
+            Offered::VisitorGone => return Err(NotServed::VisitorGone),
             Offered::Dead => {}
         }
     }
     dial_back(target, serve_id, hub)
         .await
-        .map(|conn| (conn, true))
+        .map(|conn| (conn, false))
+        .map_err(NotServed::Refused)
 }
 
 /// Asks the serving vnet on its control connection to dial back with a

@@ -6,6 +6,7 @@
 //! it (see `forward`); a visiting spare waits in its own task for the
 //! `Visit` that its vnet sends when a client connects to a use. Both close
 //! with their vnet's control connection.
+use proto::ahead::{Ahead, Answered};
 use proto::codec::RouteCodec;
 use proto::io::{next_message, send_message};
 use proto::message::{RouteMsg, SpareRole, VnetMsg};
@@ -14,6 +15,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::AsyncRead;
 use tracing::{debug, info};
 
 use crate::{forward, Conn, Hub};
@@ -140,35 +142,45 @@ pub enum Offered {
     Open(Half),
     /// The vnet could not reach its service; the reason is for the visitor.
     Refused(String),
-    /// The spare was already dead; try another.
+    /// The spare was already dead; try another (the visitor's bytes sent
+    /// ahead are still held).
     Dead,
+    /// The visitor's connection failed while the stream was starting.
+    VisitorGone,
 }
 
-/// Asks the serving vnet, on one of its spares, for a stream to `serve_id`.
-pub async fn offer(mut spare: Half, serve_id: ServeId, timeout: Duration) -> Offered {
-    if send_message(&mut spare, RouteMsg::Open { serve_id })
-        .await
-        .is_err()
-    {
-        return Offered::Dead;
-    }
-    let answer = match tokio::time::timeout(timeout, next_message(&mut spare)).await {
-        Ok(answer) => answer,
+/// Asks the serving vnet, on one of its spares, for a stream to
+/// `serve_id`, with the visitor's first bytes right behind the request.
+pub async fn offer<V: AsyncRead + Unpin>(
+    mut spare: Half,
+    serve_id: ServeId,
+    timeout: Duration,
+    visitor: &mut V,
+    ahead: &mut Ahead,
+) -> Offered {
+    let open = RouteMsg::Open { serve_id };
+    let answer = tokio::time::timeout(timeout, ahead.ask(visitor, &mut spare, open)).await;
+    let answer = match answer {
+        Ok(Answered::Answer(answer)) => answer,
+        Ok(Answered::Lost(err)) => {
+            debug!(%err, "spare was dead");
+            return Offered::Dead;
+        }
+        Ok(Answered::SourceFailed(err)) => {
+            debug!(%err, "visitor left before the stream started");
+            return Offered::VisitorGone;
+        }
         Err(_) => return Offered::Refused(format!("serve {serve_id} did not answer in time")),
     };
     match answer {
-        Ok(msg @ VnetMsg::Opened { .. }) if msg.validate().is_err() => {
+        msg @ VnetMsg::Opened { .. } if msg.validate().is_err() => {
             Offered::Refused(format!("serve {serve_id} sent an unreadable answer"))
         }
-        Ok(VnetMsg::Opened { result: Ok(()) }) => Offered::Open(spare),
-        Ok(VnetMsg::Opened {
+        VnetMsg::Opened { result: Ok(()) } => Offered::Open(spare),
+        VnetMsg::Opened {
             result: Err(reason),
-        }) => Offered::Refused(reason),
-        Ok(_) => Offered::Refused(format!("serve {serve_id} sent an unexpected answer")),
-        Err(err) => {
-            debug!(%err, "spare was dead");
-            Offered::Dead
-        }
+        } => Offered::Refused(reason),
+        _ => Offered::Refused(format!("serve {serve_id} sent an unexpected answer")),
     }
 }
 

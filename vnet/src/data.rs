@@ -33,6 +33,12 @@ pub enum DialError {
     /// No answer in time.
     #[error("no answer from the route within {0:?}")]
     Timeout(Duration),
+    /// The connection closed or failed before the route answered.
+    #[error("the route closed the connection before answering: {0}")]
+    Lost(String),
+    /// The client whose stream this was to be left before it started.
+    #[error("the client left before the stream started: {0}")]
+    ClientGone(std::io::Error),
 }
 
 /// A connection to the route as this vnet makes it: plain or TLS.

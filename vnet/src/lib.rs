@@ -30,6 +30,7 @@ pub mod status;
 pub mod tls;
 pub mod unserve;
 pub mod use_map;
+mod visit;
 
 pub use config::VnetConfig;
 pub use status::{ServeState, ServeStatus, SpareCounts, Status, Traffic, UseStatus};

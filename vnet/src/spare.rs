@@ -10,7 +10,7 @@
 //! one session: the route closes them when that control connection ends,
 //! and a new session opens its own.
 use proto::codec::VnetCodec;
-use proto::io::{next_message, send_message, Unframed};
+use proto::io::next_message;
 use proto::message::{RouteMsg, SpareRole, VnetMsg};
 use proto::SessionKey;
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,8 @@ use crate::{serve, Session, Shared};
 /// (or is gone) is not hammered; the session's end stops the wait.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-type Spare = Framed<Conn, VnetCodec>;
+/// A data connection to the route, opened ahead of need.
+pub(crate) type Spare = Framed<Conn, VnetCodec>;
 
 /// Idle visiting spares, shared by the uses.
 #[derive(Default)]
@@ -53,7 +54,7 @@ impl VisitingSpares {
     }
 
     /// Takes an idle spare of `session`.
-    fn take(&self, shared: &Shared, session: SessionKey) -> Option<Spare> {
+    pub(crate) fn take(&self, shared: &Shared, session: SessionKey) -> Option<Spare> {
         let spare = self.update(shared, |idle| {
             let at = idle.iter().rposition(|(key, _)| *key == session)?;
             Some(idle.swap_remove(at).1)
@@ -178,37 +179,6 @@ async fn serving(shared: Arc<Shared>, session: Session, ended: CancellationToken
     }
 }
 
-/// Starts a use's stream on an idle spare: `Visit` on it, then the route's
-/// answer. `None` when no live spare was left; the caller dials instead.
-pub(crate) async fn visit(
-    shared: &Shared,
-    session: &Session,
-    serve_id: proto::ServeId,
-) -> Option<Result<Unframed<Conn>, DialError>> {
-    while let Some(mut spare) = shared.visiting_spares.take(shared, session.key) {
-        let hello = VnetMsg::Visit {
-            serve_id,
-            session: session.key,
-        };
-        if send_message(&mut spare, hello).await.is_err() {
-            continue; // closed under us: try the next
-        }
-        let answer = tokio::time::timeout(data::DIAL_TIMEOUT, next_message(&mut spare)).await;
-        match answer {
-            Ok(Ok(answer)) => {
-                let started = data::started(spare, answer);
-                if started.is_ok() {
-                    publish(shared, |c| c.used_visit += 1);
-                }
-                return Some(started);
-            }
-            Ok(Err(err)) => debug!(%err, "spare was closed; trying another"),
-            Err(_) => return Some(Err(DialError::Timeout(data::DIAL_TIMEOUT))),
-        }
-    }
-    None
-}
-
 async fn open(session: &Session, role: SpareRole) -> Result<Spare, DialError> {
     let hello = VnetMsg::Spare {
         session: session.key,
@@ -239,6 +209,11 @@ async fn pause(ended: &CancellationToken) -> Result<(), ()> {
         _ = ended.cancelled() => Err(()),
         _ = tokio::time::sleep(RETRY_AFTER) => Ok(()),
     }
+}
+
+/// Counts a stream started on a visiting spare.
+pub(crate) fn count_used_for_visit(shared: &Shared) {
+    publish(shared, |c| c.used_visit += 1);
 }
 
 fn publish(shared: &Shared, change: impl FnOnce(&mut crate::status::SpareCounts)) {

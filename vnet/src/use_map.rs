@@ -7,7 +7,7 @@
 //! itself when the route announces the serve again. The mapping of an
 //! unserve grant is removed instead, once its serve has gone.
 use proto::io::{splice, Unframed};
-use proto::message::{ServeEntry, VnetMsg};
+use proto::message::ServeEntry;
 use proto::{ServeId, VnetId};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +18,9 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
+use crate::data::DialError;
 use crate::status::StreamGuard;
-use crate::{data, spare, Shared, Traffic, UseStatus};
+use crate::{visit, Shared, Traffic, UseStatus};
 
 /// Starts the use `key` as the status describes it. Does nothing if it is
 /// running already or has no serve id.
@@ -194,8 +195,8 @@ impl Use {
                     }
                     Ok((client, peer)) if open => {
                         let span = tracing::info_span!("conn", %peer);
-                        let visit = visit(self.shared.clone(), client, serve_id, self.cancel.clone(), self.traffic.clone());
-                        self.shared.tracker.spawn(visit.instrument(span));
+                        let carried = carry(self.shared.clone(), client, serve_id, self.cancel.clone(), self.traffic.clone());
+                        self.shared.tracker.spawn(carried.instrument(span));
                     }
                     Ok((_, peer)) => info!(%peer, "connection refused: serve not available (standby)"),
                     Err(err) => {
@@ -221,7 +222,7 @@ impl Use {
 }
 
 /// Carries one accepted connection to the serve.
-async fn visit(
+async fn carry(
     shared: Arc<Shared>,
     client: TcpStream,
     serve_id: ServeId,
@@ -233,26 +234,20 @@ async fn visit(
     let Some(session) = shared.session.borrow().clone() else {
         return info!("connection refused: not connected to the route");
     };
-    let hello = VnetMsg::Visit {
-        serve_id,
-        session: session.key,
-    };
-    let dialed = async {
-        match spare::visit(&shared, &session, serve_id).await {
-            Some(started) => started,
-            None => data::dial(&session.route, hello).await,
-        }
-    };
-    let dialed = tokio::select! {
+    let mut client = counted.count(client);
+    let started = tokio::select! {
         _ = cancel.cancelled() => return,
-        dialed = dialed => dialed,
+        started = visit::start(&shared, &session, serve_id, &mut client) => started,
     };
-    let route_side = match dialed {
+    let route_side = match started {
         Ok(route_side) => route_side,
+        Err(DialError::ClientGone(err)) => {
+            return debug!(%err, "client left before its stream started")
+        }
         Err(err) => return info!(%err, "connection refused"),
     };
     let client = Unframed {
-        stream: counted.count(client),
+        stream: client,
         leftover: Default::default(),
     };
     tokio::select! {

@@ -1,0 +1,73 @@
+//! The visiting side of a stream: a use's client is carried to its serve
+//! on a spare data connection, or on a new one when none is left.
+//!
+//! The client's first bytes follow the `Visit` at once (see
+//! `proto::ahead`), so they travel while the route reaches the serving
+//! vnet instead of after it has answered. A spare that closes before
+//! answering carried none of them; the next one gets the same bytes.
+use proto::ahead::{Ahead, Answered};
+use proto::io::Unframed;
+use proto::message::VnetMsg;
+use proto::ServeId;
+use tokio::io::AsyncRead;
+use tracing::debug;
+
+use crate::data::{self, Conn, DialError};
+use crate::{spare, Session, Shared};
+
+/// Starts a stream to `serve_id` for `client`: the route's side of it
+/// once the route has answered `Ready`.
+///
+/// # Errors
+/// The route or the serving vnet refused, no answer came in time, or the
+/// client left first ([`DialError::ClientGone`]).
+pub(crate) async fn start<C: AsyncRead + Unpin>(
+    shared: &Shared,
+    session: &Session,
+    serve_id: ServeId,
+    client: &mut C,
+) -> Result<Unframed<Conn>, DialError> {
+    let hello = VnetMsg::Visit {
+        serve_id,
+        session: session.key,
+    };
+    let mut ahead = Ahead::default();
+    while let Some(conn) = shared.visiting_spares.take(shared, session.key) {
+        match answered(conn, Some(hello.clone()), &mut ahead, client).await {
+            Err(DialError::Lost(err)) => debug!(%err, "spare was closed; trying another"),
+            Ok(started) => {
+                spare::count_used_for_visit(shared);
+                return Ok(started);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let conn = tokio::time::timeout(data::DIAL_TIMEOUT, data::connect(&session.route, hello))
+        .await
+        .map_err(|_| DialError::Timeout(data::DIAL_TIMEOUT))??;
+    answered(conn, None, &mut ahead, client).await
+}
+
+/// Sends `visit` (unless the connection's hello was that already) and the
+/// client's bytes on `conn`, until the route answers.
+async fn answered<C: AsyncRead + Unpin>(
+    mut conn: spare::Spare,
+    visit: Option<VnetMsg>,
+    ahead: &mut Ahead,
+    client: &mut C,
+) -> Result<Unframed<Conn>, DialError> {
+    let answer = async {
+        match visit {
+            Some(visit) => ahead.ask(client, &mut conn, visit).await,
+            None => ahead.until_answer(client, &mut conn).await,
+        }
+    };
+    let answer = tokio::time::timeout(data::DIAL_TIMEOUT, answer)
+        .await
+        .map_err(|_| DialError::Timeout(data::DIAL_TIMEOUT))?;
+    match answer {
+        Answered::Answer(answer) => data::started(conn, answer),
+        Answered::Lost(why) => Err(DialError::Lost(why)),
+        Answered::SourceFailed(err) => Err(DialError::ClientGone(err)),
+    }
+}
