@@ -12,9 +12,13 @@
 //! can be sent again on another connection: nothing is lost or doubled.
 use bytes::BytesMut;
 use futures::{FutureExt, SinkExt, StreamExt};
+use std::cell::RefCell;
 use std::fmt::Display;
+use std::future::poll_fn;
 use std::io;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{ready, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::codec::{Decoder, Encoder, Framed};
 
 /// Most bytes sent ahead of an answer; after that, reading the source
@@ -22,7 +26,7 @@ use tokio_util::codec::{Decoder, Encoder, Framed};
 /// client hello) while bounding what a stream holds while it starts.
 pub const AHEAD_LIMIT: usize = 16 * 1024;
 
-/// Capacity added for each read: most first requests fit in one.
+/// Most bytes one read takes: most first requests fit in one.
 const READ_CHUNK: usize = 4096;
 
 /// Bytes read from a stream's source and sent ahead of the answer.
@@ -160,14 +164,29 @@ enum Event<T> {
     Read(io::Result<usize>),
 }
 
+thread_local! {
+    /// Where reads land before they are copied out, so a stream holds
+    /// exactly what it read (usually a few bytes), not a read-sized buffer
+    /// that, freed once the stream starts, would leave holes in the heap
+    /// under thousands of idle connections.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
 /// Reads what `from` has, at most `room` bytes, onto the end of `into`.
 async fn read_some<R: AsyncRead + Unpin>(
     from: &mut R,
     into: &mut BytesMut,
     room: usize,
 ) -> io::Result<usize> {
-    into.reserve(room.min(READ_CHUNK));
-    (&mut *from).take(room as u64).read_buf(into).await
+    poll_fn(|cx| {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut buf = ReadBuf::new(&mut scratch[..room.min(READ_CHUNK)]);
+            ready!(Pin::new(&mut *from).poll_read(cx, &mut buf))?;
+            into.extend_from_slice(buf.filled());
+            Poll::Ready(Ok(buf.filled().len()))
+        })
+    })
+    .await
 }
 
 #[cfg(test)]

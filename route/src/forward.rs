@@ -122,8 +122,9 @@ pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hu
     let mut visitor = Unframed::from_framed(visitor);
     if !on_spare {
         // Nothing went ahead on a dialed-back half: it gets the bytes first.
-        visitor.leftover = ahead.bytes.freeze();
+        visitor.leftover = std::mem::take(&mut ahead.bytes).freeze();
     }
+    drop(ahead); // delivered or handed on: not kept for the stream's life
     tokio::select! {
         done = splice(visitor, Unframed::from_framed(server)) => match done {
             Ok((up, down)) => debug!(serve = %serve_id, up, down, "stream closed"),

@@ -4,6 +4,7 @@ use crate::message::RouteMsg;
 use futures::SinkExt;
 use std::future::Future;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const LIMIT: Duration = Duration::from_secs(20);
