@@ -38,6 +38,8 @@ pub mod preamble;
 pub mod pump;
 pub mod signal;
 pub mod socket;
+#[cfg(test)]
+mod test_sockets;
 pub mod transport;
 #[cfg(target_os = "linux")]
 pub mod zero_copy;

@@ -1,11 +1,12 @@
 use super::*;
 use crate::codec::{RouteCodec, VnetCodec};
 use crate::message::RouteMsg;
+use crate::test_sockets::socket_pair;
 use futures::SinkExt;
 use std::future::Future;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -13,20 +14,10 @@ async fn within<F: Future>(f: F) -> F::Output {
     tokio::time::timeout(LIMIT, f).await.expect("in time")
 }
 
-/// A connected pair of sockets on loopback.
-async fn socket_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (ours, theirs) = tokio::join!(
-        TcpStream::connect(listener.local_addr().unwrap()),
-        listener.accept()
-    );
-    (ours.unwrap(), theirs.unwrap().0)
-}
-
 /// The asking side's connection (it reads route messages) and the asked
 /// side's end of it.
 async fn asked_pair() -> (Framed<TcpStream, VnetCodec>, Framed<TcpStream, RouteCodec>) {
-    let (asking, asked) = socket_pair().await;
+    let (asking, asked) = socket_pair(None).await;
     (
         Framed::new(asking, VnetCodec::new()),
         Framed::new(asked, RouteCodec::new()),
@@ -41,7 +32,7 @@ async fn read_n(from: &mut TcpStream, n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn bytes_go_ahead_of_the_answer_and_what_follows_it_is_kept() {
-    let (mut client, mut source) = socket_pair().await;
+    let (mut client, mut source) = socket_pair(None).await;
     let (mut to, mut asked) = asked_pair().await;
     client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
 
@@ -71,7 +62,7 @@ async fn bytes_go_ahead_of_the_answer_and_what_follows_it_is_kept() {
 
 #[tokio::test]
 async fn a_connection_lost_before_answering_leaves_every_byte_for_the_next() {
-    let (mut client, mut source) = socket_pair().await;
+    let (mut client, mut source) = socket_pair(None).await;
     let mut ahead = Ahead::new(b"left");
     client.write_all(b"over").await.unwrap();
 
@@ -105,7 +96,7 @@ async fn a_connection_lost_before_answering_leaves_every_byte_for_the_next() {
 
 #[tokio::test]
 async fn at_most_the_limit_is_read_before_the_answer() {
-    let (mut client, mut source) = socket_pair().await;
+    let (mut client, mut source) = socket_pair(None).await;
     let sent: Vec<u8> = (0..AHEAD_LIMIT * 3).map(|i| (i % 251) as u8).collect();
     client.write_all(&sent).await.unwrap();
 
@@ -128,7 +119,7 @@ async fn at_most_the_limit_is_read_before_the_answer() {
 
 #[tokio::test]
 async fn a_reset_source_is_told_apart_from_a_lost_connection() {
-    let (client, mut source) = socket_pair().await;
+    let (client, mut source) = socket_pair(None).await;
     // Linger 0: closing sends a reset, not a FIN.
     socket2::SockRef::from(&client)
         .set_linger(Some(Duration::ZERO))

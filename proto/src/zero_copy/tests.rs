@@ -3,37 +3,19 @@
 //! [`spliced_on_this_thread`] counts exactly their bytes.
 use super::*;
 use crate::io::{splice, Unframed};
+use crate::test_sockets::socket_pair;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(20);
 const BLOCK: usize = 64 * 1024;
 const MIB: u64 = 1024 * 1024;
-
-/// Two connected loopback sockets. `buffers` fixes their socket buffers,
-/// which also turns off autotuning, so how much they can hold is known.
-async fn socket_pair(buffers: Option<u32>) -> (TcpStream, TcpStream) {
-    let socket = || {
-        let socket = TcpSocket::new_v4().unwrap();
-        if let Some(size) = buffers {
-            socket.set_recv_buffer_size(size).unwrap();
-            socket.set_send_buffer_size(size).unwrap();
-        }
-        socket
-    };
-    let listener = socket();
-    listener.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = listener.listen(1).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (connected, accepted) = tokio::join!(socket().connect(addr), listener.accept());
-    (connected.unwrap(), accepted.unwrap().0)
-}
 
 type RelayTask = JoinHandle<io::Result<(u64, u64)>>;
 
