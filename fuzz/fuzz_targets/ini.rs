@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use proto::config::{is_host, IniFile, RouteSection, ROUTE_KEYS};
+use proto::ini::{is_host, IniFile, RouteBasics, ROUTE_KEYS};
 
 /// Keys tried in every section: common ones, an empty one, and odd ones.
 const KEYS: &[&str] = &[
@@ -62,14 +62,16 @@ fuzz_target!(|data: &[u8]| {
         let _ = ini.error(name, Some("k"), "m").to_string();
     }
     // `[route]` is read the same way by both programs.
-    if let Ok(route) = RouteSection::from_ini(&ini) {
+    if let Ok((route, section)) = RouteBasics::from_ini(&ini) {
         assert!(is_host(&route.ip));
-        assert_eq!(route.cert.is_some(), route.key.is_some());
-        if let Some(fingerprint) = &route.fingerprint {
-            assert_eq!(fingerprint.len(), 64);
-            assert!(fingerprint
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(section.name(), "route");
+        if let Some(text) = section.get("fingerprint") {
+            if let Some(pin) = proto::hex::normalize_fingerprint(text) {
+                assert_eq!(pin.len(), 64);
+                assert!(pin
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            }
         }
         let _ = route.addr();
     }

@@ -61,6 +61,19 @@ impl<In: Limited, Out> MessageCodec<In, Out> {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A codec that reads frames of at most `max` bytes (the route's
+    /// limit for peers that have not proved the token yet).
+    pub fn with_limit(max: usize) -> Self {
+        let mut codec = Self::default();
+        codec.set_limit(max);
+        codec
+    }
+
+    /// Changes the largest frame read from now on (at most `In`'s own).
+    pub fn set_limit(&mut self, max: usize) {
+        self.frames.set_max_frame_length(max.min(In::MAX_LEN));
+    }
 }
 
 impl<In: DeserializeOwned, Out> Decoder for MessageCodec<In, Out> {
@@ -109,7 +122,7 @@ pub type VnetCodec = MessageCodec<crate::message::RouteMsg, crate::message::Vnet
 mod tests {
     use super::*;
     use crate::message::{Request, RouteMsg, VnetMsg};
-    use crate::{ServeId, VnetId};
+    use crate::VnetId;
 
     #[test]
     fn round_trip_both_directions() {
@@ -125,8 +138,9 @@ mod tests {
 
         let reply = RouteMsg::Welcome {
             vnet_id: VnetId(3),
-            session: crate::SessionKey(1),
+            session: crate::SessionId(1),
             heartbeat_secs: 30,
+            features: Default::default(),
         };
         route.encode(reply.clone(), &mut buf).unwrap();
         assert_eq!(vnet.decode(&mut buf).unwrap(), Some(reply));
@@ -138,9 +152,9 @@ mod tests {
         let mut route = RouteCodec::new();
         let mut full = BytesMut::new();
         vnet.encode(
-            VnetMsg::Visit {
-                serve_id: ServeId::new(700).unwrap(),
-                session: crate::SessionKey(9),
+            VnetMsg::Request {
+                id: 9,
+                body: Request::ListServes,
             },
             &mut full,
         )
@@ -159,6 +173,20 @@ mod tests {
             route.decode(&mut buf),
             Err(ProtoError::FrameTooLong)
         ));
+    }
+
+    #[test]
+    fn a_lowered_limit_holds_from_the_next_frame() {
+        let mut route = RouteCodec::with_limit(crate::MAX_HELLO_LEN);
+        let mut buf = BytesMut::from(&((crate::MAX_HELLO_LEN as u32 + 1).to_be_bytes())[..]);
+        assert!(matches!(
+            route.decode(&mut buf),
+            Err(ProtoError::FrameTooLong)
+        ));
+        let mut route = RouteCodec::with_limit(crate::MAX_HELLO_LEN);
+        route.set_limit(MAX_FRAME_LEN);
+        let mut buf = BytesMut::from(&((crate::MAX_HELLO_LEN as u32 + 1).to_be_bytes())[..]);
+        assert!(route.decode(&mut buf).unwrap().is_none());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Identifiers: serve ids, vnet ids and data-connection tickets.
+//! Identifiers: serve ids, vnet ids, sessions, tickets and asks.
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -82,9 +82,16 @@ impl fmt::Display for VnetId {
 #[serde(transparent)]
 pub struct Ticket(pub u64);
 
-/// Random secret the route gives a vnet with its id; a visit must carry it,
-/// so data connections cannot be opened for a group by someone who never
-/// joined it.
+/// Names one control session at the route: the vnet's data connections
+/// carry it in their pass. Public: a data connection is admitted by the
+/// pass's MAC, keyed with the session's secret (see [`crate::pass`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SessionKey(pub u64);
+pub struct SessionId(pub u64);
+
+/// Names an unserve ask the route passed on to the vnet asked; the answer
+/// must carry it. Chosen by the route, so a vnet can answer only asks it
+/// was really sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AskId(pub u64);

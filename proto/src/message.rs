@@ -1,83 +1,95 @@
 //! Messages both ways. A vnet sends [`VnetMsg`], the route sends [`RouteMsg`].
 //!
 //! Every connection's first frame is a hello: [`VnetMsg::Hello`] opens a
-//! control connection, [`VnetMsg::Visit`] and [`VnetMsg::Accept`] open the
-//! two halves of a data connection. After a data connection's hello has
-//! been answered with [`RouteMsg::Ready`], only raw bytes follow.
+//! control connection; [`VnetMsg::Visit`], [`VnetMsg::Accept`] and
+//! [`VnetMsg::Spare`] open a data connection, each with a
+//! [`DataPass`]. After a data connection's stream has started, only raw
+//! bytes follow.
 //!
-//! A vnet also keeps a few data connections open ahead of need
+//! A vnet keeps a few data connections open ahead of need
 //! ([`VnetMsg::Spare`]), so a new stream costs neither a TCP connect nor a
 //! control round trip: a visiting spare later carries a `Visit`, and the
 //! route hands a serving spare a stream with [`RouteMsg::Open`].
-use crate::auth::{Nonce, Proof};
-use crate::{ServeId, SessionKey, Ticket, VnetId, MAX_TEXT_LEN};
+//!
+//! The route holds every vnet message to the limits of
+//! [`VnetMsg::validate`] before acting on it.
 use serde::{Deserialize, Serialize};
+
+use crate::auth::{PakeMsg, Proof};
+use crate::features::Features;
+use crate::pass::{DataPass, Purpose};
+use crate::{AskId, Refusal, ServeId, SessionId, Ticket, VnetId};
+
+mod validate;
+pub use validate::Invalid;
 
 /// From a vnet to the route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VnetMsg {
-    /// Opens a control connection: who this vnet is and which group it
-    /// joins. Answered by [`RouteMsg::Welcome`] or [`RouteMsg::Refused`].
+    /// Opens a control connection: who this vnet is, which group it joins,
+    /// and the first message of the token exchange (see [`crate::auth`]).
+    /// Answered by [`RouteMsg::Challenge`] or [`RouteMsg::Refused`].
     Hello {
         /// Display name of the vnet; need not be unique.
         name: String,
         /// Only vnets of the same group see each other's serves.
         group: String,
-        /// Fresh random value for the token proofs (see [`crate::auth`]).
-        nonce: Nonce,
+        /// The vnet's SPAKE2 message.
+        pake: PakeMsg,
+        /// What this vnet supports beyond the base protocol.
+        features: Features,
     },
     /// Second frame of a control connection, answering
-    /// [`RouteMsg::Challenge`]: proof that this vnet knows the token.
+    /// [`RouteMsg::Challenge`]: the vnet's key confirmation.
     Auth {
-        /// `Token::vnet_proof` over both nonces, name and group.
-        proof: Proof,
+        /// Proves the vnet derived the same secret, so knows the token.
+        confirm: Proof,
     },
-    /// Opens the visiting half of a data connection: carry this connection
-    /// to the serve with this id in the sender's group. Needs the sender's
-    /// control connection to be up; answered by `Ready` or `Refused`.
-    /// The client's first bytes may follow at once, ahead of the answer
-    /// (see [`crate::ahead`]).
+    /// Opens the visiting half of a data connection (or follows a visiting
+    /// spare's hello): carry this connection to the serve with this id in
+    /// the sender's group. Answered by `Ready` or `Refused`. The client's
+    /// first bytes may follow at once, ahead of the answer (see the `net`
+    /// crate's `ahead`).
     Visit {
         /// The serve wanted.
         serve_id: ServeId,
-        /// The session key from the visiting vnet's `Welcome`: proves the
-        /// visit comes from a connected vnet and ties it to that group.
-        session: SessionKey,
+        /// Admits this connection for this visit.
+        pass: DataPass,
     },
     /// Opens the serving half of a data connection, in answer to
-    /// [`RouteMsg::OpenStream`]. `Err` carries why the local service could
+    /// [`RouteMsg::OpenStream`]. `Err` says why the local service could
     /// not be reached, so the visitor can be told at once.
     Accept {
         /// The ticket from `OpenStream`.
         ticket: Ticket,
+        /// Admits this connection as the answer to that ticket.
+        pass: DataPass,
         /// Whether the serving vnet reached its local service.
-        result: Result<(), String>,
+        result: Result<(), Refusal>,
     },
     /// Opens a spare data connection, kept idle until a stream needs it.
     /// Sends nothing back until then. A `Visit` spare's next frame is a
     /// [`VnetMsg::Visit`]; a `Serve` spare waits for [`RouteMsg::Open`].
     Spare {
-        /// The session key from `Welcome`; the spare closes with that
-        /// control connection.
-        session: SessionKey,
         /// Which way streams will go on it.
         role: SpareRole,
+        /// Admits this connection as a spare of that role; it closes with
+        /// the pass's session.
+        pass: DataPass,
     },
     /// Answer to [`RouteMsg::Open`] on a serving spare: whether the local
     /// service was reached. After `Ok`, raw bytes follow both ways.
     Opened {
         /// Whether the serving vnet reached its local service.
-        result: Result<(), String>,
+        result: Result<(), Refusal>,
     },
-    /// A serving vnet's answer to [`RouteMsg::UnserveAsk`]; the route
-    /// passes it on to the asker as the response to its request.
+    /// The answer to [`RouteMsg::UnserveAsk`]; the route passes it on to
+    /// the vnet that asked, as the response to its request.
     UnserveAnswer {
-        /// The asking vnet (from the ask).
-        to: VnetId,
-        /// The asker's request id (from the ask).
-        request: u32,
+        /// The ask, as the route named it.
+        ask: AskId,
         /// The serve id granted, or why not.
-        result: Result<ServeId, String>,
+        result: Result<ServeId, Refusal>,
     },
     /// A request on the control connection; answered by a
     /// [`RouteMsg::Response`] with the same id.
@@ -96,6 +108,16 @@ pub enum SpareRole {
     Visit,
     /// The route will hand it a stream to one of this vnet's serves.
     Serve,
+}
+
+impl SpareRole {
+    /// What a spare's pass is made for.
+    pub fn purpose(self) -> Purpose {
+        match self {
+            SpareRole::Visit => Purpose::SpareForVisits,
+            SpareRole::Serve => Purpose::SpareForServes,
+        }
+    }
 }
 
 /// Requests a vnet makes on its control connection.
@@ -148,31 +170,33 @@ pub struct ServeSpec {
 /// From the route to a vnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RouteMsg {
-    /// Answer to a control hello: the route's nonce and its proof that it
-    /// knows the token. The vnet checks it, then sends `Auth`.
+    /// Answer to a control hello: the route's half of the token exchange.
+    /// The vnet checks `confirm`, then sends `Auth`.
     Challenge {
-        /// Fresh random value.
-        nonce: Nonce,
-        /// `Token::route_proof` over both nonces.
-        proof: Proof,
+        /// The route's SPAKE2 message.
+        pake: PakeMsg,
+        /// Proves the route derived the same secret, so knows the token.
+        confirm: Proof,
+        /// Whether the route has a token at all, so a vnet without one can
+        /// say what to fix.
+        token: bool,
     },
-    /// The control hello was accepted; this is the vnet's id in its group.
-    /// The group's current serves follow as `ServeUp` events.
+    /// The vnet is authenticated; this is its id in its group. The
+    /// group's current serves follow as `ServeUp` events.
     Welcome {
         /// Id given to the vnet.
         vnet_id: VnetId,
-        /// Secret the vnet puts in each `Visit` while this control
-        /// connection lasts.
-        session: SessionKey,
+        /// Names this control session in the passes of its data
+        /// connections.
+        session: SessionId,
         /// The route drops a vnet it has heard nothing from for this many
         /// seconds; the vnet pings well within it.
         heartbeat_secs: u32,
+        /// What the route supports beyond the base protocol.
+        features: Features,
     },
-    /// A hello was refused; the connection closes after this.
-    Refused {
-        /// Why, for people.
-        reason: String,
-    },
+    /// A hello (or a stream) was refused; the connection closes after this.
+    Refused(Refusal),
     /// A data connection is paired; raw bytes follow.
     Ready,
     /// Answer to a [`VnetMsg::Request`].
@@ -191,14 +215,14 @@ pub enum RouteMsg {
         serve_id: ServeId,
     },
     /// Another vnet asks for a grant to one of this vnet's unregistered
-    /// services; answer with [`VnetMsg::UnserveAnswer`].
+    /// services; answer with [`VnetMsg::UnserveAnswer`] and this ask's id.
     UnserveAsk {
+        /// Names this ask; the answer must carry it.
+        ask: AskId,
         /// The asking vnet.
         from: VnetId,
         /// Its name, for logs.
         from_name: String,
-        /// The asker's request id, to be echoed back.
-        request: u32,
         /// Address asked for.
         ip: String,
         /// Port asked for.
@@ -243,8 +267,8 @@ pub enum Response {
         /// The dynamic id the granting vnet registered it under.
         serve_id: ServeId,
     },
-    /// The request was refused; the text says why.
-    Error(String),
+    /// The request was refused.
+    Error(Refusal),
 }
 
 /// A registered serve as the route lists it.
@@ -271,56 +295,4 @@ pub struct VnetEntry {
     pub serves: u32,
     /// When it connected, in seconds since the Unix epoch (route's clock).
     pub connected_unix: u64,
-}
-
-/// A message field that breaks a limit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("field {field} is longer than {MAX_TEXT_LEN} bytes")]
-pub struct TooLong {
-    /// Which field.
-    pub field: &'static str,
-}
-
-fn bounded(field: &'static str, text: &str) -> Result<(), TooLong> {
-    if text.len() > MAX_TEXT_LEN {
-        Err(TooLong { field })
-    } else {
-        Ok(())
-    }
-}
-
-impl VnetMsg {
-    /// Checks the bounds the route relies on (text lengths). The frame cap
-    /// already bounds memory; this keeps registry entries small.
-    pub fn validate(&self) -> Result<(), TooLong> {
-        match self {
-            VnetMsg::Hello { name, group, .. } => {
-                bounded("name", name)?;
-                bounded("group", group)
-            }
-            VnetMsg::Visit { .. } | VnetMsg::Auth { .. } | VnetMsg::Spare { .. } => Ok(()),
-            VnetMsg::Accept { result, .. } | VnetMsg::Opened { result } => match result {
-                Err(reason) => bounded("reason", reason),
-                Ok(()) => Ok(()),
-            },
-            VnetMsg::UnserveAnswer { result, .. } => match result {
-                Err(reason) => bounded("reason", reason),
-                Ok(_) => Ok(()),
-            },
-            VnetMsg::Request {
-                body: Request::Unserve { ip, .. },
-                ..
-            } => bounded("ip", ip),
-            VnetMsg::Request {
-                body: Request::RegisterServe(spec),
-                ..
-            } => {
-                bounded("name", &spec.name)?;
-                bounded("kind", &spec.kind)?;
-                bounded("ip", &spec.ip)?;
-                bounded("info", &spec.info)
-            }
-            VnetMsg::Request { .. } => Ok(()),
-        }
-    }
 }

@@ -12,7 +12,7 @@ pub const LEN: usize = 6;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PreambleError {
     /// The first four bytes are not `VNET`.
-    #[error("peer is not a vnet/route (bad magic {0:02x?})")]
+    #[error("peer is not a vnet or route: it sent {}", describe(.0))]
     BadMagic([u8; 4]),
     /// The peer speaks another protocol version.
     #[error("peer speaks protocol version {peer}, this side speaks {ours}")]
@@ -22,6 +22,37 @@ pub enum PreambleError {
         /// Ours, [`PROTOCOL_VERSION`].
         ours: u16,
     },
+}
+
+/// The first bytes of a stranger, as text when printable, with a guess at
+/// what sent them.
+///
+/// ```
+/// use proto::preamble::describe;
+/// assert_eq!(describe(b"SSH-"), "\"SSH-\" (an ssh client?)");
+/// assert_eq!(describe(&[0x16, 3, 1, 0]), "16 03 01 00 (a TLS client? check tls= on both sides)");
+/// ```
+pub fn describe(bytes: &[u8; 4]) -> String {
+    let guess = match bytes {
+        b"SSH-" => Some("an ssh client?"),
+        b"GET " | b"POST" | b"HEAD" | b"PUT " | b"OPTI" | b"CONN" => Some("an HTTP client?"),
+        [0x16, 0x03, ..] => Some("a TLS client? check tls= on both sides"),
+        _ => None,
+    };
+    let shown = if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("{:?}", String::from_utf8_lossy(bytes))
+    } else {
+        crate::hex::encode(bytes)
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| String::from_utf8_lossy(pair).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match guess {
+        Some(guess) => format!("{shown} ({guess})"),
+        None => shown,
+    }
 }
 
 /// Our preamble, ready to send.

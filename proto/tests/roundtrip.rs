@@ -5,13 +5,18 @@
 use bytes::BytesMut;
 use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
-use proto::auth::{Nonce, Proof};
+use proto::auth::{PakeMsg, Proof, PAKE_LEN};
 use proto::codec::{Limited, ProtoError, RouteCodec, VnetCodec};
-use proto::config::{IniFile, ROUTE_KEYS};
+use proto::features::Features;
+use proto::ini::{IniFile, ROUTE_KEYS};
 use proto::message::{
-    Request, Response, RouteMsg, ServeEntry, ServeSpec, SpareRole, TooLong, VnetEntry, VnetMsg,
+    Invalid, Request, Response, RouteMsg, ServeEntry, ServeSpec, SpareRole, VnetEntry, VnetMsg,
 };
-use proto::{preamble, ServeId, SessionKey, Ticket, VnetId, MAX_FRAME_LEN, MAX_TEXT_LEN};
+use proto::pass::DataPass;
+use proto::{
+    preamble, AskId, Refusal, RefusalCode, ServeId, SessionId, Ticket, VnetId, MAX_FRAME_LEN,
+    MAX_TEXT_LEN,
+};
 use tokio_util::codec::{Decoder, Encoder};
 
 fn config() -> ProptestConfig {
@@ -74,12 +79,41 @@ fn ticket() -> impl Strategy<Value = Ticket> {
     any::<u64>().prop_map(Ticket)
 }
 
-fn session() -> impl Strategy<Value = SessionKey> {
-    any::<u64>().prop_map(SessionKey)
+fn session() -> impl Strategy<Value = SessionId> {
+    any::<u64>().prop_map(SessionId)
 }
 
-fn nonce() -> impl Strategy<Value = Nonce> {
-    any::<[u8; 32]>().prop_map(Nonce)
+fn pake() -> impl Strategy<Value = PakeMsg> {
+    vec(any::<u8>(), PAKE_LEN).prop_map(|v| PakeMsg(v.try_into().unwrap()))
+}
+
+fn pass() -> impl Strategy<Value = DataPass> {
+    (session(), any::<u64>(), proof()).prop_map(|(session, counter, mac)| DataPass {
+        session,
+        counter,
+        mac,
+    })
+}
+
+fn code() -> impl Strategy<Value = RefusalCode> {
+    prop::sample::select(
+        &[
+            RefusalCode::Auth,
+            RefusalCode::Protocol,
+            RefusalCode::Limit,
+            RefusalCode::NotFound,
+            RefusalCode::Taken,
+            RefusalCode::Unreachable,
+            RefusalCode::NotAllowed,
+            RefusalCode::Busy,
+            RefusalCode::Unsupported,
+            RefusalCode::Other,
+        ][..],
+    )
+}
+
+fn refusal(t: Text) -> impl Strategy<Value = Refusal> {
+    (code(), t()).prop_map(|(code, text)| Refusal { code, text })
 }
 
 fn proof() -> impl Strategy<Value = Proof> {
@@ -152,32 +186,43 @@ fn response() -> impl Strategy<Value = Response> {
         vec(serve_entry(), 0..5).prop_map(Response::Serves),
         vec(vnet_entry(), 0..8).prop_map(Response::Vnets),
         serve_id().prop_map(|serve_id| Response::Unserved { serve_id }),
-        text().prop_map(Response::Error),
+        refusal(text).prop_map(Response::Error),
     ]
 }
 
 fn vnet_msg(t: Text) -> impl Strategy<Value = VnetMsg> {
     prop_oneof![
-        (t(), t(), nonce()).prop_map(|(name, group, nonce)| VnetMsg::Hello { name, group, nonce }),
-        proof().prop_map(|proof| VnetMsg::Auth { proof }),
-        (serve_id(), session())
-            .prop_map(|(serve_id, session)| VnetMsg::Visit { serve_id, session }),
-        (ticket(), prop_oneof![Just(Ok(())), t().prop_map(Err)])
-            .prop_map(|(ticket, result)| VnetMsg::Accept { ticket, result }),
+        (t(), t(), pake()).prop_map(|(name, group, pake)| VnetMsg::Hello {
+            name,
+            group,
+            pake,
+            features: Features::ours()
+        }),
+        proof().prop_map(|confirm| VnetMsg::Auth { confirm }),
+        (serve_id(), pass()).prop_map(|(serve_id, pass)| VnetMsg::Visit { serve_id, pass }),
         (
-            session(),
+            ticket(),
+            pass(),
+            prop_oneof![Just(Ok(())), refusal(t).prop_map(Err)]
+        )
+            .prop_map(|(ticket, pass, result)| VnetMsg::Accept {
+                ticket,
+                pass,
+                result
+            }),
+        (
+            pass(),
             prop_oneof![Just(SpareRole::Visit), Just(SpareRole::Serve)]
         )
-            .prop_map(|(session, role)| VnetMsg::Spare { session, role }),
-        prop_oneof![Just(Ok(())), t().prop_map(Err)].prop_map(|result| VnetMsg::Opened { result }),
+            .prop_map(|(pass, role)| VnetMsg::Spare { pass, role }),
+        prop_oneof![Just(Ok(())), refusal(t).prop_map(Err)]
+            .prop_map(|result| VnetMsg::Opened { result }),
         (
-            vnet_id(),
-            any::<u32>(),
-            prop_oneof![serve_id().prop_map(Ok), t().prop_map(Err)],
+            any::<u64>(),
+            prop_oneof![serve_id().prop_map(Ok), refusal(t).prop_map(Err)],
         )
-            .prop_map(|(to, request, result)| VnetMsg::UnserveAnswer {
-                to,
-                request,
+            .prop_map(|(ask, result)| VnetMsg::UnserveAnswer {
+                ask: AskId(ask),
                 result
             }),
         (any::<u32>(), request(t)).prop_map(|(id, body)| VnetMsg::Request { id, body }),
@@ -190,20 +235,21 @@ fn text_bearing_vnet_msg() -> impl Strategy<Value = VnetMsg> {
     let t: Text = limit_text;
     prop_oneof![
         1 => vnet_msg(t),
-        1 => (t(), t(), nonce()).prop_map(|(name, group, nonce)| VnetMsg::Hello {
+        1 => (t(), t(), pake()).prop_map(|(name, group, pake)| VnetMsg::Hello {
             name,
             group,
-            nonce
+            pake,
+            features: Features::ours()
         }),
-        1 => (ticket(), t()).prop_map(|(ticket, reason)| VnetMsg::Accept {
+        1 => (ticket(), pass(), refusal(t)).prop_map(|(ticket, pass, reason)| VnetMsg::Accept {
             ticket,
+            pass,
             result: Err(reason)
         }),
-        1 => t().prop_map(|reason| VnetMsg::Opened { result: Err(reason) }),
-        1 => (vnet_id(), any::<u32>(), t()).prop_map(|(to, request, reason)| {
+        1 => refusal(t).prop_map(|reason| VnetMsg::Opened { result: Err(reason) }),
+        1 => (any::<u64>(), refusal(t)).prop_map(|(ask, reason)| {
             VnetMsg::UnserveAnswer {
-                to,
-                request,
+                ask: AskId(ask),
                 result: Err(reason),
             }
         }),
@@ -222,24 +268,31 @@ fn text_bearing_vnet_msg() -> impl Strategy<Value = VnetMsg> {
 
 fn route_msg() -> impl Strategy<Value = RouteMsg> {
     prop_oneof![
-        (nonce(), proof()).prop_map(|(nonce, proof)| RouteMsg::Challenge { nonce, proof }),
+        (pake(), proof(), any::<bool>()).prop_map(|(pake, confirm, token)| {
+            RouteMsg::Challenge {
+                pake,
+                confirm,
+                token,
+            }
+        }),
         (vnet_id(), session(), any::<u32>()).prop_map(|(vnet_id, session, heartbeat_secs)| {
             RouteMsg::Welcome {
                 vnet_id,
                 session,
                 heartbeat_secs,
+                features: Features::ours(),
             }
         }),
-        text().prop_map(|reason| RouteMsg::Refused { reason }),
+        refusal(text).prop_map(RouteMsg::Refused),
         Just(RouteMsg::Ready),
         (any::<u32>(), response()).prop_map(|(id, body)| RouteMsg::Response { id, body }),
         serve_entry().prop_map(RouteMsg::ServeUp),
         serve_id().prop_map(|serve_id| RouteMsg::ServeDown { serve_id }),
-        (vnet_id(), text(), any::<u32>(), text(), any::<u16>()).prop_map(
-            |(from, from_name, request, ip, port)| RouteMsg::UnserveAsk {
+        (any::<u64>(), vnet_id(), text(), text(), any::<u16>()).prop_map(
+            |(ask, from, from_name, ip, port)| RouteMsg::UnserveAsk {
+                ask: AskId(ask),
                 from,
                 from_name,
-                request,
                 ip,
                 port,
             }
@@ -256,9 +309,8 @@ fn route_msg() -> impl Strategy<Value = RouteMsg> {
 fn oversized() -> impl Strategy<Value = VnetMsg> {
     fn refusal(request: u32, text: String) -> VnetMsg {
         VnetMsg::UnserveAnswer {
-            to: VnetId(1),
-            request,
-            result: Err(text),
+            ask: AskId(u64::from(request)),
+            result: Err(Refusal::new(RefusalCode::NotAllowed, text)),
         }
     }
     let at_cap = (any::<u32>(), -3isize..=3).prop_map(|(id, delta)| {
@@ -502,28 +554,27 @@ fn text_fields(msg: &VnetMsg) -> Vec<(&'static str, &str)> {
         VnetMsg::Hello {
             name,
             group,
-            nonce: _,
+            pake: _,
+            features: _,
         } => vec![("name", name), ("group", group)],
-        VnetMsg::Auth { proof: _ } => vec![],
+        VnetMsg::Auth { confirm: _ } => vec![],
         VnetMsg::Visit {
             serve_id: _,
-            session: _,
+            pass: _,
         } => vec![],
-        VnetMsg::Spare {
-            session: _,
-            role: _,
-        } => vec![],
-        VnetMsg::Accept { ticket: _, result } | VnetMsg::Opened { result } => match result {
-            Ok(()) => vec![],
-            Err(reason) => vec![("reason", reason)],
-        },
-        VnetMsg::UnserveAnswer {
-            to: _,
-            request: _,
+        VnetMsg::Spare { pass: _, role: _ } => vec![],
+        VnetMsg::Accept {
+            ticket: _,
+            pass: _,
             result,
-        } => match result {
+        }
+        | VnetMsg::Opened { result } => match result {
+            Ok(()) => vec![],
+            Err(reason) => vec![("reason", &reason.text)],
+        },
+        VnetMsg::UnserveAnswer { ask: _, result } => match result {
             Ok(_) => vec![],
-            Err(reason) => vec![("reason", reason)],
+            Err(reason) => vec![("reason", &reason.text)],
         },
         VnetMsg::Request { id: _, body } => match body {
             Request::RegisterServe(ServeSpec {
@@ -571,7 +622,7 @@ fn poke_ini(ini: &IniFile) {
             "listed section {name:?} not found"
         );
     }
-    if let Ok(route) = proto::config::RouteSection::from_ini(ini) {
+    if let Ok((route, _)) = proto::ini::RouteBasics::from_ini(ini) {
         let _ = route.addr();
     }
 }
@@ -705,13 +756,20 @@ proptest! {
         ],
         s in any::<u64>(),
     ) {
-        let json = format!("{{\"Visit\":{{\"serve_id\":{v},\"session\":{s}}}}}");
+        let mac = "ab".repeat(32);
+        let json = format!(
+            "{{\"Visit\":{{\"serve_id\":{v},\"pass\":{{\"session\":{s},\"counter\":7,\"mac\":\"{mac}\"}}}}}}"
+        );
         let frame = framed(json.as_bytes());
         let result = RouteCodec::new().decode(&mut BytesMut::from(&frame[..]));
         if (1..=999).contains(&v) {
             let want = VnetMsg::Visit {
                 serve_id: ServeId::new(v).unwrap(),
-                session: SessionKey(s),
+                pass: DataPass {
+                    session: SessionId(s),
+                    counter: 7,
+                    mac: Proof([0xab; 32]),
+                },
             };
             prop_assert!(matches!(&result, Ok(Some(m)) if *m == want), "{:?}", result);
         } else {
@@ -719,14 +777,14 @@ proptest! {
         }
     }
 
-    /// Nonces and proofs serialise as 64 lowercase hex digits and read back;
-    /// 64 hex digits of either case are read, other lengths are not.
+    /// Proofs serialise as 64 lowercase hex digits and read back; 64 hex
+    /// digits of either case are read, other lengths are not.
     #[test]
-    fn nonce_and_proof_hex(bytes in any::<[u8; 32]>(), upper in any::<bool>(), len in 0usize..80) {
-        let json = serde_json::to_string(&Nonce(bytes)).unwrap();
+    fn proof_hex(bytes in any::<[u8; 32]>(), upper in any::<bool>(), len in 0usize..80) {
+        let json = serde_json::to_string(&Proof(bytes)).unwrap();
         prop_assert_eq!(json.len(), 66);
         prop_assert!(json[1..65].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-        prop_assert!(serde_json::from_str::<Nonce>(&json).unwrap() == Nonce(bytes));
+        prop_assert!(serde_json::from_str::<Proof>(&json).unwrap() == Proof(bytes));
         let json = if upper { json.to_uppercase() } else { json };
         prop_assert!(serde_json::from_str::<Proof>(&json).unwrap() == Proof(bytes));
         let other = format!("\"{}\"", "a".repeat(len));
@@ -734,16 +792,20 @@ proptest! {
     }
 
     /// `validate` accepts exactly the messages whose text fields are all
-    /// within `MAX_TEXT_LEN` bytes, and names the first that is not.
+    /// within `MAX_TEXT_LEN` bytes and printable, and names the first that
+    /// is not.
     #[test]
-    fn validate_accepts_exactly_bounded_text(msg in text_bearing_vnet_msg()) {
-        let first_long = text_fields(&msg)
+    fn validate_accepts_exactly_bounded_printable_text(msg in text_bearing_vnet_msg()) {
+        let first_bad = text_fields(&msg)
             .into_iter()
-            .find(|(_, text)| text.len() > MAX_TEXT_LEN)
+            .find(|(_, text)| text.len() > MAX_TEXT_LEN || proto::text::printable(text).is_err())
             .map(|(field, _)| field);
-        match first_long {
+        match first_bad {
             None => prop_assert_eq!(msg.validate(), Ok(())),
-            Some(field) => prop_assert_eq!(msg.validate(), Err(TooLong { field })),
+            Some(field) => prop_assert!(
+                matches!(msg.validate(), Err(Invalid { field: f, .. }) if f == field),
+                "{:?}", msg.validate()
+            ),
         }
     }
 
@@ -895,8 +957,8 @@ fn ini_ish() -> impl Strategy<Value = String> {
 fn hex_refuses_plus_signs() {
     let text = format!("\"{}\"", "+a".repeat(32));
     assert!(
-        serde_json::from_str::<Nonce>(&text).is_err(),
-        "{text} was read as a nonce"
+        serde_json::from_str::<Proof>(&text).is_err(),
+        "{text} was read as a proof"
     );
 }
 

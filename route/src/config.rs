@@ -3,14 +3,19 @@
 //! A route may read the same file as a vnet (the original shares one
 //! `config.ini`), so the vnet's own sections are allowed and skipped;
 //! anything else is an error, since a typo there would otherwise go unseen.
-use proto::config::{ConfigError, IniFile, RouteSection};
+use proto::ini::{ConfigError, IniFile, RouteBasics};
 use std::path::Path;
 
 /// Validated route settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
-    /// Where to listen, token, heartbeat.
-    pub listen: RouteSection,
+    /// Where to listen, token, heartbeat, TLS on or off.
+    pub basics: RouteBasics,
+    /// Certificate chain (PEM); with `key`. Without both, a self-signed
+    /// certificate is made beside the config.
+    pub cert: Option<String>,
+    /// Private key (PEM) for `cert`.
+    pub key: Option<String>,
     /// Most vnets connected at once, all groups. Default 1000.
     pub max_vnets: u32,
     /// Most serves one vnet may register. Default 100.
@@ -50,10 +55,17 @@ impl RouteConfig {
                 ));
             }
         }
-        let listen = RouteSection::from_ini(ini)?;
-        let section = ini.section("route").expect("checked by RouteSection");
+        let (basics, section) = RouteBasics::from_ini(ini)?;
+        let path = |key: &str| section.get(key).map(str::to_string);
+        let (cert, key) = (path("cert"), path("key"));
+        if cert.is_some() != key.is_some() {
+            let missing = if cert.is_some() { "key" } else { "cert" };
+            return Err(section.error(missing, "cert and key go together"));
+        }
         Ok(Self {
-            listen,
+            basics,
+            cert,
+            key,
             max_vnets: section.number("max_vnets", 1..=100_000)?.unwrap_or(1000),
             max_serves_per_vnet: section
                 .number("max_serves_per_vnet", 1..=999)?
@@ -73,7 +85,7 @@ mod tests {
             "[route]\nip=0.0.0.0\nport=7749\n[vnet]\nname=a\n[serve.ssh]\nport=22\n",
         )
         .unwrap();
-        assert_eq!(cfg.listen.addr(), "0.0.0.0:7749");
+        assert_eq!(cfg.basics.addr(), "0.0.0.0:7749");
     }
 
     #[test]

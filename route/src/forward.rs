@@ -9,11 +9,14 @@
 //! When the serving vnet keeps a spare data connection open, the stream
 //! goes on that instead and none of the above is needed; the visitor's
 //! first bytes then follow the `Open` at once (`proto::ahead`).
-use proto::ahead::Ahead;
+use net::ahead::Ahead;
+use net::handshake::send_message;
+use net::relay::bridge;
+use net::Unframed;
 use proto::codec::RouteCodec;
-use proto::io::{send_message, splice, Unframed};
 use proto::message::RouteMsg;
-use proto::{ServeId, SessionKey, Ticket};
+use proto::pass::{DataPass, Purpose};
+use proto::{Refusal, RefusalCode, ServeId, SessionId, Ticket};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +27,7 @@ use tracing::{debug, info};
 use crate::registry::VisitTarget;
 use crate::spare::{self, Offered};
 use crate::{Conn, Hub};
+use proto::text::Escaped;
 
 /// How long a visitor waits for the serving vnet to dial back.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,13 +37,17 @@ type Half = Framed<Conn, RouteCodec>;
 /// The serving vnet's half, handed to the waiting visitor.
 pub struct ServingHalf {
     conn: Half,
-    result: Result<(), String>,
+    result: Result<(), Refusal>,
 }
+
+/// A visitor waiting for its serving half: the session that must answer,
+/// and where the answer goes.
+type Waiting = (SessionId, oneshot::Sender<ServingHalf>);
 
 /// Visitors waiting for their serving half, by ticket.
 #[derive(Default)]
 pub struct Pending {
-    waiting: Mutex<HashMap<Ticket, oneshot::Sender<ServingHalf>>>,
+    waiting: Mutex<HashMap<Ticket, Waiting>>,
 }
 
 /// Removes its ticket from [`Pending`] when dropped.
@@ -55,11 +63,11 @@ impl Drop for TicketGuard<'_> {
 }
 
 impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Ticket, oneshot::Sender<ServingHalf>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Ticket, Waiting>> {
         self.waiting.lock().expect("pending map poisoned")
     }
 
-    fn open(&self) -> (TicketGuard<'_>, oneshot::Receiver<ServingHalf>) {
+    fn open(&self, answerer: SessionId) -> (TicketGuard<'_>, oneshot::Receiver<ServingHalf>) {
         let (tx, rx) = oneshot::channel();
         let mut waiting = self.lock();
         let ticket = loop {
@@ -68,7 +76,7 @@ impl Pending {
                 break ticket;
             }
         };
-        waiting.insert(ticket, tx);
+        waiting.insert(ticket, (answerer, tx));
         (
             TicketGuard {
                 pending: self,
@@ -78,24 +86,35 @@ impl Pending {
         )
     }
 
-    fn take(&self, ticket: Ticket) -> Option<oneshot::Sender<ServingHalf>> {
-        self.lock().remove(&ticket)
+    /// Takes the waiter of `ticket` if `session` is the one asked.
+    fn take(&self, ticket: Ticket, session: SessionId) -> Option<oneshot::Sender<ServingHalf>> {
+        let mut waiting = self.lock();
+        match waiting.get(&ticket) {
+            Some((answerer, _)) if *answerer == session => waiting.remove(&ticket).map(|w| w.1),
+            _ => None,
+        }
     }
 }
 
-async fn refuse(mut conn: Half, reason: String) {
+pub(crate) async fn refuse(mut conn: Half, refusal: Refusal) {
     // Best effort: the peer may already be gone.
-    let _ = send_message(&mut conn, RouteMsg::Refused { reason }).await;
+    let _ = send_message(&mut conn, RouteMsg::Refused(refusal)).await;
 }
 
-/// Handles a visitor whose `Visit` hello has been read.
-pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hub: Arc<Hub>) {
-    let target = hub.registry().visit(session, serve_id);
+/// Handles a visitor whose `Visit` has been read, with its pass (on a new
+/// connection, or on a visiting spare of the same session).
+pub async fn visit(mut visitor: Half, serve_id: ServeId, pass: DataPass, hub: Arc<Hub>) {
+    let target = {
+        let mut registry = hub.registry();
+        registry
+            .admit(&pass, Purpose::Visit(serve_id))
+            .and_then(|admitted| registry.visit(&admitted.group, serve_id))
+    };
     let target = match target {
         Ok(target) => target,
-        Err(reason) => {
-            info!(serve = %serve_id, %reason, "visit refused");
-            return refuse(visitor, reason).await;
+        Err(refusal) => {
+            info!(serve = %serve_id, reason = %refusal, "visit refused");
+            return refuse(visitor, refusal).await;
         }
     };
     // The visitor's first bytes may have come with its hello.
@@ -107,9 +126,9 @@ pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hu
     let (mut server, on_spare) = match serving {
         Ok(serving) => serving,
         Err(NotServed::VisitorGone) => return,
-        Err(NotServed::Refused(reason)) => {
-            info!(serve = %serve_id, vnet = %target.vnet_id, %reason, "visit refused");
-            return refuse(visitor, reason).await;
+        Err(NotServed::Refused(refusal)) => {
+            info!(serve = %serve_id, vnet = %target.vnet_id, reason = %Escaped(&refusal.text), "visit refused");
+            return refuse(visitor, refusal).await;
         }
     };
     if send_message(&mut visitor, RouteMsg::Ready).await.is_err()
@@ -126,7 +145,7 @@ pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hu
     }
     drop(ahead); // delivered or handed on: not kept for the stream's life
     tokio::select! {
-        done = splice(visitor, Unframed::from_framed(server)) => match done {
+        done = bridge(visitor, Unframed::from_framed(server)) => match done {
             Ok((up, down)) => debug!(serve = %serve_id, up, down, "stream closed"),
             Err(err) => debug!(serve = %serve_id, %err, "stream ended with an error"),
         },
@@ -137,7 +156,7 @@ pub async fn visit(mut visitor: Half, serve_id: ServeId, session: SessionKey, hu
 /// Why a visitor gets no serving half.
 enum NotServed {
     /// Refused, with the reason for the visitor.
-    Refused(String),
+    Refused(Refusal),
     /// The visitor left meanwhile.
     VisitorGone,
 }
@@ -170,16 +189,19 @@ async fn serving_half(
 
 /// Asks the serving vnet on its control connection to dial back with a
 /// fresh ticket, and waits for that connection.
-async fn dial_back(target: &VisitTarget, serve_id: ServeId, hub: &Hub) -> Result<Half, String> {
-    let (guard, answer) = hub.pending.open();
+async fn dial_back(target: &VisitTarget, serve_id: ServeId, hub: &Hub) -> Result<Half, Refusal> {
+    let (guard, answer) = hub.pending.open(target.session);
     let open = RouteMsg::OpenStream {
         ticket: guard.ticket,
         serve_id,
     };
     if target.link.tx.try_send(open).is_err() {
-        return Err(format!(
-            "vnet {} serving {serve_id} is not answering (not keeping up)",
-            target.vnet_id
+        return Err(Refusal::new(
+            RefusalCode::Busy,
+            format!(
+                "vnet {} serving {serve_id} is not answering (not keeping up)",
+                target.vnet_id
+            ),
         ));
     }
     let answer = tokio::time::timeout(OPEN_TIMEOUT, answer).await;
@@ -190,27 +212,43 @@ async fn dial_back(target: &VisitTarget, serve_id: ServeId, hub: &Hub) -> Result
             result: Ok(()),
         })) => Ok(conn),
         Ok(Ok(ServingHalf {
-            result: Err(reason),
+            result: Err(refusal),
             ..
-        })) => Err(reason),
-        Ok(Err(_)) | Err(_) => Err(format!(
-            "vnet {} serving {serve_id} did not answer in time",
-            target.vnet_id
+        })) => Err(refusal),
+        Ok(Err(_)) | Err(_) => Err(Refusal::new(
+            RefusalCode::Busy,
+            format!(
+                "vnet {} serving {serve_id} did not answer in time",
+                target.vnet_id
+            ),
         )),
     }
 }
 
 /// Handles a serving vnet's data connection whose `Accept` hello has been
-/// read: hands it to the visitor holding that ticket.
-pub async fn accept(conn: Half, ticket: Ticket, result: Result<(), String>, hub: Arc<Hub>) {
-    match hub.pending.take(ticket) {
-        Some(waiting) => {
+/// read: hands it to the visitor holding that ticket, if the pass is the
+/// asked session's and was made for this ticket.
+pub async fn accept(
+    conn: Half,
+    ticket: Ticket,
+    pass: DataPass,
+    result: Result<(), Refusal>,
+    hub: Arc<Hub>,
+) {
+    let admitted = hub.registry().admit(&pass, Purpose::Accept(ticket));
+    let waiting = admitted.and_then(|_| {
+        hub.pending
+            .take(ticket, pass.session)
+            .ok_or_else(|| Refusal::new(RefusalCode::NotFound, "unknown or expired ticket"))
+    });
+    match waiting {
+        Ok(waiting) => {
             // If the visitor gave up meanwhile, dropping the half closes it.
             let _ = waiting.send(ServingHalf { conn, result });
         }
-        None => {
-            info!("accept refused: unknown or expired ticket");
-            refuse(conn, "unknown or expired ticket".into()).await;
+        Err(refusal) => {
+            info!(reason = %refusal, "accept refused");
+            refuse(conn, refusal).await;
         }
     }
 }

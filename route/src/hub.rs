@@ -3,10 +3,13 @@
 //!
 //! The handshake runs inside the connection's own task, under a timeout,
 //! so a peer that never finishes it holds up nobody else.
+use net::handshake::{next_message, read_preamble, send_message, write_preamble_and};
+use net::HandshakeError;
 use proto::codec::RouteCodec;
-use proto::io::{next_message, read_preamble, send_message, write_preamble_and, HandshakeError};
 use proto::message::{RouteMsg, VnetMsg};
 use proto::preamble::PreambleError;
+use proto::text::Escaped;
+use proto::{Refusal, RefusalCode, MAX_FRAME_LEN, MAX_HELLO_LEN};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +46,7 @@ pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
 }
 
 async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
-    proto::socket::tune(&stream);
+    net::socket::tune(&stream);
     let started = tokio::select! {
         started = tokio::time::timeout(hub.settings.handshake_timeout, start(stream, hub.settings.tls.as_ref())) => started,
         _ = hub.shutdown.cancelled() => return,
@@ -56,37 +59,54 @@ async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
         }
     };
     match first {
-        VnetMsg::Hello { name, group, nonce } => {
+        VnetMsg::Hello {
+            name,
+            group,
+            pake,
+            features,
+        } => {
             let mut conn = conn;
+            let token = &hub.settings.token;
             let proved = tokio::select! {
-                proved = tokio::time::timeout(hub.settings.handshake_timeout, session::authenticate(&mut conn, &hub.settings.token, &name, &group, nonce)) => proved,
+                proved = tokio::time::timeout(hub.settings.handshake_timeout, session::authenticate(&mut conn, token, &name, &group, pake)) => proved,
                 _ = hub.shutdown.cancelled() => return,
             };
             match proved {
-                Ok(Ok(())) => session::run(conn, name, group, hub).await,
-                Ok(Err(reason)) => {
-                    warn!(%name, %group, %reason, "vnet refused");
-                    let _ = send_message(&mut conn, RouteMsg::Refused { reason }).await;
+                Ok(Ok(secret)) => {
+                    // Proved: now the larger frames of a control connection.
+                    conn.codec_mut().set_limit(MAX_FRAME_LEN);
+                    let joining = session::Joining {
+                        name,
+                        group,
+                        secret,
+                        features,
+                    };
+                    session::run(conn, joining, hub).await
                 }
-                Err(_) => warn!(%name, "dropped peer: authentication not finished in time"),
+                Ok(Err(refusal)) => {
+                    warn!(name = %Escaped(&name), group = %Escaped(&group), reason = %refusal, "vnet refused");
+                    let _ = send_message(&mut conn, RouteMsg::Refused(refusal)).await;
+                }
+                Err(_) => {
+                    warn!(name = %Escaped(&name), "dropped peer: authentication not finished in time")
+                }
             }
         }
-        VnetMsg::Visit { serve_id, session } => forward::visit(conn, serve_id, session, hub).await,
-        VnetMsg::Accept { ticket, result } => forward::accept(conn, ticket, result, hub).await,
-        VnetMsg::Spare { session, role } => spare::arrived(conn, session, role, hub).await,
+        VnetMsg::Visit { serve_id, pass } => forward::visit(conn, serve_id, pass, hub).await,
+        VnetMsg::Accept {
+            ticket,
+            pass,
+            result,
+        } => forward::accept(conn, ticket, pass, result, hub).await,
+        VnetMsg::Spare { role, pass } => spare::arrived(conn, role, pass, hub).await,
         VnetMsg::Request { .. }
         | VnetMsg::UnserveAnswer { .. }
         | VnetMsg::Auth { .. }
         | VnetMsg::Opened { .. } => {
             info!(%peer, "dropped peer: request before hello");
             let mut conn = conn;
-            let _ = send_message(
-                &mut conn,
-                RouteMsg::Refused {
-                    reason: "expected a hello first".into(),
-                },
-            )
-            .await;
+            let refusal = Refusal::new(RefusalCode::Protocol, "expected a hello first");
+            let _ = send_message(&mut conn, RouteMsg::Refused(refusal)).await;
         }
     }
 }
@@ -111,19 +131,13 @@ async fn start(
         Err(err) => return Err(err),
     }
     write_preamble_and::<_, VnetMsg, RouteMsg>(&mut stream, None).await?;
-    let mut conn = Framed::new(stream, RouteCodec::new());
+    // Small frames until the peer has proved the token.
+    let mut conn = Framed::new(stream, RouteCodec::with_limit(MAX_HELLO_LEN));
     let first = next_message(&mut conn).await?;
     if let Err(err) = first.validate() {
-        let _ = send_message(
-            &mut conn,
-            RouteMsg::Refused {
-                reason: err.to_string(),
-            },
-        )
-        .await;
-        return Err(HandshakeError::Proto(proto::codec::ProtoError::Io(
-            std::io::Error::new(std::io::ErrorKind::InvalidData, err),
-        )));
+        let refusal = Refusal::new(RefusalCode::Protocol, err.to_string());
+        let _ = send_message(&mut conn, RouteMsg::Refused(refusal)).await;
+        return Err(HandshakeError::Invalid(err));
     }
     Ok((conn, first))
 }

@@ -10,6 +10,7 @@
 //! drops every connection, and `run` returns once its tasks are gone.
 #![forbid(unsafe_code)]
 
+pub mod asks;
 pub mod config;
 pub mod forward;
 pub mod hub;
@@ -49,7 +50,7 @@ pub struct Settings {
 }
 
 /// A connection as the route handles it: plain or TLS.
-pub type Conn = proto::transport::Transport<tokio::net::TcpStream>;
+pub type Conn = net::Transport<tokio::net::TcpStream>;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -69,8 +70,8 @@ impl Settings {
     /// and may write files).
     pub fn from_config(config: &RouteConfig) -> Self {
         Self {
-            token: config.listen.token.clone(),
-            heartbeat: Duration::from_secs(u64::from(config.listen.heartbeat)),
+            token: config.basics.token.clone(),
+            heartbeat: Duration::from_secs(u64::from(config.basics.heartbeat)),
             max_vnets: config.max_vnets as usize,
             max_serves_per_vnet: config.max_serves_per_vnet as usize,
             ..Self::default()
@@ -82,6 +83,7 @@ impl Settings {
 pub struct Hub {
     settings: Settings,
     registry: Mutex<registry::Registry>,
+    asks: Mutex<asks::Asks>,
     pending: forward::Pending,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -92,36 +94,20 @@ impl Hub {
     pub fn registry(&self) -> MutexGuard<'_, registry::Registry> {
         self.registry.lock().expect("registry poisoned")
     }
+
+    /// The open unserve asks, locked. Never hold the guard across an
+    /// `.await`.
+    pub fn asks(&self) -> MutexGuard<'_, asks::Asks> {
+        self.asks.lock().expect("asks poisoned")
+    }
 }
 
-/// Pending connections the kernel may queue for `accept`. tokio's default
-/// of 1024 overflows under a burst, and an overflowing queue drops
-/// handshakes into the client's SYN-retry backoff (seconds); the kernel
-/// caps this at `net.core.somaxconn`.
-pub const LISTEN_BACKLOG: u32 = 4096;
-
-/// Binds `addr` (IP or host name with port) with [`LISTEN_BACKLOG`].
+/// Binds `addr` (IP or host name with port) for the route.
 ///
 /// # Errors
 /// The name does not resolve, or the address cannot be bound.
 pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "address resolved to nothing");
-    for addr in tokio::net::lookup_host(addr).await? {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        match socket
-            .bind(addr)
-            .and_then(|()| socket.listen(LISTEN_BACKLOG))
-        {
-            Ok(listener) => return Ok(listener),
-            Err(err) => last = err,
-        }
-    }
-    Err(last)
+    net::listen::bind_host(addr).await
 }
 
 /// Serves on `listener` until `shutdown` is cancelled.
@@ -129,6 +115,7 @@ pub async fn run(listener: TcpListener, settings: Settings, shutdown: Cancellati
     let hub = Arc::new(Hub {
         settings,
         registry: Mutex::default(),
+        asks: Mutex::default(),
         pending: forward::Pending::default(),
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),

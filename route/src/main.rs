@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut signals = match proto::signal::Shutdown::install() {
+    let mut signals = match net::signal::Shutdown::install() {
         Ok(signals) => signals,
         Err(err) => {
             eprintln!("route: cannot install signal handlers: {err}");
@@ -47,9 +47,9 @@ async fn main() -> ExitCode {
         }
     };
     let mut settings = route::Settings::from_config(&config);
-    if config.listen.tls {
+    if config.basics.tls {
         let base = args.config.parent().unwrap_or(std::path::Path::new("."));
-        match route::tls::server(&config.listen, base, &args.config.display().to_string()) {
+        match route::tls::server(&config, base, &args.config.display().to_string()) {
             Ok(tls) => {
                 if let Some(path) = &tls.made {
                     tracing::info!(cert = %path.display(), "made a self-signed certificate");
@@ -63,7 +63,7 @@ async fn main() -> ExitCode {
             }
         }
     }
-    let addr = config.listen.addr();
+    let addr = config.basics.addr();
     let listener = match route::listen(&addr).await {
         Ok(listener) => listener,
         Err(err) => {

@@ -4,8 +4,10 @@
 //! Events (`ServeUp`, `ServeDown`) go to every vnet of the group through
 //! its bounded control queue. A vnet whose queue is full is not reading its
 //! control connection; it is cut off rather than allowed to grow memory.
+use proto::auth::SessionSecret;
 use proto::message::{RouteMsg, ServeEntry, ServeSpec, VnetEntry};
-use proto::{ServeId, SessionKey, VnetId};
+use proto::pass::{DataPass, Purpose, ReplayWindow};
+use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -39,7 +41,11 @@ impl VnetLink {
 struct VnetSlot {
     name: String,
     link: VnetLink,
-    session: SessionKey,
+    session: SessionId,
+    /// Admits the session's data connections.
+    secret: SessionSecret,
+    /// Pass counters used so far.
+    passes: ReplayWindow,
     connected_unix: u64,
 }
 
@@ -55,46 +61,74 @@ pub struct VisitTarget {
     pub link: VnetLink,
     /// Its id, for logs.
     pub vnet_id: VnetId,
+    /// Its session: a dialed-back answer must come from it.
+    pub session: SessionId,
 }
 
 /// The route's whole registry.
 #[derive(Default)]
 pub struct Registry {
     groups: HashMap<String, Group>,
-    sessions: HashMap<SessionKey, (String, VnetId)>,
+    sessions: HashMap<SessionId, (String, VnetId)>,
+}
+
+/// The vnet a data connection's pass admitted.
+pub struct Admitted {
+    /// Its group.
+    pub group: String,
+    /// Its id there.
+    pub vnet_id: VnetId,
+    /// Its control link.
+    pub link: VnetLink,
+}
+
+fn not_found(text: impl Into<String>) -> Refusal {
+    Refusal::new(RefusalCode::NotFound, text)
 }
 
 impl Registry {
     /// Adds a vnet to `group` under the lowest free id, returning the id,
-    /// a fresh session key, and the group's serves for its first view.
+    /// a fresh session id, and the group's serves for its first view.
+    ///
+    /// # Errors
+    /// The route or the group is full.
     pub fn join(
         &mut self,
         group: &str,
         name: &str,
         link: VnetLink,
+        secret: SessionSecret,
         now_unix: u64,
         max_vnets: usize,
-    ) -> Result<(VnetId, SessionKey, Vec<RouteMsg>), String> {
+    ) -> Result<(VnetId, SessionId, Vec<RouteMsg>), Refusal> {
         if self.sessions.len() >= max_vnets {
-            return Err(format!(
-                "the route is full: {max_vnets} vnets are connected (max_vnets)"
+            return Err(Refusal::new(
+                RefusalCode::Limit,
+                format!("the route is full: {max_vnets} vnets are connected (max_vnets)"),
             ));
         }
-        let mut session = SessionKey(rand::random());
+        let mut session = SessionId(rand::random());
         while self.sessions.contains_key(&session) {
-            session = SessionKey(rand::random());
+            session = SessionId(rand::random());
         }
         let g = self.groups.entry(group.to_string()).or_default();
-        let vnet_id = (1..=u16::MAX)
+        let Some(vnet_id) = (1..=u16::MAX)
             .map(VnetId)
             .find(|id| !g.vnets.contains_key(id))
-            .expect("fewer than 65535 vnets per group");
+        else {
+            return Err(Refusal::new(
+                RefusalCode::Limit,
+                format!("group is full: {} vnets are in it", u16::MAX),
+            ));
+        };
         g.vnets.insert(
             vnet_id,
             VnetSlot {
                 name: name.to_string(),
                 link,
                 session,
+                secret,
+                passes: ReplayWindow::default(),
                 connected_unix: now_unix,
             },
         );
@@ -142,25 +176,34 @@ impl Registry {
         vnet_id: VnetId,
         spec: ServeSpec,
         max_serves: usize,
-    ) -> Result<ServeId, String> {
-        let g = self.groups.get_mut(group).ok_or("not joined")?;
+    ) -> Result<ServeId, Refusal> {
+        let g = self
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| not_found("not joined"))?;
         let held = g
             .serves
             .values()
             .filter(|(owner, _)| *owner == vnet_id)
             .count();
         if held >= max_serves {
-            return Err(format!(
-                "vnet {vnet_id} holds {held} serves already (max_serves_per_vnet={max_serves})"
+            return Err(Refusal::new(
+                RefusalCode::Limit,
+                format!(
+                    "vnet {vnet_id} holds {held} serves already (max_serves_per_vnet={max_serves})"
+                ),
             ));
         }
         let serve_id = match spec.serve_id {
             Some(id) if id.is_static() => {
                 if let Some((owner, held)) = g.serves.get(&id) {
                     let owner_name = g.vnets.get(owner).map_or("?", |v| v.name.as_str());
-                    return Err(format!(
-                        "static serve id {id} is already held by vnet {owner} ({owner_name}) for serve {:?}",
-                        held.name
+                    return Err(Refusal::new(
+                        RefusalCode::Taken,
+                        format!(
+                            "static serve id {id} is already held by vnet {owner} ({owner_name}) for serve {:?}",
+                            held.name
+                        ),
                     ));
                 }
                 id
@@ -169,7 +212,12 @@ impl Registry {
             _ => (ServeId::DYNAMIC_MIN..=ServeId::DYNAMIC_MAX)
                 .filter_map(ServeId::new)
                 .find(|id| !g.serves.contains_key(id))
-                .ok_or("all dynamic serve ids (1-499) are taken")?,
+                .ok_or_else(|| {
+                    Refusal::new(
+                        RefusalCode::Limit,
+                        "all dynamic serve ids (1-499) are taken",
+                    )
+                })?,
         };
         let spec = ServeSpec {
             serve_id: Some(serve_id),
@@ -190,15 +238,20 @@ impl Registry {
         group: &str,
         vnet_id: VnetId,
         serve_id: ServeId,
-    ) -> Result<(), String> {
-        let g = self.groups.get_mut(group).ok_or("not joined")?;
+    ) -> Result<(), Refusal> {
+        let g = self
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| not_found("not joined"))?;
         match g.serves.get(&serve_id) {
             Some((owner, _)) if *owner == vnet_id => {
                 g.serves.remove(&serve_id);
                 broadcast(g, RouteMsg::ServeDown { serve_id });
                 Ok(())
             }
-            _ => Err(format!("serve {serve_id} is not registered by this vnet")),
+            _ => Err(not_found(format!(
+                "serve {serve_id} is not registered by this vnet"
+            ))),
         }
     }
 
@@ -227,32 +280,49 @@ impl Registry {
         })
     }
 
-    /// Finds the vnet serving `serve_id` in the visitor's group.
+    /// Checks a data connection's pass for `purpose`: a live session, a
+    /// MAC made with its secret, a counter not used before. A pass is
+    /// admitted once.
     ///
     /// # Errors
-    /// Unknown session, or no such serve in that group.
-    pub fn visit(&self, session: SessionKey, serve_id: ServeId) -> Result<VisitTarget, String> {
-        let (group, _) = self
-            .sessions
-            .get(&session)
-            .ok_or("unknown session (is the vnet connected?)")?;
-        let g = self.groups.get(group).ok_or("unknown session")?;
-        let (owner, _) = g
-            .serves
-            .get(&serve_id)
-            .ok_or_else(|| format!("serve {serve_id} is not registered"))?;
-        let slot = g.vnets.get(owner).expect("a serve's owner is in its group");
-        Ok(VisitTarget {
+    /// Any of these fails; the refusal says no more than "not admitted".
+    pub fn admit(&mut self, pass: &DataPass, purpose: Purpose) -> Result<Admitted, Refusal> {
+        let refused = || {
+            Refusal::new(
+                RefusalCode::Auth,
+                "pass refused: unknown session, or not made for this",
+            )
+        };
+        let (group, vnet_id) = self.sessions.get(&pass.session).ok_or_else(refused)?;
+        let slot = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.vnets.get_mut(vnet_id))
+            .ok_or_else(refused)?;
+        if !slot.secret.verify(pass, purpose) || !slot.passes.admit(pass.counter) {
+            return Err(refused());
+        }
+        Ok(Admitted {
+            group: group.clone(),
+            vnet_id: *vnet_id,
             link: slot.link.clone(),
-            vnet_id: *owner,
         })
     }
 
-    /// The control link of the vnet holding `session`.
-    pub fn link_of(&self, session: SessionKey) -> Option<VnetLink> {
-        let (group, vnet_id) = self.sessions.get(&session)?;
-        let slot = self.groups.get(group)?.vnets.get(vnet_id)?;
-        Some(slot.link.clone())
+    /// Finds the vnet serving `serve_id` in `group`.
+    ///
+    /// # Errors
+    /// No such serve in that group.
+    pub fn visit(&self, group: &str, serve_id: ServeId) -> Result<VisitTarget, Refusal> {
+        let not_registered = || not_found(format!("serve {serve_id} is not registered"));
+        let g = self.groups.get(group).ok_or_else(not_registered)?;
+        let (owner, _) = g.serves.get(&serve_id).ok_or_else(not_registered)?;
+        let slot = g.vnets.get(owner).ok_or_else(not_registered)?;
+        Ok(VisitTarget {
+            link: slot.link.clone(),
+            vnet_id: *owner,
+            session: slot.session,
+        })
     }
 
     /// A vnet of `group` by id: its control link and name.
@@ -292,6 +362,10 @@ mod tests {
         (VnetLink::new(tx, CancellationToken::new()), rx)
     }
 
+    fn secret() -> SessionSecret {
+        SessionSecret::from_bytes(rand::random())
+    }
+
     fn spec(name: &str, id: u16) -> ServeSpec {
         ServeSpec {
             name: name.into(),
@@ -308,8 +382,8 @@ mod tests {
         let mut reg = Registry::default();
         let (a, _ra) = link();
         let (b, _rb) = link();
-        let (va, _, _) = reg.join("g", "a", a, 0, 10).unwrap();
-        let (vb, _, _) = reg.join("g", "b", b, 0, 10).unwrap();
+        let (va, _, _) = reg.join("g", "a", a, secret(), 0, 10).unwrap();
+        let (vb, _, _) = reg.join("g", "b", b, secret(), 0, 10).unwrap();
         assert_eq!((va, vb), (VnetId(1), VnetId(2)));
         assert_eq!(reg.register("g", va, spec("x", 7), 100).unwrap().get(), 7);
         assert_eq!(reg.register("g", vb, spec("y", 7), 100).unwrap().get(), 1);
@@ -319,7 +393,11 @@ mod tests {
             700
         );
         let err = reg.register("g", vb, spec("t", 700), 100).unwrap_err();
-        assert!(err.contains("700") && err.contains("vnet 01 (a)"), "{err}");
+        assert_eq!(err.code, RefusalCode::Taken);
+        assert!(
+            err.text.contains("700") && err.text.contains("vnet 01 (a)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -328,16 +406,16 @@ mod tests {
         let (a, _ra) = link();
         let (b, mut rb) = link();
         let (c, _rc) = link();
-        let (va, _, _) = reg.join("g", "a", a, 0, 10).unwrap();
-        let (_, session_b, _) = reg.join("g", "b", b, 0, 10).unwrap();
-        let (_, session_c, _) = reg.join("other", "c", c, 0, 10).unwrap();
+        let (va, _, _) = reg.join("g", "a", a, secret(), 0, 10).unwrap();
+        reg.join("g", "b", b, secret(), 0, 10).unwrap();
+        reg.join("other", "c", c, secret(), 0, 10).unwrap();
         let id = reg.register("g", va, spec("x", 700), 100).unwrap();
-        assert!(reg.visit(session_b, id).is_ok());
-        assert!(reg.visit(session_c, id).is_err());
+        assert!(reg.visit("g", id).is_ok());
+        assert!(reg.visit("other", id).is_err());
         assert!(matches!(rb.try_recv(), Ok(RouteMsg::ServeUp(_))));
         reg.leave("g", va);
         assert!(matches!(rb.try_recv(), Ok(RouteMsg::ServeDown { .. })));
-        assert!(reg.visit(session_b, id).is_err());
+        assert!(reg.visit("g", id).is_err());
         assert!(reg.serves("g").is_empty());
     }
 
@@ -346,14 +424,45 @@ mod tests {
         let mut reg = Registry::default();
         let (a, _ra) = link();
         let (b, _rb) = link();
-        let (va, _, _) = reg.join("g", "a", a, 0, 1).unwrap();
-        let err = reg.join("g", "b", b, 0, 1).err().unwrap();
-        assert_eq!(err, "the route is full: 1 vnets are connected (max_vnets)");
+        let (va, _, _) = reg.join("g", "a", a, secret(), 0, 1).unwrap();
+        let err = reg.join("g", "b", b, secret(), 0, 1).err().unwrap();
+        assert_eq!(
+            err.text,
+            "the route is full: 1 vnets are connected (max_vnets)"
+        );
         reg.register("g", va, spec("x", 0), 1).unwrap();
         let err = reg.register("g", va, spec("y", 0), 1).unwrap_err();
         assert_eq!(
-            err,
+            err.text,
             "vnet 01 holds 1 serves already (max_serves_per_vnet=1)"
+        );
+    }
+
+    #[test]
+    fn a_pass_is_admitted_once_for_its_session_and_purpose() {
+        let mut reg = Registry::default();
+        let (a, _ra) = link();
+        let key = secret();
+        let (va, session, _) = reg.join("g", "a", a, key.clone(), 0, 10).unwrap();
+        let purpose = Purpose::SpareForServes;
+        let pass = key.pass(session, 1, purpose);
+        let admitted = reg.admit(&pass, purpose).ok().unwrap();
+        assert_eq!((admitted.group.as_str(), admitted.vnet_id), ("g", va));
+        assert!(reg.admit(&pass, purpose).is_err(), "replayed");
+        let other = key.pass(session, 2, Purpose::SpareForVisits);
+        assert!(
+            reg.admit(&other, purpose).is_err(),
+            "made for another purpose"
+        );
+        let forged = secret().pass(session, 3, purpose);
+        assert!(
+            reg.admit(&forged, purpose).is_err(),
+            "made with another secret"
+        );
+        reg.leave("g", va);
+        assert!(
+            reg.admit(&key.pass(session, 4, purpose), purpose).is_err(),
+            "session over"
         );
     }
 
@@ -364,8 +473,8 @@ mod tests {
         let slow = VnetLink::new(tx, CancellationToken::new());
         let cancel = slow.cancel.clone();
         let (a, _ra) = link();
-        reg.join("g", "slow", slow, 0, 10).unwrap();
-        let (va, _, _) = reg.join("g", "a", a, 0, 10).unwrap();
+        reg.join("g", "slow", slow, secret(), 0, 10).unwrap();
+        let (va, _, _) = reg.join("g", "a", a, secret(), 0, 10).unwrap();
         reg.register("g", va, spec("x", 0), 100).unwrap();
         assert!(!cancel.is_cancelled());
         reg.register("g", va, spec("y", 0), 100).unwrap();

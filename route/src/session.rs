@@ -8,49 +8,77 @@ use futures::{SinkExt, StreamExt};
 use proto::codec::RouteCodec;
 use proto::message::{Request, Response, RouteMsg, VnetMsg};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
+use crate::asks::{OpenAsk, MAX_OPEN_PER_VNET};
 use crate::registry::VnetLink;
 use crate::{Conn, Hub};
-use proto::auth::{Nonce, Token};
-use proto::VnetId;
+use proto::auth::{PakeMsg, RouteExchange, SessionSecret, Token};
+use proto::features::Features;
+use proto::text::Escaped;
+use proto::{AskId, Refusal, RefusalCode, VnetId};
 
 /// Events queued for one vnet before it counts as not reading.
 const CONTROL_QUEUE: usize = 1024;
 
-/// Challenges a vnet whose hello has been read: sends the route's nonce
-/// and proof, and checks the vnet's proof. Nothing about the registry is
-/// said before this succeeds.
+/// Runs the route's side of the token exchange (see `proto::auth`) with a
+/// vnet whose hello has been read. Nothing about the registry is said
+/// before this succeeds.
 ///
 /// # Errors
-/// The reason to give the vnet (and log).
+/// The refusal to give the vnet (and log).
 pub async fn authenticate(
     conn: &mut Framed<Conn, RouteCodec>,
     token: &Token,
     name: &str,
     group: &str,
-    vnet_nonce: Nonce,
-) -> Result<(), String> {
-    let route_nonce = Nonce(rand::random());
+    pake: PakeMsg,
+) -> Result<SessionSecret, Refusal> {
+    let auth = |text: &str| Refusal::new(RefusalCode::Auth, text);
+    let (exchange, ours, confirm) = RouteExchange::answer(token, name, group, &pake)
+        .map_err(|err| Refusal::new(RefusalCode::Protocol, err.to_string()))?;
     let challenge = RouteMsg::Challenge {
-        nonce: route_nonce,
-        proof: token.route_proof(&vnet_nonce, &route_nonce),
+        pake: ours,
+        confirm,
+        token: token.is_set(),
     };
-    conn.send(challenge).await.map_err(|e| e.to_string())?;
-    match proto::io::next_message(conn).await {
-        Ok(VnetMsg::Auth { proof }) if proof.matches(&token.vnet_proof(&route_nonce, &vnet_nonce, name, group)) => Ok(()),
-        Ok(VnetMsg::Auth { .. }) => Err("authentication failed: wrong or missing token".into()),
-        Ok(_) => Err("expected the token proof".into()),
-        Err(proto::io::HandshakeError::Closed) => Err("the vnet left without proving the token: it did not accept the route's proof (tokens differ, or only the route has one)".into()),
-        Err(err) => Err(err.to_string()),
+    conn.send(challenge)
+        .await
+        .map_err(|e| Refusal::new(RefusalCode::Protocol, e.to_string()))?;
+    match net::handshake::next_message(conn).await {
+        Ok(VnetMsg::Auth { confirm }) => exchange
+            .check(&confirm)
+            .map_err(|_| auth("authentication failed: wrong or missing token")),
+        Ok(_) => Err(Refusal::new(RefusalCode::Protocol, "expected the token confirmation")),
+        Err(net::HandshakeError::Closed) => Err(auth("the vnet left without confirming: it did not accept the route's confirmation (tokens differ, or only the route has one)")),
+        Err(err) => Err(Refusal::new(RefusalCode::Protocol, err.to_string())),
     }
 }
 
+/// What a control connection's authenticated hello established.
+pub struct Joining {
+    /// The vnet's name.
+    pub name: String,
+    /// Its group.
+    pub group: String,
+    /// The secret from the token exchange: admits its data connections.
+    pub secret: SessionSecret,
+    /// The features it announced.
+    pub features: Features,
+}
+
 /// Runs a control connection whose hello has been read and checked.
-pub async fn run(mut framed: Framed<Conn, RouteCodec>, name: String, group: String, hub: Arc<Hub>) {
+pub async fn run(mut framed: Framed<Conn, RouteCodec>, joining: Joining, hub: Arc<Hub>) {
+    let Joining {
+        name,
+        group,
+        secret,
+        features,
+    } = joining;
+    let features = Features::ours().common(&features);
     let (tx, mut events) = mpsc::channel(CONTROL_QUEUE);
     let cancel = hub.shutdown.child_token();
     let now = SystemTime::now()
@@ -63,16 +91,16 @@ pub async fn run(mut framed: Framed<Conn, RouteCodec>, name: String, group: Stri
     let spares = link.spares.clone();
     let joined = hub
         .registry()
-        .join(&group, &name, link, now, hub.settings.max_vnets);
+        .join(&group, &name, link, secret, now, hub.settings.max_vnets);
     let (vnet_id, session, snapshot) = match joined {
         Ok(joined) => joined,
-        Err(reason) => {
-            warn!(%name, %group, %reason, "vnet refused");
-            let _ = framed.send(RouteMsg::Refused { reason }).await;
+        Err(refusal) => {
+            warn!(name = %Escaped(&name), group = %Escaped(&group), reason = %refusal, "vnet refused");
+            let _ = framed.send(RouteMsg::Refused(refusal)).await;
             return;
         }
     };
-    info!(vnet = %vnet_id, %name, %group, "vnet joined");
+    info!(vnet = %vnet_id, name = %Escaped(&name), group = %Escaped(&group), "vnet joined");
     let heartbeat = hub.settings.heartbeat;
     let me = Peer {
         hub: &hub,
@@ -88,6 +116,7 @@ pub async fn run(mut framed: Framed<Conn, RouteCodec>, name: String, group: Stri
                 vnet_id,
                 session,
                 heartbeat_secs,
+                features,
             })
             .await?;
         for msg in snapshot {
@@ -121,12 +150,13 @@ pub async fn run(mut framed: Framed<Conn, RouteCodec>, name: String, group: Stri
     .await;
 
     hub.registry().leave(&group, vnet_id);
+    hub.asks().forget(&group, vnet_id);
     // Streams of this vnet still running hold the link (and so these
     // spares); the spares themselves must not outlive the session.
     spares.close_all();
     match ended {
-        Ok(why) => info!(vnet = %vnet_id, %name, why, "vnet left"),
-        Err(err) => warn!(vnet = %vnet_id, %name, %err, "vnet left"),
+        Ok(why) => info!(vnet = %vnet_id, name = %Escaped(&name), why, "vnet left"),
+        Err(err) => warn!(vnet = %vnet_id, name = %Escaped(&name), %err, "vnet left"),
     }
 }
 
@@ -143,6 +173,19 @@ impl Peer<'_> {
     /// vnet.
     fn handle(&self, msg: VnetMsg) -> Result<Option<RouteMsg>, &'static str> {
         let (hub, group, vnet_id) = (self.hub, self.group, self.vnet_id);
+        if let Err(invalid) = msg.validate() {
+            let refusal = Refusal::new(RefusalCode::Protocol, invalid.to_string());
+            return match msg {
+                VnetMsg::Request { id, .. } => Ok(Some(RouteMsg::Response {
+                    id,
+                    body: Response::Error(refusal),
+                })),
+                _ => {
+                    warn!(vnet = %vnet_id, %invalid, "invalid message on a control connection; dropping vnet");
+                    Err("protocol violation")
+                }
+            };
+        }
         match msg {
             VnetMsg::Request {
                 id,
@@ -155,25 +198,21 @@ impl Peer<'_> {
             } => {
                 // Answered later, when the other vnet decides.
                 let asked = ask_unserve(hub, group, vnet_id, self.name, id, to, ip, port);
-                Ok(asked.err().map(|reason| RouteMsg::Response {
+                Ok(asked.err().map(|refusal| RouteMsg::Response {
                     id,
-                    body: Response::Error(reason),
+                    body: Response::Error(refusal),
                 }))
             }
             VnetMsg::Request { id, body } => {
                 let body = answer(hub, group, vnet_id, body, hub.settings.max_serves_per_vnet);
                 Ok(Some(RouteMsg::Response { id, body }))
             }
-            VnetMsg::UnserveAnswer {
-                to,
-                request,
-                result,
-            } => {
-                pass_unserve_answer(hub, group, vnet_id, to, request, result);
+            VnetMsg::UnserveAnswer { ask, result } => {
+                pass_unserve_answer(hub, group, vnet_id, ask, result);
                 Ok(None)
             }
-            other => {
-                warn!(vnet = %vnet_id, msg = ?other, "unexpected message on a control connection; dropping vnet");
+            _ => {
+                warn!(vnet = %vnet_id, "unexpected message on a control connection; dropping vnet");
                 Err("protocol violation")
             }
         }
@@ -189,23 +228,25 @@ fn answer(
 ) -> Response {
     debug!(vnet = %vnet_id, ?request, "request");
     match request {
-        Request::RegisterServe(spec) if spec.kind != "tcp" => {
-            Response::Error(format!("type {:?} is not supported; only tcp", spec.kind))
-        }
+        Request::RegisterServe(spec) if spec.kind != "tcp" => Response::Error(Refusal::new(
+            RefusalCode::Unsupported,
+            format!("type {:?} is not supported; only tcp", spec.kind),
+        )),
         Request::RegisterServe(spec) => {
             let name = spec.name.clone();
             let wanted = spec.serve_id;
             match hub.registry().register(group, vnet_id, spec, max_serves) {
                 Ok(serve_id) => {
+                    let name = Escaped(&name);
                     info!(vnet = %vnet_id, serve = %serve_id, %name, "serve registered");
                     if wanted.is_some_and(|w| w != serve_id) {
                         info!(vnet = %vnet_id, serve = %serve_id, %name, "dynamic id was taken; reassigned");
                     }
                     Response::Registered { serve_id }
                 }
-                Err(reason) => {
-                    info!(vnet = %vnet_id, %name, %reason, "serve refused");
-                    Response::Error(reason)
+                Err(refusal) => {
+                    info!(vnet = %vnet_id, name = %Escaped(&name), reason = %refusal, "serve refused");
+                    Response::Error(refusal)
                 }
             }
         }
@@ -215,19 +256,21 @@ fn answer(
                     info!(vnet = %vnet_id, serve = %serve_id, "serve withdrawn");
                     Response::Done
                 }
-                Err(reason) => Response::Error(reason),
+                Err(refusal) => Response::Error(refusal),
             }
         }
         Request::Ping => Response::Pong,
         Request::ListServes => Response::Serves(hub.registry().serves(group)),
         Request::ListVnets => Response::Vnets(hub.registry().vnets(group)),
-        Request::Unserve { .. } => Response::Error("unserve is answered elsewhere".into()),
+        Request::Unserve { .. } => Response::Error(Refusal::new(
+            RefusalCode::Protocol,
+            "unserve is answered elsewhere",
+        )),
     }
 }
 
-/// Forwards an unserve request to the vnet that has the service. The
-/// route keeps no state for it: the asker's id and request id travel with
-/// the ask and come back with the answer.
+/// Forwards an unserve request to the vnet that has the service, under
+/// an ask id of the route's own (see [`crate::asks`]).
 #[allow(clippy::too_many_arguments)]
 fn ask_unserve(
     hub: &Hub,
@@ -238,39 +281,59 @@ fn ask_unserve(
     to: VnetId,
     ip: String,
     port: u16,
-) -> Result<(), String> {
-    let (link, to_name) = hub
-        .registry()
-        .vnet(group, to)
-        .ok_or_else(|| format!("no vnet {to} in this group"))?;
-    info!(from = %from, to = %to, %to_name, %ip, port, "unserve asked");
-    let ask = RouteMsg::UnserveAsk {
+) -> Result<(), Refusal> {
+    let (link, to_name) = hub.registry().vnet(group, to).ok_or_else(|| {
+        Refusal::new(RefusalCode::NotFound, format!("no vnet {to} in this group"))
+    })?;
+    let open = OpenAsk {
+        group: group.to_string(),
+        asker: from,
+        request,
+        asked: to,
+        since: Instant::now(),
+    };
+    let ask = hub.asks().open(open).ok_or_else(|| {
+        Refusal::new(
+            RefusalCode::Limit,
+            format!("too many unserve asks waiting (at most {MAX_OPEN_PER_VNET})"),
+        )
+    })?;
+    info!(%from, %to, to_name = %Escaped(&to_name), ip = %Escaped(&ip), port, "unserve asked");
+    let msg = RouteMsg::UnserveAsk {
+        ask,
         from,
         from_name: from_name.to_string(),
-        request,
         ip,
         port,
     };
-    link.tx
-        .try_send(ask)
-        .map_err(|_| format!("vnet {to} is not answering"))
+    link.tx.try_send(msg).map_err(|_| {
+        hub.asks().answered(ask, group, to);
+        Refusal::new(RefusalCode::Busy, format!("vnet {to} is not answering"))
+    })
 }
 
+/// Passes an answer on to the vnet that asked, if `from` was really asked
+/// and the ask is still open; anything else is dropped.
 fn pass_unserve_answer(
     hub: &Hub,
     group: &str,
     from: VnetId,
-    to: VnetId,
-    request: u32,
-    result: Result<proto::ServeId, String>,
+    ask: AskId,
+    result: Result<proto::ServeId, Refusal>,
 ) {
-    let Some((link, _)) = hub.registry().vnet(group, to) else {
-        return debug!(%from, %to, "unserve answer for a vnet that left");
+    let Some(open) = hub.asks().answered(ask, group, from) else {
+        return warn!(vnet = %from, "unserve answer to no open ask of it; dropped");
     };
-    info!(%from, %to, ?result, "unserve answered");
+    let Some((link, _)) = hub.registry().vnet(group, open.asker) else {
+        return debug!(%from, to = %open.asker, "unserve answer for a vnet that left");
+    };
+    info!(%from, to = %open.asker, result = ?result.as_ref().map_err(|r| r.code), "unserve answered");
     let body = match result {
         Ok(serve_id) => Response::Unserved { serve_id },
-        Err(reason) => Response::Error(reason),
+        Err(refusal) => Response::Error(refusal),
     };
-    let _ = link.tx.try_send(RouteMsg::Response { id: request, body });
+    let _ = link.tx.try_send(RouteMsg::Response {
+        id: open.request,
+        body,
+    });
 }

@@ -6,11 +6,12 @@
 //! it (see `forward`); a visiting spare waits in its own task for the
 //! `Visit` that its vnet sends when a client connects to a use. Both close
 //! with their vnet's control connection.
-use proto::ahead::{Ahead, Answered};
+use net::ahead::{Ahead, Answered};
+use net::handshake::next_message;
 use proto::codec::RouteCodec;
-use proto::io::{next_message, send_message};
 use proto::message::{RouteMsg, SpareRole, VnetMsg};
-use proto::{ServeId, SessionKey};
+use proto::pass::DataPass;
+use proto::{Refusal, RefusalCode, ServeId};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,8 @@ use std::time::Duration;
 use tokio::io::AsyncRead;
 use tracing::{debug, info};
 
-use crate::{forward, Conn, Hub};
+use crate::forward::{self, refuse};
+use crate::{Conn, Hub};
 
 /// Spares of each role one vnet may keep open. A vnet keeps a few; this
 /// bounds what a misbehaving one can make the route hold.
@@ -73,11 +75,16 @@ impl Spares {
 }
 
 /// Handles a data connection whose `Spare` hello has been read.
-pub async fn arrived(mut conn: Half, session: SessionKey, role: SpareRole, hub: Arc<Hub>) {
-    let Some(link) = hub.registry().link_of(session) else {
-        info!("spare refused: unknown session");
-        return refuse(conn, "unknown session (is the vnet connected?)").await;
+pub async fn arrived(mut conn: Half, role: SpareRole, pass: DataPass, hub: Arc<Hub>) {
+    let admitted = hub.registry().admit(&pass, role.purpose());
+    let link = match admitted {
+        Ok(admitted) => admitted.link,
+        Err(refusal) => {
+            info!(reason = %refusal, "spare refused");
+            return refuse(conn, refusal).await;
+        }
     };
+    let limit = |text: &str| Refusal::new(RefusalCode::Limit, text);
     match role {
         SpareRole::Serve => {
             if let Some(conn) = link.spares.keep(conn) {
@@ -85,13 +92,17 @@ pub async fn arrived(mut conn: Half, session: SessionKey, role: SpareRole, hub: 
                     max = MAX_SPARES,
                     "spare refused: the vnet keeps too many, or has left"
                 );
-                refuse(conn, "too many spare connections, or the session has ended").await;
+                refuse(
+                    conn,
+                    limit("too many spare connections, or the session has ended"),
+                )
+                .await;
             }
         }
         SpareRole::Visit => {
             let Some(slot) = VisitingSlot::take(&link.spares.visiting) else {
                 info!(max = MAX_SPARES, "spare refused: the vnet keeps too many");
-                return refuse(conn, "too many spare connections").await;
+                return refuse(conn, limit("too many spare connections")).await;
             };
             let next = tokio::select! {
                 next = next_message(&mut conn) => next,
@@ -102,13 +113,17 @@ pub async fn arrived(mut conn: Half, session: SessionKey, role: SpareRole, hub: 
             match next {
                 Ok(VnetMsg::Visit {
                     serve_id,
-                    session: visit_session,
-                }) if visit_session == session => {
-                    forward::visit(conn, serve_id, session, hub).await;
+                    pass: visit,
+                }) if visit.session == pass.session => {
+                    forward::visit(conn, serve_id, visit, hub).await;
                 }
                 Ok(_) => {
-                    info!("dropped spare: expected a visit");
-                    refuse(conn, "expected a visit on a spare connection").await;
+                    info!("dropped spare: expected a visit of its session");
+                    let refusal = Refusal::new(
+                        RefusalCode::Protocol,
+                        "expected a visit of this session on a spare connection",
+                    );
+                    refuse(conn, refusal).await;
                 }
                 Err(err) => debug!(%err, "spare closed unused"),
             }
@@ -141,7 +156,7 @@ pub enum Offered {
     /// The vnet reached its service; raw bytes follow on `Half`.
     Open(Half),
     /// The vnet could not reach its service; the reason is for the visitor.
-    Refused(String),
+    Refused(Refusal),
     /// The spare was already dead; try another (the visitor's bytes sent
     /// ahead are still held).
     Dead,
@@ -170,29 +185,27 @@ pub async fn offer<V: AsyncRead + Unpin>(
             debug!(%err, "visitor left before the stream started");
             return Offered::VisitorGone;
         }
-        Err(_) => return Offered::Refused(format!("serve {serve_id} did not answer in time")),
+        Err(_) => {
+            return Offered::Refused(Refusal::new(
+                RefusalCode::Busy,
+                format!("serve {serve_id} did not answer in time"),
+            ))
+        }
     };
     match answer {
-        msg @ VnetMsg::Opened { .. } if msg.validate().is_err() => {
-            Offered::Refused(format!("serve {serve_id} sent an unreadable answer"))
-        }
+        msg @ VnetMsg::Opened { .. } if msg.validate().is_err() => Offered::Refused(Refusal::new(
+            RefusalCode::Protocol,
+            format!("serve {serve_id} sent an unreadable answer"),
+        )),
         VnetMsg::Opened { result: Ok(()) } => Offered::Open(spare),
         VnetMsg::Opened {
             result: Err(reason),
         } => Offered::Refused(reason),
-        _ => Offered::Refused(format!("serve {serve_id} sent an unexpected answer")),
+        _ => Offered::Refused(Refusal::new(
+            RefusalCode::Protocol,
+            format!("serve {serve_id} sent an unexpected answer"),
+        )),
     }
-}
-
-async fn refuse(mut conn: Half, reason: &str) {
-    // Best effort: the peer may already be gone.
-    let _ = send_message(
-        &mut conn,
-        RouteMsg::Refused {
-            reason: reason.into(),
-        },
-    )
-    .await;
 }
 
 #[cfg(test)]

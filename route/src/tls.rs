@@ -1,7 +1,8 @@
 //! TLS for the route: its certificate and key, loaded from `cert=`/`key=`,
 //! or made self-signed on first start and kept beside the config (so the
 //! fingerprint vnets pin stays the same across restarts).
-use proto::config::{ConfigError, RouteSection};
+use crate::RouteConfig;
+use proto::ini::ConfigError;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -35,12 +36,23 @@ fn error(file: &str, key: &str, message: String) -> ConfigError {
 /// # Errors
 /// Unreadable or invalid certificate or key, or a self-made one that
 /// cannot be written.
-pub fn server(section: &RouteSection, base: &Path, file: &str) -> Result<ServerTls, ConfigError> {
+pub fn server(section: &RouteConfig, base: &Path, file: &str) -> Result<ServerTls, ConfigError> {
     let (cert_path, key_path, key_name) = match (&section.cert, &section.key) {
         (Some(cert), Some(key)) => (base.join(cert), base.join(key), "cert"),
         _ => (base.join(MADE_CERT), base.join(MADE_KEY), "tls"),
     };
     let mut made = None;
+    if section.cert.is_none() && !cert_path.exists() && key_path.exists() {
+        return Err(error(
+            file,
+            "tls",
+            format!(
+                "{} is missing but its key {} is there: put the certificate back, or remove the key to make a new pair (vnets then pin the new fingerprint)",
+                cert_path.display(),
+                key_path.display()
+            ),
+        ));
+    }
     if section.cert.is_none() && !cert_path.exists() {
         make_self_signed(section, &cert_path, &key_path).map_err(|e| {
             error(
@@ -67,7 +79,7 @@ pub fn server(section: &RouteSection, base: &Path, file: &str) -> Result<ServerT
             format!("{} holds no certificate", cert_path.display()),
         ));
     };
-    let fingerprint = proto::transport::fingerprint(first);
+    let fingerprint = proto::hex::fingerprint(first);
     let key_key = if section.key.is_some() { "key" } else { "tls" };
     let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| {
         error(
@@ -99,17 +111,17 @@ pub fn server(section: &RouteSection, base: &Path, file: &str) -> Result<ServerT
 /// Writes a self-signed certificate for the route's address and
 /// `localhost`; the key file is readable by its owner only.
 fn make_self_signed(
-    section: &RouteSection,
+    section: &RouteConfig,
     cert_path: &Path,
     key_path: &Path,
 ) -> std::io::Result<()> {
     let mut names = vec!["localhost".to_string(), "vnet-route".to_string()];
-    let unspecified = section
-        .ip
+    let ip = &section.basics.ip;
+    let unspecified = ip
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_unspecified());
-    if !unspecified && section.ip != "localhost" {
-        names.push(section.ip.clone());
+    if !unspecified && ip != "localhost" {
+        names.push(ip.clone());
     }
     let made = rcgen::generate_simple_self_signed(names).map_err(std::io::Error::other)?;
     let mut options = std::fs::OpenOptions::new();

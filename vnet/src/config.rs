@@ -3,24 +3,60 @@
 //!
 //! Parsed once into validated types; every error names file, section and
 //! key. Nothing is started until the whole file is valid.
-use proto::config::{ConfigError, IniFile, RouteSection, Section};
+use proto::auth::Token;
+use proto::ini::{ConfigError, IniFile, RouteBasics, Section};
 use proto::{ServeId, MAX_SPARES, MAX_TEXT_LEN};
 use std::net::IpAddr;
 use std::path::Path;
 
+/// `[route]` as a vnet reads it: how to reach and trust the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteLink {
+    /// The route's IP address or host name.
+    pub ip: String,
+    /// Its port.
+    pub port: u16,
+    /// The shared token; none by default.
+    pub token: Token,
+    /// Seconds of silence after which the control connection counts as
+    /// dead (the smaller of this and the route's is used). Default 30.
+    pub heartbeat: u32,
+    /// How to check the route's certificate; `None` when `tls` is off.
+    pub tls: Option<crate::tls::ClientTls>,
+}
+
+impl RouteLink {
+    /// `ip:port`, with brackets around an IPv6 address.
+    pub fn addr(&self) -> String {
+        proto::ini::join_host_port(&self.ip, self.port)
+    }
+
+    fn from_ini(ini: &IniFile) -> Result<Self, ConfigError> {
+        let (basics, section) = RouteBasics::from_ini(ini)?;
+        // Paths in the config are relative to its own folder.
+        let base = Path::new(ini.file()).parent().unwrap_or(Path::new(""));
+        let tls = crate::tls::ClientTls::from_section(&basics, &section, base)?;
+        Ok(Self {
+            ip: basics.ip,
+            port: basics.port,
+            token: basics.token,
+            heartbeat: basics.heartbeat,
+            tls,
+        })
+    }
+}
+
 /// The whole validated config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VnetConfig {
-    /// Where the route is.
-    pub route: RouteSection,
+    /// Where the route is and how to trust it.
+    pub route: RouteLink,
     /// This vnet's own settings.
     pub vnet: VnetSettings,
     /// Local services to register, in file order.
     pub serves: Vec<ServeConfig>,
     /// Remote serves to map onto local ports, in file order.
     pub uses: Vec<UseConfig>,
-    /// TLS settings, read and checked; `None` when `[route] tls` is off.
-    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// `[vnet]`.
@@ -146,7 +182,7 @@ impl VnetConfig {
     }
 
     fn from_ini(ini: &IniFile) -> Result<Self, ConfigError> {
-        let route = RouteSection::from_ini(ini)?;
+        let route = RouteLink::from_ini(ini)?;
         let mut vnet = VnetSettings::default();
         let mut serves = Vec::new();
         let mut uses = Vec::new();
@@ -170,15 +206,11 @@ impl VnetConfig {
         }
         check_serve_ids(ini, &serves)?;
         check_use_ports(ini, &uses)?;
-        // Paths in the config are relative to its own folder.
-        let base = Path::new(ini.file()).parent().unwrap_or(Path::new(""));
-        let tls = crate::tls::ClientTls::from_section(&route, base, ini.file())?;
         Ok(Self {
             route,
             vnet,
             serves,
             uses,
-            tls,
         })
     }
 
@@ -234,6 +266,7 @@ fn text(section: &Section<'_>, key: &str, default: &str) -> Result<String, Confi
     if value.len() > MAX_TEXT_LEN {
         return Err(section.error(key, format!("longer than {MAX_TEXT_LEN} bytes")));
     }
+    proto::text::printable(value).map_err(|problem| section.error(key, problem))?;
     Ok(value.to_string())
 }
 

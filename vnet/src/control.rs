@@ -7,10 +7,13 @@
 //! reconnect exactly the active ones are registered again, with the ids
 //! they had (a dynamic id is kept when still free).
 use futures::{SinkExt, StreamExt};
-use proto::auth::Nonce;
+use proto::auth::{AuthError, VnetExchange};
 use proto::codec::VnetCodec;
+use proto::features::Features;
 use proto::message::{Request, Response, RouteMsg, ServeSpec, VnetMsg};
+use proto::text::Escaped;
 use proto::ServeId;
+use proto::{Refusal, RefusalCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,7 +171,7 @@ async fn connect(shared: &Shared) -> Result<(Link, Session), DialError> {
     let settings = shared.settings();
     let addrs = tokio::net::lookup_host(settings.route.addr())
         .await
-        .map_err(proto::io::HandshakeError::from)?;
+        .map_err(net::HandshakeError::from)?;
     let mut last = None;
     for addr in addrs {
         match handshake(addr, &settings).await {
@@ -176,69 +179,81 @@ async fn connect(shared: &Shared) -> Result<(Link, Session), DialError> {
             done => return done,
         }
     }
-    Err(last.unwrap_or(DialError::Refused(
-        "route address resolved to nothing".into(),
-    )))
+    Err(last.unwrap_or(DialError::Refused(Refusal::new(
+        RefusalCode::NotFound,
+        "route address resolved to nothing",
+    ))))
 }
 
-/// Hello, challenge, proof, welcome: see `proto::auth`. The route must
-/// prove it knows our token before we prove we do.
+/// Hello, challenge, confirmation, welcome: see `proto::auth`. The route
+/// must prove it knows our token before we prove we do.
 async fn handshake(
     addr: std::net::SocketAddr,
     settings: &crate::Settings,
 ) -> Result<(Link, Session), DialError> {
     let (name, group) = (&settings.vnet.name, &settings.vnet.group);
     let token = &settings.route.token;
-    let vnet_nonce = Nonce(rand::random());
+    let (exchange, pake) = VnetExchange::start(token, name, group);
     let hello = VnetMsg::Hello {
         name: name.clone(),
         group: group.clone(),
-        nonce: vnet_nonce,
+        pake,
+        features: Features::ours(),
     };
     let target = data::RouteTarget {
         addr,
         tls: settings.tls.clone(),
     };
-    let (mut link, route_nonce) = match data::open(&target, hello).await? {
-        (link, RouteMsg::Challenge { nonce, proof })
-            if proof.matches(&token.route_proof(&vnet_nonce, &nonce)) =>
-        {
-            (link, nonce)
-        }
-        (_, RouteMsg::Challenge { .. }) if token.is_set() => {
-            return Err(DialError::Refused("the route could not prove it knows our token: the tokens differ, or the route has none".into()));
-        }
-        (_, RouteMsg::Challenge { .. }) => {
-            return Err(DialError::Refused(
-                "the route requires a token: set token= in [route]".into(),
-            ))
-        }
-        (_, RouteMsg::Refused { reason }) => return Err(DialError::Refused(reason)),
+    let auth = |text: &str| DialError::Refused(Refusal::new(RefusalCode::Auth, text));
+    let (mut link, confirm, secret) = match data::open(&target, hello).await? {
+        (
+            link,
+            RouteMsg::Challenge {
+                pake,
+                confirm,
+                token: route_has_token,
+            },
+        ) => match exchange.finish(&pake, &confirm) {
+            Ok((ours, secret)) => (link, ours, secret),
+            Err(AuthError::Malformed) => return Err(DialError::Unexpected("key-exchange message")),
+            Err(AuthError::Mismatch) if !route_has_token => {
+                return Err(auth("the route has no token: remove token= from [route], or give the route the same one"));
+            }
+            Err(AuthError::Mismatch) if !token.is_set() => {
+                return Err(auth("the route requires a token: set token= in [route]"));
+            }
+            Err(AuthError::Mismatch) => {
+                return Err(auth(
+                    "the route could not prove it knows our token: the tokens differ",
+                ));
+            }
+        },
+        (_, RouteMsg::Refused(refusal)) => return Err(DialError::Refused(refusal)),
         _ => return Err(DialError::Unexpected("message instead of a challenge")),
     };
-    let auth = VnetMsg::Auth {
-        proof: token.vnet_proof(&route_nonce, &vnet_nonce, name, group),
-    };
-    link.send(auth)
+    link.send(VnetMsg::Auth { confirm })
         .await
-        .map_err(proto::io::HandshakeError::from)?;
-    match proto::io::next_message(&mut link).await? {
+        .map_err(net::HandshakeError::from)?;
+    match net::handshake::next_message(&mut link).await? {
         RouteMsg::Welcome {
             vnet_id,
             session,
             heartbeat_secs,
+            features: _,
         } => Ok((
             link,
             Session {
                 vnet_id,
-                key: session,
+                id: session,
+                secret,
+                passes: Arc::default(),
                 route: target,
                 heartbeat: Duration::from_secs(u64::from(
                     heartbeat_secs.clamp(1, settings.route.heartbeat),
                 )),
             },
         )),
-        RouteMsg::Refused { reason } => Err(DialError::Refused(reason)),
+        RouteMsg::Refused(refusal) => Err(DialError::Refused(refusal)),
         _ => Err(DialError::Unexpected("message before welcome")),
     }
 }
@@ -379,8 +394,8 @@ async fn follow(
                     shared.available.send_modify(|a| { a.remove(&serve_id); });
                 }
                 Some(Ok(RouteMsg::OpenStream { ticket, serve_id })) => serve::open_stream(shared, ticket, serve_id),
-                Some(Ok(RouteMsg::UnserveAsk { from, from_name, request, ip, port })) => {
-                    unserve::on_ask(shared, from, from_name, request, ip, port);
+                Some(Ok(RouteMsg::UnserveAsk { ask, from, from_name, ip, port })) => {
+                    unserve::on_ask(shared, ask, from, from_name, ip, port);
                 }
                 Some(Ok(other)) => return Ended::Lost(format!("unexpected message from route: {other:?}")),
                 }
@@ -393,8 +408,8 @@ async fn follow(
 fn registered(shared: &Shared, key: String, answer: Response, waiters: Waiters) {
     let outcome = match answer {
         Response::Registered { serve_id } => Ok(serve_id),
-        Response::Error(reason) => Err(reason),
-        other => Err(format!("unexpected answer {other:?}")),
+        Response::Error(refusal) => Err(VnetError::Refused(refusal)),
+        other => Err(VnetError::Protocol(format!("unexpected answer {other:?}"))),
     };
     let mut withdraw = None;
     shared.status.send_modify(|s| {
@@ -425,15 +440,15 @@ fn registered(shared: &Shared, key: String, answer: Response, waiters: Waiters) 
                 ServeState::Registered(*serve_id)
             }
             Err(reason) => {
-                error!(serve = %key, %reason, "serve refused by the route");
-                ServeState::Refused(reason.clone())
+                let reason = reason.to_string();
+                error!(serve = %key, reason = %Escaped(&reason), "serve refused by the route");
+                ServeState::Refused(reason)
             }
         };
     });
     if let Some(serve_id) = withdraw {
         let _ = shared.commands.try_send(Command::Unregister(serve_id));
     }
-    let outcome = outcome.map_err(VnetError::Route);
     for waiter in waiters {
         let _ = waiter.send(outcome.clone());
     }

@@ -1,10 +1,11 @@
 //! Dialing data connections to the route: preamble and hello in one
 //! write, then wait for `Ready` (or `Refused`), after which the socket
 //! carries raw bytes.
+use net::handshake::{next_message, read_preamble, write_preamble_and};
+use net::{HandshakeError, Transport, Unframed};
 use proto::codec::VnetCodec;
-use proto::io::{next_message, read_preamble, write_preamble_and, HandshakeError, Unframed};
 use proto::message::{RouteMsg, VnetMsg};
-use proto::transport::Transport;
+use proto::Refusal;
 use rustls_pki_types::ServerName;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub enum DialError {
     Handshake(#[from] HandshakeError),
     /// The route (or the serving vnet, through it) said no.
     #[error("{0}")]
-    Refused(String),
+    Refused(Refusal),
     /// The route answered with something that does not fit.
     #[error("route sent an unexpected {0}")]
     Unexpected(&'static str),
@@ -101,7 +102,7 @@ pub async fn connect(
     let stream = TcpStream::connect(route.addr)
         .await
         .map_err(HandshakeError::from)?;
-    proto::socket::tune(&stream);
+    net::socket::tune(&stream);
     let mut stream = match &route.tls {
         None => Conn::Plain(stream),
         Some(tls) => {
@@ -139,7 +140,7 @@ pub fn started(
 ) -> Result<Unframed<Conn>, DialError> {
     match answer {
         RouteMsg::Ready => Ok(Unframed::from_framed(framed)),
-        RouteMsg::Refused { reason } => Err(DialError::Refused(reason)),
+        RouteMsg::Refused(refusal) => Err(DialError::Refused(refusal)),
         _ => Err(DialError::Unexpected("message on a data connection")),
     }
 }

@@ -35,10 +35,13 @@ mod visit;
 pub use config::VnetConfig;
 pub use status::{ServeState, ServeStatus, SpareCounts, Status, Traffic, UseStatus};
 
-use proto::config::RouteSection;
+use config::RouteLink;
+use proto::auth::SessionSecret;
 use proto::message::{Request, Response, ServeEntry, VnetEntry, VnetMsg};
-use proto::{ServeId, SessionKey, VnetId};
+use proto::pass::{DataPass, Purpose};
+use proto::{Refusal, ServeId, SessionId, VnetId};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -61,7 +64,10 @@ pub enum VnetError {
     NotConnected,
     /// The route (or another vnet, through it) refused.
     #[error("{0}")]
-    Route(String),
+    Refused(Refusal),
+    /// The route answered with something that does not fit.
+    #[error("the route answered out of protocol: {0}")]
+    Protocol(String),
     /// The route did not answer in time.
     #[error("no answer from the route within {0:?}")]
     Timeout(Duration),
@@ -78,12 +84,25 @@ pub enum VnetError {
 #[derive(Clone)]
 pub(crate) struct Session {
     pub vnet_id: VnetId,
-    pub key: SessionKey,
+    /// Names this session in data connections' passes.
+    pub id: SessionId,
+    /// Makes those passes; never sent.
+    pub secret: SessionSecret,
+    /// Counter of passes made, shared by the session's clones.
+    pub passes: Arc<AtomicU64>,
     /// The route that answered; data connections go there too.
     pub route: data::RouteTarget,
     /// Silence after which the link counts as dead: the smaller of ours
     /// and the route's. We ping every third of it.
     pub heartbeat: Duration,
+}
+
+impl Session {
+    /// A fresh pass for one data connection of this session.
+    pub fn pass(&self, purpose: Purpose) -> DataPass {
+        let counter = self.passes.fetch_add(1, Ordering::Relaxed);
+        self.secret.pass(self.id, counter, purpose)
+    }
 }
 
 /// A registered serve, as stream requests find it.
@@ -99,7 +118,7 @@ pub(crate) struct LocalServe {
 #[derive(Clone)]
 pub(crate) struct Settings {
     pub vnet: VnetSettings,
-    pub route: RouteSection,
+    pub route: RouteLink,
     pub tls: Option<data::TlsClient>,
 }
 
@@ -161,7 +180,7 @@ impl Shared {
             .map_err(|_| VnetError::Timeout(REQUEST_TIMEOUT))?
             .map_err(|_| VnetError::Stopped)??;
         match answer {
-            Response::Error(reason) => Err(VnetError::Route(reason)),
+            Response::Error(refusal) => Err(VnetError::Refused(refusal)),
             answer => Ok(answer),
         }
     }
@@ -204,8 +223,8 @@ pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
     let shared = Arc::new(Shared {
         settings: Mutex::new(Settings {
             vnet: config.vnet,
+            tls: config.route.tls.as_ref().map(data::TlsClient::new),
             route: config.route,
-            tls: config.tls.as_ref().map(data::TlsClient::new),
         }),
         status: watch::Sender::new(status),
         available: watch::Sender::new(BTreeMap::new()),
@@ -273,7 +292,7 @@ impl VnetHandle {
     }
 
     /// This vnet's settings and route, as in force now.
-    pub fn settings(&self) -> (VnetSettings, RouteSection) {
+    pub fn settings(&self) -> (VnetSettings, RouteLink) {
         let s = self.shared.settings();
         (s.vnet, s.route)
     }
@@ -303,7 +322,7 @@ impl VnetHandle {
     pub async fn serves(&self) -> Result<Vec<ServeEntry>, VnetError> {
         match self.request(Request::ListServes).await? {
             Response::Serves(list) => Ok(list),
-            other => Err(VnetError::Route(format!("unexpected answer {other:?}"))),
+            other => Err(VnetError::Protocol(format!("unexpected answer {other:?}"))),
         }
     }
 
@@ -314,7 +333,7 @@ impl VnetHandle {
     pub async fn vnets(&self) -> Result<Vec<VnetEntry>, VnetError> {
         match self.request(Request::ListVnets).await? {
             Response::Vnets(list) => Ok(list),
-            other => Err(VnetError::Route(format!("unexpected answer {other:?}"))),
+            other => Err(VnetError::Protocol(format!("unexpected answer {other:?}"))),
         }
     }
 

@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut signals = match proto::signal::Shutdown::install() {
+    let mut signals = match net::signal::Shutdown::install() {
         Ok(signals) => signals,
         Err(err) => {
             eprintln!("vnet: cannot install signal handlers: {err}");

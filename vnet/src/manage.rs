@@ -315,7 +315,7 @@ impl VnetHandle {
         shared.set_settings(Settings {
             vnet: config.vnet.clone(),
             route: config.route.clone(),
-            tls: config.tls.as_ref().map(crate::data::TlsClient::new),
+            tls: config.route.tls.as_ref().map(crate::data::TlsClient::new),
         });
         let status = self.status();
 

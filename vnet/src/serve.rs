@@ -6,10 +6,13 @@
 //! The route asks in one of two ways: on a spare data connection
 //! (`Open`, answered on it with `Opened`), or on the control connection
 //! (`OpenStream`, answered by dialing back with its ticket).
+use net::handshake::send_message;
+use net::relay::{bridge, Relayable};
+use net::Unframed;
 use proto::codec::VnetCodec;
-use proto::io::{send_message, splice, Spliceable, Unframed};
 use proto::message::VnetMsg;
-use proto::{ServeId, Ticket};
+use proto::pass::Purpose;
+use proto::{Refusal, RefusalCode, ServeId, Ticket};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +33,14 @@ pub(crate) fn open_stream(shared: &Arc<Shared>, ticket: Ticket, serve_id: ServeI
     let Some(session) = shared.session.borrow().clone() else {
         return;
     };
-    let reply = move |result: Result<(), String>| async move {
+    let reply = move |result: Result<(), Refusal>| async move {
         let reached = result.is_ok();
-        match data::dial(&session.route, VnetMsg::Accept { ticket, result }).await {
+        let accept = VnetMsg::Accept {
+            ticket,
+            pass: session.pass(Purpose::Accept(ticket)),
+            result,
+        };
+        match data::dial(&session.route, accept).await {
             Ok(route_side) => Some(route_side),
             Err(err) if reached => {
                 info!(%err, "route did not take the stream");
@@ -51,7 +59,7 @@ pub(crate) fn open_on_spare(
     mut spare: Framed<Conn, VnetCodec>,
     serve_id: ServeId,
 ) {
-    let reply = move |result: Result<(), String>| async move {
+    let reply = move |result: Result<(), Refusal>| async move {
         let reached = result.is_ok();
         match send_message(&mut spare, VnetMsg::Opened { result }).await {
             Ok(()) if reached => Some(Unframed::from_framed(spare)),
@@ -70,7 +78,7 @@ pub(crate) fn open_on_spare(
 /// the stream), and carries the stream if both worked.
 fn spawn_stream<R, F>(shared: &Arc<Shared>, serve_id: ServeId, reply: R)
 where
-    R: FnOnce(Result<(), String>) -> F + Send + 'static,
+    R: FnOnce(Result<(), Refusal>) -> F + Send + 'static,
     F: Future<Output = Option<Unframed<Conn>>> + Send,
 {
     let span = tracing::info_span!("serve", id = %serve_id);
@@ -107,7 +115,7 @@ const REGISTRATION_GRACE: Duration = Duration::from_secs(2);
 /// visitor may then reach us on a spare before the route's `Registered`
 /// answer has come in on the control connection. So an id we do not know
 /// yet gets a short wait for that answer.
-async fn admit(shared: &Shared, serve_id: ServeId) -> Result<LocalServe, String> {
+async fn admit(shared: &Shared, serve_id: ServeId) -> Result<LocalServe, Refusal> {
     let known = || shared.local().get(&serve_id).cloned();
     let serve = match known() {
         Some(serve) => Some(serve),
@@ -125,7 +133,7 @@ async fn admit(shared: &Shared, serve_id: ServeId) -> Result<LocalServe, String>
     let Some(serve) = serve else {
         let reason = format!("serve {serve_id} is not served by this vnet");
         warn!(%reason, "stream refused");
-        return Err(reason);
+        return Err(Refusal::new(RefusalCode::NotFound, reason));
     };
     let max = shared.settings().vnet.max_connections as usize;
     if serve.traffic.connections() >= max {
@@ -134,13 +142,13 @@ async fn admit(shared: &Shared, serve_id: ServeId) -> Result<LocalServe, String>
             serve.config.name
         );
         warn!(%reason, "stream refused");
-        return Err(reason);
+        return Err(Refusal::new(RefusalCode::Limit, reason));
     }
     Ok(serve)
 }
 
 /// Connects to the serve's local service; the error is for the visitor.
-async fn connect(serve: &LocalServe) -> Result<TcpStream, String> {
+async fn connect(serve: &LocalServe) -> Result<TcpStream, Refusal> {
     let c = &serve.config;
     let addr = format!("{}:{}", c.ip, c.port);
     let connected = tokio::time::timeout(
@@ -157,17 +165,17 @@ async fn connect(serve: &LocalServe) -> Result<TcpStream, String> {
         Err(_) => format!("serve {} ({addr}) did not answer in time", c.name),
     };
     warn!(%reason, "cannot reach local service; visitor is told");
-    Err(reason)
+    Err(Refusal::new(RefusalCode::Unreachable, reason))
 }
 
 /// Carries a started stream until both sides are done or the serve closes.
-async fn carry<S: Spliceable>(serve: &LocalServe, route_side: Unframed<Conn>, service: S) {
+async fn carry<S: Relayable>(serve: &LocalServe, route_side: Unframed<Conn>, service: S) {
     let service = Unframed {
         stream: service,
         leftover: Default::default(),
     };
     tokio::select! {
-        done = splice(route_side, service) => match done {
+        done = bridge(route_side, service) => match done {
             Ok((to_service, from_service)) => debug!(to_service, from_service, "stream closed"),
             Err(err) => debug!(%err, "stream ended with an error"),
         },
@@ -178,8 +186,8 @@ async fn carry<S: Spliceable>(serve: &LocalServe, route_side: Unframed<Conn>, se
 #[cfg(test)]
 mod tests {
     use super::*;
+    use net::handshake::next_message;
     use proto::codec::RouteCodec;
-    use proto::io::next_message;
     use tokio::net::TcpListener;
     use tokio_util::sync::CancellationToken;
 

@@ -9,10 +9,10 @@
 //! spares for uses, one with no serves none for serves. Spares belong to
 //! one session: the route closes them when that control connection ends,
 //! and a new session opens its own.
+use net::handshake::next_message;
 use proto::codec::VnetCodec;
-use proto::io::next_message;
 use proto::message::{RouteMsg, SpareRole, VnetMsg};
-use proto::SessionKey;
+use proto::SessionId;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -33,7 +33,7 @@ pub(crate) type Spare = Framed<Conn, VnetCodec>;
 /// Idle visiting spares, shared by the uses.
 #[derive(Default)]
 pub(crate) struct VisitingSpares {
-    idle: Mutex<Vec<(SessionKey, Spare)>>,
+    idle: Mutex<Vec<(SessionId, Spare)>>,
     /// Woken when one is taken, so it is replaced.
     taken: Notify,
 }
@@ -44,7 +44,7 @@ impl VisitingSpares {
     fn update<T>(
         &self,
         shared: &Shared,
-        change: impl FnOnce(&mut Vec<(SessionKey, Spare)>) -> T,
+        change: impl FnOnce(&mut Vec<(SessionId, Spare)>) -> T,
     ) -> T {
         let mut idle = self.idle.lock().expect("spares poisoned");
         let out = change(&mut idle);
@@ -54,7 +54,7 @@ impl VisitingSpares {
     }
 
     /// Takes an idle spare of `session`.
-    pub(crate) fn take(&self, shared: &Shared, session: SessionKey) -> Option<Spare> {
+    pub(crate) fn take(&self, shared: &Shared, session: SessionId) -> Option<Spare> {
         let spare = self.update(shared, |idle| {
             let at = idle.iter().rposition(|(key, _)| *key == session)?;
             Some(idle.swap_remove(at).1)
@@ -103,7 +103,7 @@ pub(crate) async fn keep(shared: Arc<Shared>, session: Session, ended: Cancellat
                     let kept = visiting.update(&shared, |idle| {
                         let kept = !ended.is_cancelled();
                         if kept {
-                            idle.push((session.key, spare));
+                            idle.push((session.id, spare));
                         }
                         kept
                     });
@@ -181,8 +181,8 @@ async fn serving(shared: Arc<Shared>, session: Session, ended: CancellationToken
 
 async fn open(session: &Session, role: SpareRole) -> Result<Spare, DialError> {
     let hello = VnetMsg::Spare {
-        session: session.key,
         role,
+        pass: session.pass(role.purpose()),
     };
     tokio::time::timeout(data::DIAL_TIMEOUT, data::connect(&session.route, hello))
         .await

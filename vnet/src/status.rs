@@ -3,7 +3,7 @@
 //! can wait for a state instead of sleeping. Byte and connection counters
 //! live in shared [`Traffic`] cells, updated by the stream tasks without
 //! republishing the whole status.
-use proto::io::Spliceable;
+use net::relay::Relayable;
 use proto::{ServeId, VnetId};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -240,7 +240,7 @@ pub(crate) struct Counted<S> {
 
 /// Bytes relayed in the kernel bypass `poll_read`/`poll_write` and are
 /// counted here instead.
-impl<S: Spliceable> Spliceable for Counted<S> {
+impl<S: Relayable> Relayable for Counted<S> {
     fn plain_tcp(&self) -> Option<&TcpStream> {
         self.inner.plain_tcp()
     }
@@ -296,7 +296,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use proto::io::{splice, Unframed};
+    use net::relay::bridge;
+    use net::Unframed;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -321,8 +322,8 @@ mod tests {
         let (mut far, route_side) = socket_pair(&listener).await;
         let (service, mut local) = socket_pair(&listener).await;
         #[cfg(target_os = "linux")]
-        let spliced = proto::zero_copy::spliced_on_this_thread();
-        let relay = tokio::spawn(splice(
+        let spliced = net::relay::splice::spliced_on_this_thread();
+        let relay = tokio::spawn(bridge(
             Unframed {
                 stream: route_side,
                 leftover: Bytes::from_static(b"early "),
@@ -358,7 +359,7 @@ mod tests {
         assert_eq!(traffic.bytes(), (200_000, 300_006));
         #[cfg(target_os = "linux")]
         assert_eq!(
-            proto::zero_copy::spliced_on_this_thread() - spliced,
+            net::relay::splice::spliced_on_this_thread() - spliced,
             500_000,
             "the kernel path was not taken"
         );

@@ -5,7 +5,7 @@
 //! suits the self-signed certificate a route makes for itself. Pinning
 //! still checks the handshake's signature: only the holder of the pinned
 //! certificate's key gets through.
-use proto::config::{ConfigError, RouteSection};
+use proto::ini::{ConfigError, RouteBasics, Section};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -33,10 +33,6 @@ pub struct ClientTls {
     pub server_name: String,
 }
 
-fn error(file: &str, key: &str, message: String) -> ConfigError {
-    ConfigError::at(file, "route", key, message)
-}
-
 impl ClientTls {
     /// Reads `[route]`'s TLS keys; `None` when `tls` is off. Relative paths
     /// are taken from `base`; `file` names the config in errors.
@@ -45,37 +41,47 @@ impl ClientTls {
     /// `tls=true` without exactly one of `ca` and `fingerprint`, or a CA
     /// file that cannot be read or holds no usable certificate.
     pub fn from_section(
-        section: &RouteSection,
+        basics: &RouteBasics,
+        section: &Section<'_>,
         base: &Path,
-        file: &str,
     ) -> Result<Option<Self>, ConfigError> {
-        if !section.tls {
+        if !basics.tls {
             return Ok(None);
         }
-        let verify = match (&section.ca, &section.fingerprint) {
-            (Some(_), Some(_)) => return Err(error(file, "fingerprint", "give either ca or fingerprint, not both".into())),
+        let fingerprint = match section.get("fingerprint") {
+            None => None,
+            Some(text) => Some(proto::hex::normalize_fingerprint(text).ok_or_else(|| {
+                section.error(
+                    "fingerprint",
+                    "is not a SHA-256 fingerprint (64 hex digits, colons allowed)",
+                )
+            })?),
+        };
+        let error = |key: &str, message: String| section.error(key, message);
+        let verify = match (section.get("ca"), fingerprint) {
+            (Some(_), Some(_)) => return Err(error("fingerprint", "give either ca or fingerprint, not both".into())),
             (None, None) => {
-                return Err(error(file, "tls", "needs ca= or fingerprint= to check the route's certificate (the route logs its fingerprint)".into()))
+                return Err(error("tls", "needs ca= or fingerprint= to check the route's certificate (the route logs its fingerprint)".into()))
             }
-            (None, Some(pin)) => Verify::Fingerprint(pin.clone()),
+            (None, Some(pin)) => Verify::Fingerprint(pin),
             (Some(ca), None) => {
                 let path = base.join(ca);
                 let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
                     .and_then(|certs| certs.collect())
-                    .map_err(|e| error(file, "ca", format!("cannot read certificates from {}: {e}", path.display())))?;
+                    .map_err(|e| error("ca", format!("cannot read certificates from {}: {e}", path.display())))?;
                 let mut roots = RootCertStore::empty();
                 let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
                 if added == 0 {
-                    return Err(error(file, "ca", format!("{} holds no usable CA certificate", path.display())));
+                    return Err(error("ca", format!("{} holds no usable CA certificate", path.display())));
                 }
                 Verify::Ca(certs.iter().map(|c| c.to_vec()).collect())
             }
         };
-        ServerName::try_from(section.ip.clone())
-            .map_err(|e| error(file, "ip", format!("not usable as a TLS server name: {e}")))?;
+        ServerName::try_from(basics.ip.clone())
+            .map_err(|e| error("ip", format!("not usable as a TLS server name: {e}")))?;
         Ok(Some(Self {
             verify,
-            server_name: section.ip.clone(),
+            server_name: basics.ip.clone(),
         }))
     }
 
@@ -123,7 +129,7 @@ impl ServerCertVerifier for Pinned {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let seen = proto::transport::fingerprint(end_entity);
+        let seen = proto::hex::fingerprint(end_entity);
         if seen == self.pin {
             Ok(ServerCertVerified::assertion())
         } else {

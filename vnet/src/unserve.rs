@@ -9,7 +9,8 @@
 //! maps the granted id onto a local port; that mapping is removed when the
 //! grant is withdrawn.
 use proto::message::{Request, Response, VnetMsg};
-use proto::{ServeId, VnetId};
+use proto::text::Escaped;
+use proto::{AskId, Refusal, RefusalCode, ServeId, VnetId};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,13 +30,22 @@ pub fn is_loopback(ip: &str) -> bool {
     ip.eq_ignore_ascii_case("localhost") || ip.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn shortened(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Handles an ask from vnet `from`: decides, registers the grant, and
 /// answers through the route.
 pub(crate) fn on_ask(
     shared: &Arc<Shared>,
+    ask: AskId,
     from: VnetId,
     from_name: String,
-    request: u32,
     ip: String,
     port: u16,
 ) {
@@ -43,15 +53,12 @@ pub(crate) fn on_ask(
     let shared = shared.clone();
     let task = async move {
         let result = grant(&shared, from, &from_name, &ip, port).await;
+        let (from_name, ip) = (Escaped(&from_name), Escaped(&ip));
         match &result {
             Ok(id) => info!(%from, %from_name, %ip, port, serve = %id, "unserve granted"),
             Err(reason) => info!(%from, %from_name, %ip, port, %reason, "unserve refused"),
         }
-        let answer = VnetMsg::UnserveAnswer {
-            to: from,
-            request,
-            result,
-        };
+        let answer = VnetMsg::UnserveAnswer { ask, result };
         let _ = shared.commands.send(Command::Send(answer)).await;
     };
     tracker.spawn(task);
@@ -63,7 +70,8 @@ async fn grant(
     from_name: &str,
     ip: &str,
     port: u16,
-) -> Result<ServeId, String> {
+) -> Result<ServeId, Refusal> {
+    let not_allowed = |text: String| Refusal::new(RefusalCode::NotAllowed, text);
     let settings = shared.settings().vnet;
     let me = shared
         .status
@@ -71,15 +79,21 @@ async fn grant(
         .vnet_id
         .map_or_else(|| "this vnet".to_string(), |id| format!("vnet {id}"));
     if !settings.allow_unserve {
-        return Err(format!("{me} does not allow unserve (allow_unserve=false)"));
+        return Err(not_allowed(format!(
+            "{me} does not allow unserve (allow_unserve=false)"
+        )));
     }
     if !settings.unserve_remote && !is_loopback(ip) {
-        return Err(format!(
-            "{me} grants only loopback addresses, not {ip} (unserve_remote=false)"
-        ));
+        return Err(not_allowed(format!(
+            "{me} grants only loopback addresses, not {} (unserve_remote=false)",
+            Escaped(ip)
+        )));
     }
-    if port == 0 || !proto::config::is_host(ip) {
-        return Err(format!("{ip}:{port} is not a valid address"));
+    if port == 0 || !proto::ini::is_host(ip) {
+        return Err(Refusal::new(
+            RefusalCode::Protocol,
+            format!("{}:{port} is not a valid address", Escaped(ip)),
+        ));
     }
     let key = format!("unserve-{ip}-{port}");
     let config = ServeConfig {
@@ -88,31 +102,35 @@ async fn grant(
         serve_id: None,
         ip: ip.to_string(),
         port,
-        info: format!("granted to vnet {from} ({from_name})"),
+        info: format!("granted to vnet {from} ({})", shortened(from_name, 200)),
         active: false,
     };
     let mut serve = ServeStatus::new(config);
-    serve.grant = Some(format!("vnet {from} ({from_name})"));
+    serve.grant = Some(format!("vnet {from} ({})", shortened(from_name, 200)));
     let traffic = serve.traffic.clone();
     // Count and reserve in one step, so concurrent asks cannot all pass
     // the count while the first one probes.
-    let mut outcome = Err(String::new());
+    let mut outcome = Err(not_allowed(String::new()));
     shared.status.send_if_modified(|s| {
         if let Some(existing) = s.serve_id(&key) {
             outcome = Ok(Some(existing));
             return false;
         }
         if s.serves.contains_key(&key) {
-            outcome = Err(format!(
-                "{ip}:{port} is being granted already, or is a serve of {me}; ask again shortly"
+            outcome = Err(Refusal::new(
+                RefusalCode::Busy,
+                format!("{ip}:{port} is being granted already, or is a serve of {me}; ask again shortly"),
             ));
             return false;
         }
         let live = s.serves.values().filter(|s| s.grant.is_some()).count();
         if live >= settings.unserve_num as usize {
-            outcome = Err(format!(
-                "{me} already holds {live} grant(s) (unserve_num={})",
-                settings.unserve_num
+            outcome = Err(Refusal::new(
+                RefusalCode::Limit,
+                format!(
+                    "{me} already holds {live} grant(s) (unserve_num={})",
+                    settings.unserve_num
+                ),
             ));
             return false;
         }
@@ -133,7 +151,8 @@ async fn grant(
         Ok(Ok(_)) => Ok(()),
         Ok(Err(err)) => Err(format!("nothing answers at {ip}:{port} on {me}: {err}")),
         Err(_) => Err(format!("{ip}:{port} on {me} did not answer in time")),
-    };
+    }
+    .map_err(|text| Refusal::new(RefusalCode::Unreachable, text));
     let handle = VnetHandle::from_shared(shared.clone());
     if let Err(reason) = reachable {
         let _ = handle.serve_delete(&key).await;
@@ -143,7 +162,10 @@ async fn grant(
         Ok(id) => id,
         Err(err) => {
             let _ = handle.serve_delete(&key).await;
-            return Err(err.to_string());
+            return Err(match err {
+                VnetError::Refused(refusal) => refusal,
+                other => Refusal::new(RefusalCode::Other, other.to_string()),
+            });
         }
     };
     let expire = Duration::from_secs(settings.unserve_expire);
@@ -238,7 +260,7 @@ impl VnetHandle {
         };
         match self.request(request).await? {
             Response::Unserved { serve_id } => Ok(serve_id),
-            other => Err(VnetError::Route(format!("unexpected answer {other:?}"))),
+            other => Err(VnetError::Protocol(format!("unexpected answer {other:?}"))),
         }
     }
 

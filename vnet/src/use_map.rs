@@ -6,14 +6,15 @@
 //! standby: connections are closed at once with a log line. It opens by
 //! itself when the route announces the serve again. The mapping of an
 //! unserve grant is removed instead, once its serve has gone.
-use proto::io::{splice, Unframed};
+use net::relay::bridge;
+use net::Unframed;
 use proto::message::ServeEntry;
 use proto::{ServeId, VnetId};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
@@ -150,7 +151,7 @@ impl Use {
                 }
             }
         };
-        let listener = match listen(std::net::SocketAddr::new(ip, port)) {
+        let listener = match net::listen::bind(std::net::SocketAddr::new(ip, port)) {
             Ok(listener) => listener,
             Err(err) => {
                 let reason = format!("cannot listen on {ip}:{port}: {err}");
@@ -251,23 +252,10 @@ async fn carry(
         leftover: Default::default(),
     };
     tokio::select! {
-        done = splice(client, route_side) => match done {
+        done = bridge(client, route_side) => match done {
             Ok((up, down)) => debug!(up, down, "connection closed"),
             Err(err) => debug!(%err, "connection ended with an error"),
         },
         _ = cancel.cancelled() => debug!("use closed; connection cut"),
     }
-}
-
-/// Binds a use's port with a backlog of 4096 instead of tokio's 1024, so a
-/// burst of clients is queued rather than dropped into SYN retries.
-fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)
 }

@@ -2,12 +2,13 @@
 //! on a spare data connection, or on a new one when none is left.
 //!
 //! The client's first bytes follow the `Visit` at once (see
-//! `proto::ahead`), so they travel while the route reaches the serving
+//! `net::ahead`), so they travel while the route reaches the serving
 //! vnet instead of after it has answered. A spare that closes before
 //! answering carried none of them; the next one gets the same bytes.
-use proto::ahead::{Ahead, Answered};
-use proto::io::Unframed;
+use net::ahead::{Ahead, Answered};
+use net::Unframed;
 use proto::message::VnetMsg;
+use proto::pass::Purpose;
 use proto::ServeId;
 use tokio::io::AsyncRead;
 use tracing::debug;
@@ -27,13 +28,14 @@ pub(crate) async fn start<C: AsyncRead + Unpin>(
     serve_id: ServeId,
     client: &mut C,
 ) -> Result<Unframed<Conn>, DialError> {
-    let hello = VnetMsg::Visit {
+    // Each attempt carries a pass of its own: the route admits one once.
+    let visit = || VnetMsg::Visit {
         serve_id,
-        session: session.key,
+        pass: session.pass(Purpose::Visit(serve_id)),
     };
     let mut ahead = Ahead::default();
-    while let Some(conn) = shared.visiting_spares.take(shared, session.key) {
-        match answered(conn, Some(hello.clone()), &mut ahead, client).await {
+    while let Some(conn) = shared.visiting_spares.take(shared, session.id) {
+        match answered(conn, Some(visit()), &mut ahead, client).await {
             Err(DialError::Lost(err)) => debug!(%err, "spare was closed; trying another"),
             Ok(started) => {
                 spare::count_used_for_visit(shared);
@@ -42,7 +44,7 @@ pub(crate) async fn start<C: AsyncRead + Unpin>(
             Err(err) => return Err(err),
         }
     }
-    let conn = tokio::time::timeout(data::DIAL_TIMEOUT, data::connect(&session.route, hello))
+    let conn = tokio::time::timeout(data::DIAL_TIMEOUT, data::connect(&session.route, visit()))
         .await
         .map_err(|_| DialError::Timeout(data::DIAL_TIMEOUT))??;
     answered(conn, None, &mut ahead, client).await

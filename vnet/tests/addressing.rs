@@ -1,7 +1,5 @@
 //! The route reached by IPv6 address and by host name.
-mod common;
-
-use common::*;
+use testkit::*;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vnet::VnetConfig;

@@ -1,14 +1,15 @@
 //! Token authentication: matching tokens connect, anything else is refused
-//! with a clear message on both sides, and a recorded handshake cannot be
-//! replayed.
-mod common;
-
-use common::*;
+//! with a clear message on both sides, a recorded handshake cannot be
+//! replayed, and data connections need a pass made with the session's
+//! secret, once.
 use futures::{SinkExt, StreamExt};
-use proto::auth::{Nonce, Token};
-use proto::codec::VnetCodec;
+use proto::auth::{SessionSecret, Token, VnetExchange};
+use proto::features::Features;
 use proto::message::{RouteMsg, SpareRole, VnetMsg};
-use tokio_util::codec::Framed;
+use proto::pass::Purpose;
+use proto::{Refusal, RefusalCode, ServeId, SessionId, Ticket};
+use testkit::raw::{self, Link};
+use testkit::*;
 use tokio_util::sync::CancellationToken;
 
 async fn route_with_token(token: &str) -> Route {
@@ -79,39 +80,15 @@ async fn wrong_or_missing_tokens_are_refused_with_a_reason() {
     let open_addr = route.addr;
     let extra = vnet_with_token(open_addr, Some("mine"), "");
     let reason = refusal(&extra).await;
-    assert!(
-        reason.contains("the tokens differ, or the route has none"),
-        "{reason}"
-    );
+    assert!(reason.contains("the route has no token"), "{reason}");
     extra.stop().await;
     route.stop().await;
 }
 
-/// A raw control connection: preamble and hello with a chosen nonce.
-async fn hello(
-    addr: std::net::SocketAddr,
-    nonce: Nonce,
-) -> (Framed<vnet::data::Conn, VnetCodec>, RouteMsg) {
-    let (framed, first) = within(
-        "hello",
-        vnet::data::open(
-            &vnet::data::RouteTarget::plain(addr),
-            VnetMsg::Hello {
-                name: "eve".into(),
-                group: "default".into(),
-                nonce,
-            },
-        ),
-    )
-    .await
-    .unwrap();
-    (framed, first)
-}
-
 /// Everything the route still sends before it closes.
-async fn rest(mut framed: Framed<vnet::data::Conn, VnetCodec>) -> Vec<RouteMsg> {
+async fn rest(mut link: Link) -> Vec<RouteMsg> {
     let mut got = Vec::new();
-    while let Some(Ok(msg)) = within("route closes", framed.next()).await {
+    while let Some(Ok(msg)) = within("route closes", link.next()).await {
         got.push(msg);
     }
     got
@@ -126,42 +103,51 @@ async fn a_recorded_handshake_cannot_be_replayed_and_refusal_tells_nothing() {
     home.registered("echo").await;
 
     // A legitimate exchange, as an eavesdropper would record it.
-    let token = Token::new("right");
-    let vnet_nonce = Nonce([7; 32]);
-    let (mut first, challenge) = hello(addr, vnet_nonce).await;
+    let (exchange, pake) = VnetExchange::start(&Token::new("right"), "eve", "default");
+    let hello = VnetMsg::Hello {
+        name: "eve".into(),
+        group: "default".into(),
+        pake,
+        features: Features::ours(),
+    };
+    let (mut first, challenge) = raw::ask(addr, hello.clone()).await;
     let RouteMsg::Challenge {
-        nonce: first_route_nonce,
+        pake: first_pake,
+        confirm,
         ..
     } = challenge
     else {
         panic!("{challenge:?}")
     };
-    let recorded = token.vnet_proof(&first_route_nonce, &vnet_nonce, "eve", "default");
-    first.send(VnetMsg::Auth { proof: recorded }).await.unwrap();
-    let welcome = within("welcome", first.next()).await.unwrap().unwrap();
+    let (recorded, _) = exchange.finish(&first_pake, &confirm).unwrap();
+    first
+        .send(VnetMsg::Auth { confirm: recorded })
+        .await
+        .unwrap();
+    let welcome = raw::next(&mut first).await;
     assert!(matches!(welcome, RouteMsg::Welcome { .. }), "{welcome:?}");
 
-    // Replayed on a new connection: the route's nonce is new, the proof
-    // is stale, and the refusal reveals no serve.
-    let (mut second, challenge) = hello(addr, vnet_nonce).await;
+    // Replayed on a new connection: the route's side of the exchange is
+    // new, the confirmation is stale, and the refusal reveals no serve.
+    let (mut second, challenge) = raw::ask(addr, hello).await;
     let RouteMsg::Challenge {
-        nonce: second_route_nonce,
-        ..
+        pake: second_pake, ..
     } = challenge
     else {
         panic!("{challenge:?}")
     };
-    assert_ne!(first_route_nonce, second_route_nonce);
+    assert_ne!(first_pake, second_pake);
     second
-        .send(VnetMsg::Auth { proof: recorded })
+        .send(VnetMsg::Auth { confirm: recorded })
         .await
         .unwrap();
     let after = rest(second).await;
     assert_eq!(
         after,
-        vec![RouteMsg::Refused {
-            reason: "authentication failed: wrong or missing token".into()
-        }]
+        vec![RouteMsg::Refused(Refusal::new(
+            RefusalCode::Auth,
+            "authentication failed: wrong or missing token"
+        ))]
     );
 
     drop(first);
@@ -169,54 +155,98 @@ async fn a_recorded_handshake_cannot_be_replayed_and_refusal_tells_nothing() {
     route.stop().await;
 }
 
+/// The route's answer to a data connection opened with `hello`.
+async fn answer(addr: std::net::SocketAddr, hello: VnetMsg) -> RouteMsg {
+    raw::ask(addr, hello).await.1
+}
+
+fn refused_pass(answer: &RouteMsg) -> bool {
+    matches!(answer, RouteMsg::Refused(Refusal { code: RefusalCode::Auth, text }) if text.starts_with("pass refused"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guessed_ticket_or_session_key_attaches_to_nothing() {
+async fn only_a_fresh_pass_of_the_session_opens_a_data_connection() {
     let route = route_with_token("right").await;
     let addr = route.addr;
     let echo = tagged_echo("guarded").await;
     let home = vnet_with_token(addr, Some("right"), &serve_section("echo", 700, echo));
     home.registered("echo").await;
-    let target = vnet::data::RouteTarget::plain(addr);
-    // A serving half with an invented ticket.
+    let mut eve = raw::Session::join(addr, "eve", "default", "right").await;
+    let serve = ServeId::new(700).unwrap();
+
+    // Someone who saw the session id on the wire but not the secret.
+    let guessed = SessionSecret::from_bytes([9; 32]);
+    let forged = |purpose| guessed.pass(eve.id, 1, purpose);
+    let ticket = Ticket(rand_like(1));
+    let hellos = [
+        VnetMsg::Accept {
+            ticket,
+            pass: forged(Purpose::Accept(ticket)),
+            result: Ok(()),
+        },
+        VnetMsg::Visit {
+            serve_id: serve,
+            pass: forged(Purpose::Visit(serve)),
+        },
+        VnetMsg::Spare {
+            role: SpareRole::Serve,
+            pass: forged(SpareRole::Serve.purpose()),
+        },
+        VnetMsg::Spare {
+            role: SpareRole::Visit,
+            pass: forged(SpareRole::Visit.purpose()),
+        },
+        // A session nobody was given.
+        VnetMsg::Visit {
+            serve_id: serve,
+            pass: guessed.pass(SessionId(rand_like(2)), 1, Purpose::Visit(serve)),
+        },
+    ];
+    for hello in hellos {
+        let answer = answer(addr, hello.clone()).await;
+        assert!(refused_pass(&answer), "{hello:?}: {answer:?}");
+    }
+
+    // A real pass works once; seen on the wire and sent again, it does
+    // not; nor does one made for another purpose.
+    let pass = eve.pass(Purpose::Visit(serve));
+    let (mut visit, ready) = raw::ask(
+        addr,
+        VnetMsg::Visit {
+            serve_id: serve,
+            pass,
+        },
+    )
+    .await;
+    assert_eq!(ready, RouteMsg::Ready);
+    let replayed = answer(
+        addr,
+        VnetMsg::Visit {
+            serve_id: serve,
+            pass,
+        },
+    )
+    .await;
+    assert!(refused_pass(&replayed), "{replayed:?}");
+    let misused = VnetMsg::Spare {
+        role: SpareRole::Serve,
+        pass: eve.pass(Purpose::Visit(serve)),
+    };
+    assert!(refused_pass(&answer(addr, misused).await));
+    // A real answer to a ticket nobody issued finds nothing.
     let accept = VnetMsg::Accept {
-        ticket: proto::Ticket(rand_like(1)),
+        ticket,
+        pass: eve.pass(Purpose::Accept(ticket)),
         result: Ok(()),
     };
-    let (_, answer) = within("accept", vnet::data::open(&target, accept))
-        .await
-        .unwrap();
     assert_eq!(
-        answer,
-        RouteMsg::Refused {
-            reason: "unknown or expired ticket".into()
-        }
+        answer(addr, accept).await,
+        RouteMsg::Refused(Refusal::new(
+            RefusalCode::NotFound,
+            "unknown or expired ticket"
+        ))
     );
-    // A visit with an invented session key.
-    let visit = VnetMsg::Visit {
-        serve_id: proto::ServeId::new(700).unwrap(),
-        session: proto::SessionKey(rand_like(2)),
-    };
-    let (_, answer) = within("visit", vnet::data::open(&target, visit))
-        .await
-        .unwrap();
-    assert!(
-        matches!(answer, RouteMsg::Refused { ref reason } if reason.contains("unknown session")),
-        "{answer:?}"
-    );
-    // Spares with an invented session key, either role.
-    for (seed, role) in [(3, SpareRole::Serve), (4, SpareRole::Visit)] {
-        let spare = VnetMsg::Spare {
-            session: proto::SessionKey(rand_like(seed)),
-            role,
-        };
-        let (_, answer) = within("spare", vnet::data::open(&target, spare))
-            .await
-            .unwrap();
-        assert!(
-            matches!(answer, RouteMsg::Refused { ref reason } if reason.contains("unknown session")),
-            "{answer:?}"
-        );
-    }
+    drop(visit.close().await);
     home.stop().await;
     route.stop().await;
 }

@@ -1,8 +1,6 @@
 //! Bytes through route and two vnets: both ways, large, concurrent,
 //! half-closed, and torn down without leaks.
-mod common;
-
-use common::*;
+use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A route plus `home` serving a tagged echo as 700 and `office` using it.

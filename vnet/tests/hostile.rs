@@ -1,11 +1,9 @@
 //! Hostile input at the route: garbage, oversized frames, wrong versions
 //! and connections that never finish their handshake are dropped, while a
 //! transfer through the same route keeps its pace.
-mod common;
-
-use common::*;
 use std::net::SocketAddr;
 use std::time::Duration;
+use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;

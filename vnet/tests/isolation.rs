@@ -1,12 +1,10 @@
 //! No head-of-line blocking: a mapped connection whose reader has stopped
 //! must not slow another one, nor the control connection.
-mod common;
-
-use common::*;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 

@@ -1,7 +1,5 @@
 //! Groups, serve ids, standby and recovery, seen through real mappings.
-mod common;
-
-use common::*;
+use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vnet::ServeState;
 

@@ -1,12 +1,10 @@
 //! Changing a running vnet: a reloaded config applied as a difference, and
 //! serves and uses added, opened, closed and deleted one by one, each seen
 //! through real connections and the route's list.
-mod common;
-
-use common::*;
 use proto::ServeId;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use vnet::config::{ServeConfig, UseConfig};

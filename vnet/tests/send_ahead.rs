@@ -4,96 +4,44 @@
 //!
 //! The serving vnet here is written by hand from the protocol, so the test
 //! sees exactly what arrives on each of its spares and when it answers.
-mod common;
-
-use common::*;
-use futures::SinkExt;
-use proto::auth::{Nonce, Token};
+use net::handshake::next_message;
+use net::Unframed;
 use proto::codec::VnetCodec;
-use proto::io::{next_message, read_preamble, write_preamble_and, Unframed};
-use proto::message::{Request, Response, RouteMsg, ServeSpec, SpareRole, VnetMsg};
-use proto::{ServeId, SessionKey, MAX_SPARES};
+use proto::message::{RouteMsg, SpareRole, VnetMsg};
+use proto::MAX_SPARES;
 use std::net::SocketAddr;
+use testkit::raw::{self, Link};
+use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{Encoder, Framed};
-
-type Link = Framed<TcpStream, VnetCodec>;
-
-/// Opens a connection to the route with `hello` as its first frame.
-async fn dial(route: SocketAddr, hello: VnetMsg) -> Link {
-    let mut stream = TcpStream::connect(route).await.unwrap();
-    write_preamble_and::<_, RouteMsg, VnetMsg>(&mut stream, Some(hello))
-        .await
-        .unwrap();
-    read_preamble(&mut stream).await.unwrap();
-    Framed::new(stream, VnetCodec::new())
-}
+use tokio_util::codec::Encoder;
 
 /// Joins the default group (no token) and registers serve `id`; returns
-/// the control connection, kept open, and the session key.
-async fn join_and_serve(route: SocketAddr, id: u16) -> (Link, SessionKey) {
-    let (name, group, nonce) = ("by-hand", "default", Nonce([7; 32]));
-    let hello = VnetMsg::Hello {
-        name: name.into(),
-        group: group.into(),
-        nonce,
-    };
-    let mut control = dial(route, hello).await;
-    let RouteMsg::Challenge {
-        nonce: route_nonce, ..
-    } = next_message(&mut control).await.unwrap()
-    else {
-        panic!("expected a challenge");
-    };
-    let proof = Token::new("").vnet_proof(&route_nonce, &nonce, name, group);
-    control.send(VnetMsg::Auth { proof }).await.unwrap();
-    let RouteMsg::Welcome { session, .. } = next_message(&mut control).await.unwrap() else {
-        panic!("expected a welcome");
-    };
-    let spec = ServeSpec {
-        name: "by-hand".into(),
-        serve_id: Some(ServeId::new(id).unwrap()),
-        kind: "tcp".into(),
-        ip: "127.0.0.1".into(),
-        port: 1,
-        info: String::new(),
-    };
-    let register = VnetMsg::Request {
-        id: 1,
-        body: Request::RegisterServe(spec),
-    };
-    control.send(register).await.unwrap();
-    loop {
-        match next_message(&mut control).await.unwrap() {
-            RouteMsg::Response {
-                id: 1,
-                body: Response::Registered { .. },
-            } => return (control, session),
-            RouteMsg::Response { body, .. } => panic!("registration failed: {body:?}"),
-            _ => {} // the group's serves, announced
-        }
-    }
+/// the session, whose control connection is kept open.
+async fn join_and_serve(route: SocketAddr, id: u16) -> raw::Session {
+    let mut session = raw::Session::join(route, "by-hand", "default", "").await;
+    session.register(id).await;
+    session
 }
 
 /// Opens `MAX_SPARES + 1` serving spares and returns the kept ones as the
 /// route hands them streams. Once the route has refused one, all the
 /// others are kept, so a visitor is sure to get one of them.
-async fn serving_spares(route: SocketAddr, session: SessionKey) -> mpsc::Receiver<Link> {
+async fn serving_spares(route: SocketAddr, session: &mut raw::Session) -> mpsc::Receiver<Link> {
     let (opened, streams) = mpsc::channel(MAX_SPARES as usize + 1);
     let (refused_tx, mut refused) = mpsc::channel(1);
     for _ in 0..=MAX_SPARES {
         let hello = VnetMsg::Spare {
-            session,
             role: SpareRole::Serve,
+            pass: session.pass(SpareRole::Serve.purpose()),
         };
-        let mut spare = dial(route, hello).await;
+        let mut spare = raw::dial(route, hello).await;
         let (opened, refused_tx) = (opened.clone(), refused_tx.clone());
         tokio::spawn(async move {
             match next_message(&mut spare).await {
                 Ok(RouteMsg::Open { .. }) => drop(opened.send(spare).await),
-                Ok(RouteMsg::Refused { .. }) => drop(refused_tx.send(()).await),
+                Ok(RouteMsg::Refused(_)) => drop(refused_tx.send(()).await),
                 _ => {}
             }
         });
@@ -121,8 +69,8 @@ async fn read_raw(stream: &mut Unframed<TcpStream>, n: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_bytes_go_ahead_and_a_dead_spare_passes_them_to_the_next() {
     let route = Route::start().await;
-    let (_control, session) = join_and_serve(route.addr, 711).await;
-    let mut streams = serving_spares(route.addr, session).await;
+    let mut session = join_and_serve(route.addr, 711).await;
+    let mut streams = serving_spares(route.addr, &mut session).await;
     let office = Vnet::start(
         &route,
         &format!("[vnet]\nname=office\n{}", use_section("svc", 711)),

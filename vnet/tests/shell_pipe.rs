@@ -1,9 +1,7 @@
 //! The shell driven through a pipe, as a script would: every command's
 //! output and its effect on real connections.
-mod common;
-
-use common::*;
 use std::process::Stdio;
+use testkit::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 

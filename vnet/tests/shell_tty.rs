@@ -1,10 +1,8 @@
 //! The shell in a real pseudo-terminal: prompt, completion, prompted
 //! arguments, history across runs, Ctrl-D and Ctrl-C.
-mod common;
-
-use common::*;
 use rexpect::session::{spawn_command, PtySession};
 use std::process::Command;
+use testkit::*;
 
 /// rexpect's own bound on every expectation.
 const EXPECT_MS: u64 = 20_000;

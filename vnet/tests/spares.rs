@@ -2,9 +2,7 @@
 //! ones are replaced, refusals still close the client, a new session after
 //! a route restart opens fresh ones, and with spares off every stream dials
 //! the route as before.
-mod common;
-
-use common::*;
+use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vnet::SpareCounts;
 

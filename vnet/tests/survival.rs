@@ -1,12 +1,10 @@
 //! Heartbeats, reconnects and limits: dead peers are noticed within the
 //! heartbeat, links come back by themselves, flowing connections survive
 //! a control reconnect, and every limit refuses with a reason.
-mod common;
-
-use common::*;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
+use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

@@ -1,10 +1,8 @@
 //! TLS 1.3 between vnets and the route: a self-made certificate pinned by
 //! fingerprint, a CA-signed one, and every mismatch refused with a reason.
-mod common;
-
-use common::*;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use testkit::*;
 use tokio_util::sync::CancellationToken;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -15,13 +13,12 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// The route's [route] section as a config would have it.
-fn section(extra: &str) -> proto::config::RouteSection {
-    let ini = proto::config::IniFile::parse(
+fn section(extra: &str) -> route::RouteConfig {
+    route::RouteConfig::parse(
         "route.ini",
         &format!("[route]\nip=127.0.0.1\nport=0\ntls=true\n{extra}"),
     )
-    .unwrap();
-    proto::config::RouteSection::from_ini(&ini).unwrap()
+    .unwrap()
 }
 
 async fn route_with_tls(tls: route::tls::ServerTls) -> Route {

@@ -2,11 +2,9 @@
 //! that the other has not registered, maps it onto a local port, and loses
 //! the mapping when the grant is withdrawn (unused, or after the last
 //! connection closed).
-mod common;
-
-use common::*;
 use proto::{ServeId, VnetId};
 use std::net::{IpAddr, SocketAddr};
+use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use vnet::manage::UseOpened;
@@ -60,7 +58,8 @@ async fn exchange(stream: &mut TcpStream, msg: &[u8]) {
 /// `words`.
 fn assert_refused_with(result: Result<ServeId, VnetError>, words: &[&str]) -> String {
     match result {
-        Err(VnetError::Route(reason)) => {
+        Err(VnetError::Refused(refusal)) => {
+            let reason = refusal.text;
             for word in words {
                 assert!(reason.contains(word), "{reason:?} lacks {word:?}");
             }

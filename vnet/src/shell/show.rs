@@ -1,6 +1,6 @@
 //! `show`: tables for people, JSON for scripts. Every table row begins with
 //! its id (serve id or vnet id), so a script can pick rows with `awk`.
-use proto::config::RouteSection;
+use crate::config::RouteLink;
 use proto::message::{ServeEntry, VnetEntry};
 use serde::Serialize;
 use serde_json::json;
@@ -279,7 +279,7 @@ pub fn local_uses(status: &Status, json: bool) -> String {
 }
 
 /// `show vnet`: this vnet's own settings.
-pub fn vnet(status: &Status, settings: &VnetSettings, route: &RouteSection, json: bool) -> String {
+pub fn vnet(status: &Status, settings: &VnetSettings, route: &RouteLink, json: bool) -> String {
     let id = status.vnet_id.map(|id| id.to_string());
     if json {
         let doc = json!({

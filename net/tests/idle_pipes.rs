@@ -3,7 +3,8 @@
 #![cfg(target_os = "linux")]
 
 use bytes::Bytes;
-use proto::io::{splice, Unframed};
+use net::relay::bridge;
+use net::Unframed;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,7 +38,7 @@ async fn idle_relays_hold_no_pipes() {
         for _ in 0..RELAYS {
             let (mut client, a) = socket_pair(&listener).await;
             let (b, mut server) = socket_pair(&listener).await;
-            let relay = tokio::spawn(splice(
+            let relay = tokio::spawn(bridge(
                 Unframed {
                     stream: a,
                     leftover: Bytes::new(),

@@ -301,7 +301,7 @@ impl<'a> Section<'a> {
 /// Whether `text` is an IP address or a syntactically valid host name.
 ///
 /// ```
-/// use proto::config::is_host;
+/// use proto::ini::is_host;
 /// assert!(is_host("127.0.0.1") && is_host("::") && is_host("route.example.org"));
 /// assert!(!is_host("300.1.1.1") && !is_host("a b") && !is_host(""));
 /// ```
@@ -327,35 +327,8 @@ pub fn is_host(text: &str) -> bool {
         })
 }
 
-/// The `[route]` section both sides read: where the route listens, and
-/// where vnets connect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteSection {
-    /// IP address or host name.
-    pub ip: String,
-    /// TCP port; the original's README suggests 7749.
-    pub port: u16,
-    /// Shared secret both sides prove they know; none by default.
-    pub token: Token,
-    /// Seconds of silence after which either side counts the control
-    /// connection as dead. Default 30.
-    pub heartbeat: u32,
-    /// TLS 1.3 on every connection; both sides must agree. Default off.
-    pub tls: bool,
-    /// Route: certificate chain (PEM). Without it and `key`, the route
-    /// makes a self-signed certificate beside its config.
-    pub cert: Option<String>,
-    /// Route: private key (PEM) for `cert`.
-    pub key: Option<String>,
-    /// Vnet: CA certificate(s) (PEM) that signed the route's certificate.
-    pub ca: Option<String>,
-    /// Vnet: the route certificate's SHA-256 fingerprint, normalized to
-    /// 64 lowercase hex digits.
-    pub fingerprint: Option<String>,
-}
-
 /// Keys `[route]` may hold. One file may serve both programs, so each
-/// accepts the other's keys: the limits are the route's alone.
+/// accepts the other's keys and reads only its own.
 pub const ROUTE_KEYS: &[&str] = &[
     "ip",
     "port",
@@ -370,13 +343,32 @@ pub const ROUTE_KEYS: &[&str] = &[
     "fingerprint",
 ];
 
-impl RouteSection {
-    /// Reads `[route]`; both `ip` and `port` are required, as in the
-    /// original. Port 0 is accepted so tests can ask for any free port.
+/// The `[route]` keys both programs read: where the route listens (or is
+/// reached), the token, the heartbeat and whether TLS is on. Each program
+/// wraps these in its own config type with the keys only it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteBasics {
+    /// IP address or host name.
+    pub ip: String,
+    /// TCP port; the original's README suggests 7749.
+    pub port: u16,
+    /// Shared secret both sides prove they know; none by default.
+    pub token: Token,
+    /// Seconds of silence after which either side counts the control
+    /// connection as dead. Default 30.
+    pub heartbeat: u32,
+    /// TLS 1.3 on every connection; both sides must agree. Default off.
+    pub tls: bool,
+}
+
+impl RouteBasics {
+    /// Reads `[route]`, which must be present with `ip` and `port`, as in
+    /// the original (port 0 is accepted so tests can ask for any free
+    /// port), and returns the section for the caller's own keys.
     ///
     /// # Errors
-    /// Section or key missing, or a bad value.
-    pub fn from_ini(ini: &IniFile) -> Result<Self, ConfigError> {
+    /// Section or key missing, an unknown key, or a bad value.
+    pub fn from_ini(ini: &IniFile) -> Result<(Self, Section<'_>), ConfigError> {
         let section = ini.section("route").ok_or_else(|| ConfigError {
             file: ini.file().to_string(),
             section: Some("route".into()),
@@ -391,45 +383,33 @@ impl RouteSection {
         let port = section
             .port("port", 0)?
             .ok_or_else(|| section.error("port", "is required but missing"))?;
-        let token = Token::new(section.get("token").unwrap_or(""));
-        let heartbeat = section.number("heartbeat", 1..=3600)?.unwrap_or(30);
-        let fingerprint = match section.get("fingerprint") {
-            None => None,
-            Some(text) => Some(
-                crate::transport::normalize_fingerprint(text).ok_or_else(|| {
-                    section.error(
-                        "fingerprint",
-                        "is not a SHA-256 fingerprint (64 hex digits, colons allowed)",
-                    )
-                })?,
-            ),
-        };
-        let path = |key: &str| section.get(key).map(str::to_string);
-        let (cert, key) = (path("cert"), path("key"));
-        if cert.is_some() != key.is_some() {
-            let missing = if cert.is_some() { "key" } else { "cert" };
-            return Err(section.error(missing, "cert and key go together"));
-        }
-        Ok(Self {
+        let basics = Self {
             ip,
             port,
-            token,
-            heartbeat,
+            token: Token::new(section.get("token").unwrap_or("")),
+            heartbeat: section.number("heartbeat", 1..=3600)?.unwrap_or(30),
             tls: section.bool("tls", false)?,
-            cert,
-            key,
-            ca: path("ca"),
-            fingerprint,
-        })
+        };
+        Ok((basics, section))
     }
 
     /// `ip:port`, with brackets around an IPv6 address.
     pub fn addr(&self) -> String {
-        if self.ip.contains(':') {
-            format!("[{}]:{}", self.ip, self.port)
-        } else {
-            format!("{}:{}", self.ip, self.port)
-        }
+        join_host_port(&self.ip, self.port)
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+///
+/// ```
+/// assert_eq!(proto::ini::join_host_port("::1", 7), "[::1]:7");
+/// assert_eq!(proto::ini::join_host_port("route.example", 7), "route.example:7");
+/// ```
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -443,7 +423,7 @@ mod tests {
     #[test]
     fn reads_the_original_format_with_inline_comments() {
         let ini = IniFile::parse("config.ini", ORIGINAL).unwrap();
-        let route = RouteSection::from_ini(&ini).unwrap();
+        let (route, _) = RouteBasics::from_ini(&ini).unwrap();
         assert_eq!(route.ip, "127.0.0.1");
         assert_eq!(route.port, 7749);
         assert_eq!(route.addr(), "127.0.0.1:7749");
@@ -452,7 +432,7 @@ mod tests {
     #[test]
     fn ipv6_addresses_are_bracketed() {
         let ini = IniFile::parse("c", "[route]\nip=::\nport=1\n").unwrap();
-        assert_eq!(RouteSection::from_ini(&ini).unwrap().addr(), "[::]:1");
+        assert_eq!(RouteBasics::from_ini(&ini).unwrap().0.addr(), "[::]:1");
     }
 
     #[test]
@@ -485,7 +465,7 @@ mod tests {
         ];
         for (text, want) in cases {
             let ini = IniFile::parse("c.ini", text).unwrap();
-            assert_eq!(RouteSection::from_ini(&ini).unwrap_err().to_string(), want);
+            assert_eq!(RouteBasics::from_ini(&ini).err().unwrap().to_string(), want);
         }
     }
 

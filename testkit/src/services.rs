@@ -1,129 +1,10 @@
-//! Test harness: a route and vnets in-process on 127.0.0.1 port 0, small
-//! real TCP services, and one timeout helper so a bug fails instead of
-//! hanging.
-#![allow(dead_code)]
-
-use std::future::Future;
+//! Small real TCP services and clients for tests, and deterministic data
+//! with a streaming checksum.
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use vnet::{Status, VnetConfig, VnetHandle};
 
-/// Bound on any single wait in these tests.
-pub const LIMIT: Duration = Duration::from_secs(20);
-
-/// Awaits `f`, failing the test with `what` if it takes longer than LIMIT.
-pub async fn within<F: Future>(what: &str, f: F) -> F::Output {
-    match tokio::time::timeout(LIMIT, f).await {
-        Ok(out) => out,
-        Err(_) => panic!("timed out after {LIMIT:?}: {what}"),
-    }
-}
-
-/// A route running in this process.
-pub struct Route {
-    pub addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<()>,
-}
-
-impl Route {
-    pub async fn start() -> Self {
-        Self::start_on(0).await
-    }
-
-    /// A route on a given port, as a restarted route would have it.
-    pub async fn start_on(port: u16) -> Self {
-        Self::start_with(port, route::Settings::default()).await
-    }
-
-    /// A route with non-default settings (token, TLS, limits...).
-    pub async fn with(settings: route::Settings) -> Self {
-        Self::start_with(0, settings).await
-    }
-
-    async fn start_with(port: u16, settings: route::Settings) -> Self {
-        let listener = route::listen(&format!("127.0.0.1:{port}")).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(route::run(listener, settings, shutdown.clone()));
-        Self {
-            addr,
-            shutdown,
-            task,
-        }
-    }
-
-    /// Stops the route and checks that `run` returns.
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        within("route::run returns after shutdown", self.task)
-            .await
-            .unwrap();
-    }
-}
-
-/// Stops the vnets (checking each ends), then the route.
-pub async fn stop_all<const N: usize>(route: Route, vnets: [Vnet; N]) {
-    for vnet in vnets {
-        vnet.stop().await;
-    }
-    route.stop().await;
-}
-
-/// A vnet running in this process.
-pub struct Vnet {
-    pub handle: VnetHandle,
-}
-
-impl Vnet {
-    /// Starts a vnet from ini text (without its [route] section).
-    pub fn start(route: &Route, body: &str) -> Self {
-        let text = format!("[route]\nip=127.0.0.1\nport={}\n{body}", route.addr.port());
-        let config = VnetConfig::parse("test.ini", &text).unwrap();
-        Self {
-            handle: vnet::start(config, CancellationToken::new()),
-        }
-    }
-
-    pub async fn wait(&self, what: &str, ready: impl FnMut(&Status) -> bool) -> Status {
-        within(what, self.handle.wait_for(ready)).await
-    }
-
-    /// Waits for a serve to be registered and returns its id.
-    pub async fn registered(&self, key: &str) -> u16 {
-        let status = self
-            .wait(&format!("serve {key} registered"), |s| {
-                s.serve_id(key).is_some()
-            })
-            .await;
-        status.serve_id(key).unwrap().get()
-    }
-
-    /// Waits for a use to be open and returns its local address.
-    pub async fn open_use(&self, key: &str) -> SocketAddr {
-        let status = self
-            .wait(&format!("use {key} open"), |s| s.open_use(key).is_some())
-            .await;
-        status.open_use(key).unwrap()
-    }
-
-    /// Waits until every mapped connection has been torn down.
-    pub async fn idle(&self) {
-        self.wait("all streams closed", |s| s.streams == 0).await;
-    }
-
-    pub async fn stop(self) {
-        self.handle.shutdown();
-        assert!(
-            within("vnet stops", self.handle.stopped()).await,
-            "vnet tasks did not end"
-        );
-    }
-}
+use crate::within;
 
 /// A TCP service that greets each connection with `tag\n`, then echoes
 /// until the client half-closes, then closes its side.
@@ -217,16 +98,6 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
-}
-
-/// The lines of a serve section for a local address.
-pub fn serve_section(key: &str, serveid: u16, addr: SocketAddr) -> String {
-    format!("[serve.{key}]\nserveid={serveid}\nport={}\n", addr.port())
-}
-
-/// The lines of a use section on a free local port.
-pub fn use_section(key: &str, serveid: u16) -> String {
-    format!("[use.{key}]\nserveid={serveid}\nport=0\n")
 }
 
 /// A service that reads to EOF and answers with the byte count.

@@ -1,9 +1,8 @@
 //! A connection as both sides use it: plain TCP, or TLS 1.3 over it.
 //!
-//! Generic over the socket type so this crate opens no sockets; both
-//! programs use `Transport<TcpStream>`. The plain case is the socket
-//! itself, with no extra layer on the hot path.
-use sha2::{Digest, Sha256};
+//! Both programs use `Transport<TcpStream>`; generic so tests can use
+//! memory pipes. The plain case is the socket itself, with no extra layer
+//! on the hot path.
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
-use crate::io::Spliceable;
+use crate::relay::Relayable;
 
 /// Plain or TLS.
 pub enum Transport<S> {
@@ -81,7 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Transport<S> {
 
 /// Plain connections can be relayed in the kernel; TLS bytes must be
 /// decrypted here.
-impl<S: Spliceable> Spliceable for Transport<S> {
+impl<S: Relayable> Relayable for Transport<S> {
     fn plain_tcp(&self) -> Option<&TcpStream> {
         match self {
             Transport::Plain(s) => s.plain_tcp(),
@@ -100,34 +99,4 @@ impl<S: Spliceable> Spliceable for Transport<S> {
             s.bytes_written(n);
         }
     }
-}
-
-/// SHA-256 of a certificate's DER bytes, as 64 lowercase hex digits.
-///
-/// ```
-/// assert_eq!(proto::transport::fingerprint(b"").len(), 64);
-/// ```
-pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A fingerprint as users write it (colons, spaces and case ignored), or
-/// `None` if it is not 64 hex digits.
-///
-/// ```
-/// use proto::transport::normalize_fingerprint;
-/// let colons = "AB:".repeat(31) + "AB";
-/// assert_eq!(normalize_fingerprint(&colons), Some("ab".repeat(32)));
-/// assert_eq!(normalize_fingerprint("abc"), None);
-/// ```
-pub fn normalize_fingerprint(text: &str) -> Option<String> {
-    let hex: String = text
-        .chars()
-        .filter(|c| *c != ':' && !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
 }

@@ -1,15 +1,15 @@
-//! Connection start and byte splicing, generic over tokio's I/O traits so
-//! both sides share one implementation (and tests can use `io::duplex`).
-//! Timeouts are the caller's: this module has no clock.
+//! Starting a connection: preamble, first frames, and taking the socket
+//! out of its framing once raw bytes follow. Generic over tokio's I/O
+//! traits so both programs share one implementation (and tests can use
+//! `io::duplex`). Timeouts are the caller's.
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::{Encoder, Framed};
 
-use crate::codec::{Limited, MessageCodec, ProtoError};
-use crate::preamble::{self, PreambleError};
+use proto::codec::{Limited, MessageCodec, ProtoError};
+use proto::preamble::{self, PreambleError};
 
 /// Why a connection could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,9 @@ pub enum HandshakeError {
     /// The peer closed before its first frame.
     #[error("peer closed the connection during the handshake")]
     Closed,
+    /// A frame broke the protocol's limits.
+    #[error(transparent)]
+    Invalid(#[from] proto::message::Invalid),
 }
 
 /// Reads and checks the peer's preamble.
@@ -123,91 +126,18 @@ impl<S> Unframed<S> {
     }
 }
 
-/// Buffer size for each direction of a splice copied through user space.
-/// Larger than tokio's 8 KiB default so bulk transfers take fewer syscalls.
-pub const SPLICE_BUF: usize = 64 * 1024;
-
-/// A stream [`splice`] can carry.
-///
-/// Between two plain TCP sockets on Linux, bytes move inside the kernel
-/// (see `zero_copy`) and never pass through the stream's `AsyncRead` or
-/// `AsyncWrite`; a layer that watches its bytes (a counter) is told of them
-/// through the `bytes_*` hooks instead.
-pub trait Spliceable: AsyncRead + AsyncWrite + Unpin {
-    /// The plain TCP socket beneath, if bytes may be moved on it directly;
-    /// `None` when they must pass through this layer (TLS, memory pipes).
-    fn plain_tcp(&self) -> Option<&TcpStream> {
-        None
-    }
-
-    /// `n` bytes were read from [`plain_tcp`](Self::plain_tcp) directly.
-    fn bytes_read(&self, _n: u64) {}
-
-    /// `n` bytes were written to [`plain_tcp`](Self::plain_tcp) directly.
-    fn bytes_written(&self, _n: u64) {}
-}
-
-impl Spliceable for TcpStream {
-    fn plain_tcp(&self) -> Option<&TcpStream> {
-        Some(self)
-    }
-}
-
-impl Spliceable for tokio::io::DuplexStream {}
-
-/// Carries bytes both ways between `a` and `b` until both directions are
-/// done, passing on a half-close (EOF one way shuts down writing the other
-/// way). Each side's leftover goes to the other side first.
-///
-/// Two plain TCP sockets on Linux are relayed in the kernel with splice(2);
-/// anything else is copied through user-space buffers.
-///
-/// Returns bytes carried a→b and b→a (leftovers included).
-///
-/// # Errors
-/// Either socket failed; both are then dropped by the caller.
-pub async fn splice<A, B>(a: Unframed<A>, b: Unframed<B>) -> std::io::Result<(u64, u64)>
-where
-    A: Spliceable,
-    B: Spliceable,
-{
-    let (mut a, a_left) = (a.stream, a.leftover);
-    let (mut b, b_left) = (b.stream, b.leftover);
-    if !a_left.is_empty() {
-        b.write_all(&a_left).await?;
-    }
-    if !b_left.is_empty() {
-        a.write_all(&b_left).await?;
-    }
-    let (ab, ba) = copy_both(&mut a, &mut b).await?;
-    Ok((ab + a_left.len() as u64, ba + b_left.len() as u64))
-}
-
-/// The kernel path when both sides allow it, else the portable copy.
-async fn copy_both<A: Spliceable, B: Spliceable>(
-    a: &mut A,
-    b: &mut B,
-) -> std::io::Result<(u64, u64)> {
-    #[cfg(target_os = "linux")]
-    if let Some(relay) = crate::zero_copy::copy_both(&*a, &*b) {
-        return relay.await;
-    }
-    crate::pump::copy_both(a, b, SPLICE_BUF).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::RouteCodec;
-    use crate::message::{RouteMsg, VnetMsg};
-    use crate::{ServeId, SessionKey};
+    use proto::codec::RouteCodec;
+    use proto::message::{RouteMsg, VnetMsg};
 
     #[tokio::test]
     async fn hello_and_leftover_reach_the_other_side() {
         let (mut vnet, mut route) = tokio::io::duplex(8);
-        let visit = VnetMsg::Visit {
-            serve_id: ServeId::new(42).unwrap(),
-            session: SessionKey(5),
+        let visit = VnetMsg::Request {
+            id: 42,
+            body: proto::message::Request::ListServes,
         };
         let writer = tokio::spawn(async move {
             write_preamble_and::<_, RouteMsg, _>(&mut vnet, Some(visit))
@@ -220,7 +150,7 @@ mod tests {
         let mut framed = Framed::new(route, RouteCodec::new());
         assert!(matches!(
             next_message(&mut framed).await.unwrap(),
-            VnetMsg::Visit { .. }
+            VnetMsg::Request { id: 42, .. }
         ));
         let mut rest = Unframed::from_framed(framed);
         drop(writer.await.unwrap());
@@ -244,34 +174,5 @@ mod tests {
         c.write_all(&old).await.unwrap();
         let err = read_preamble(&mut d).await.unwrap_err();
         assert!(err.to_string().contains("protocol version"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn splice_passes_half_close_and_counts_leftovers() {
-        let (client, a) = tokio::io::duplex(1024);
-        let (b, server) = tokio::io::duplex(1024);
-        let splicer = tokio::spawn(splice(
-            Unframed {
-                stream: a,
-                leftover: Bytes::from_static(b"hi "),
-            },
-            Unframed {
-                stream: b,
-                leftover: Bytes::new(),
-            },
-        ));
-        let (mut client_r, mut client_w) = tokio::io::split(client);
-        let (mut server_r, mut server_w) = tokio::io::split(server);
-        client_w.write_all(b"there").await.unwrap();
-        client_w.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        server_r.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"hi there");
-        server_w.write_all(b"reply").await.unwrap();
-        server_w.shutdown().await.unwrap();
-        let mut back = Vec::new();
-        client_r.read_to_end(&mut back).await.unwrap();
-        assert_eq!(back, b"reply");
-        assert_eq!(splicer.await.unwrap().unwrap(), (8, 5));
     }
 }

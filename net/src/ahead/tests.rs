@@ -1,8 +1,8 @@
 use super::*;
-use crate::codec::{RouteCodec, VnetCodec};
-use crate::message::RouteMsg;
 use crate::test_sockets::socket_pair;
 use futures::SinkExt;
+use proto::codec::{RouteCodec, VnetCodec};
+use proto::message::RouteMsg;
 use std::future::Future;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -50,7 +50,7 @@ async fn bytes_go_ahead_of_the_answer_and_what_follows_it_is_kept() {
     assert_eq!(got, b"GET / HTTP/1.1\r\n");
     assert!(matches!(answered, Answered::Answer(RouteMsg::Ready)));
     assert_eq!(&ahead.bytes[..], b"GET / HTTP/1.1\r\n");
-    let mut rest = crate::io::Unframed::from_framed(to);
+    let mut rest = crate::handshake::Unframed::from_framed(to);
     let mut reply = rest.leftover.to_vec();
     reply.resize(5, 0);
     let had = rest.leftover.len();

@@ -2,7 +2,8 @@
 //! current-thread runtime run the relay on their own thread, so
 //! [`spliced_on_this_thread`] counts exactly their bytes.
 use super::*;
-use crate::io::{splice, Unframed};
+use crate::handshake::Unframed;
+use crate::relay::bridge;
 use crate::test_sockets::socket_pair;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,7 @@ const MIB: u64 = 1024 * 1024;
 
 type RelayTask = JoinHandle<io::Result<(u64, u64)>>;
 
-/// client ⇄ a [splice] b ⇄ server, with the given leftovers on a and b.
+/// client ⇄ a [bridge] b ⇄ server, with the given leftovers on a and b.
 async fn relay(
     a_left: &'static [u8],
     b_left: &'static [u8],
@@ -35,7 +36,7 @@ async fn relay(
         stream: b,
         leftover: Bytes::from_static(b_left),
     };
-    (client, server, tokio::spawn(splice(a, b)))
+    (client, server, tokio::spawn(bridge(a, b)))
 }
 
 /// A stream of 64 KiB blocks: one pseudo-random block with its index in
@@ -277,7 +278,7 @@ async fn urgent_data_does_not_stall_either_path() {
 }
 
 /// All of it written, urgent byte and FIN included, before the relay first
-/// reads: splice(2) then stops at the mark with 0, which is not the end.
+/// reads: bridge(2) then stops at the mark with 0, which is not the end.
 #[tokio::test]
 async fn urgent_data_just_before_eof_loses_nothing() {
     for refuse_pipes in [false, true] {

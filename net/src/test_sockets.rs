@@ -1,9 +1,9 @@
-//! Connected loopback sockets for this crate's unit tests.
+//! Connected loopback sockets for tests (feature `test-util`).
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Two connected loopback sockets. `buffers` fixes their socket buffers,
 /// which also turns off autotuning, so how much they can hold is known.
-pub(crate) async fn socket_pair(buffers: Option<u32>) -> (TcpStream, TcpStream) {
+pub async fn socket_pair(buffers: Option<u32>) -> (TcpStream, TcpStream) {
     let socket = || {
         let socket = TcpSocket::new_v4().unwrap();
         if let Some(size) = buffers {

@@ -12,35 +12,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Spare buffers kept per thread, so that a connection going from idle to
-/// busy and back (every request/response) does not allocate and zero a
-/// fresh buffer each time. Bounded: at most this many per thread.
-const SPARE_BUFFERS: usize = 8;
-
-thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A buffer of `size` bytes: a spare one if this thread has it.
-pub(crate) fn take_buffer(size: usize) -> Box<[u8]> {
-    SPARE
-        .with(|spare| {
-            let mut spare = spare.borrow_mut();
-            let at = spare.iter().position(|b| b.len() == size)?;
-            Some(spare.swap_remove(at))
-        })
-        .unwrap_or_else(|| vec![0u8; size].into_boxed_slice())
-}
-
-/// Keeps `buf` for reuse on this thread, or frees it.
-pub(crate) fn give_buffer(buf: Box<[u8]>) {
-    SPARE.with(|spare| {
-        let mut spare = spare.borrow_mut();
-        if spare.len() < SPARE_BUFFERS {
-            spare.push(buf);
-        }
-    });
-}
+use super::pool::{give_buffer, take_buffer};
 
 /// One direction of a copy.
 struct Direction {
@@ -140,14 +112,15 @@ where
 {
     let mut ab = Direction::new(size);
     let mut ba = Direction::new(size);
+    let mut turn = super::Turns::default();
     poll_fn(|cx| {
-        if !ab.done {
-            if let Poll::Ready(Err(err)) = ab.poll(cx, Pin::new(&mut *a), Pin::new(&mut *b)) {
-                return Poll::Ready(Err(err));
-            }
-        }
-        if !ba.done {
-            if let Poll::Ready(Err(err)) = ba.poll(cx, Pin::new(&mut *b), Pin::new(&mut *a)) {
+        for forward in turn.next() {
+            let polled = match (forward, ab.done, ba.done) {
+                (true, false, _) => ab.poll(cx, Pin::new(&mut *a), Pin::new(&mut *b)),
+                (false, _, false) => ba.poll(cx, Pin::new(&mut *b), Pin::new(&mut *a)),
+                _ => continue,
+            };
+            if let Poll::Ready(Err(err)) = polled {
                 return Poll::Ready(Err(err));
             }
         }

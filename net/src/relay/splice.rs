@@ -6,7 +6,7 @@
 //! socket → pipe → socket as page references, never through our memory.
 //!
 //! Pipes are file descriptors, and a process already holds two sockets per
-//! connection, so (as `pump` does with buffers) a direction takes a pipe
+//! connection, so (as the copy engine does with buffers) a direction takes a pipe
 //! only when it has data to move and gives it back, empty, once its socket
 //! has nothing more to read: idle connections hold none. When no pipe can
 //! be made (the descriptor limit is reached), the direction copies through
@@ -25,8 +25,8 @@ use rustix::pipe::{
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::io::{Spliceable, SPLICE_BUF};
-use crate::pump::{give_buffer, take_buffer};
+use super::pool::{give_buffer, take_buffer};
+use super::{Relayable, SPLICE_BUF};
 
 /// Pipe capacity asked for (Linux's default is 64 KiB): the most one
 /// direction moves per pair of splice calls. In bench runs through the
@@ -238,7 +238,7 @@ fn try_again(err: &io::Error) -> bool {
 impl Direction {
     /// Moves bytes from `from` to `to` until it would block, or until the
     /// reader's EOF has been passed on as a shutdown of the writer.
-    fn poll<R: Spliceable, W: Spliceable>(
+    fn poll<R: Relayable, W: Relayable>(
         &mut self,
         cx: &mut Context<'_>,
         from: &End<'_, R>,
@@ -295,8 +295,8 @@ impl Direction {
 
 /// Relays `a` to `b` and `b` to `a` in the kernel until both directions
 /// have reached EOF and passed it on, with the semantics of
-/// [`crate::pump::copy_both`]. `None` unless both are plain TCP sockets.
-pub(crate) fn copy_both<'a, A: Spliceable, B: Spliceable>(
+/// [`super::copy::copy_both`]. `None` unless both are plain TCP sockets.
+pub(crate) fn copy_both<'a, A: Relayable, B: Relayable>(
     a: &'a A,
     b: &'a B,
 ) -> Option<impl Future<Output = io::Result<(u64, u64)>> + 'a> {
@@ -309,12 +309,9 @@ pub(crate) fn copy_both<'a, A: Spliceable, B: Spliceable>(
         stream: b,
     };
     let (mut ab, mut ba) = (Direction::default(), Direction::default());
-    let mut ab_first = false;
+    let mut turn = super::Turns::default();
     Some(poll_fn(move |cx| {
-        // Take turns going first: readiness polls spend the task's budget,
-        // so a direction that always went first could starve the other.
-        ab_first = !ab_first;
-        for forward in [ab_first, !ab_first] {
+        for forward in turn.next() {
             let polled = if forward {
                 ab.poll(cx, &a, &b)
             } else {
