@@ -28,7 +28,7 @@ pub enum HandshakeError {
     Closed,
     /// A frame broke the protocol's limits.
     #[error(transparent)]
-    Invalid(#[from] proto::message::Invalid),
+    Invalid(#[from] proto::validate::Invalid),
 }
 
 /// Reads and checks the peer's preamble.

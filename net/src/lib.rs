@@ -1,7 +1,7 @@
 //! The async I/O both vnet programs share: connections to the route
 //! ([`transport`], [`handshake`]), carrying a started stream ([`relay`],
-//! [`ahead`]), and the sockets and signals of a process ([`listen`],
-//! [`socket`], [`signal`]).
+//! [`ahead`]), and the sockets, signals and start of a process
+//! ([`listen`], [`socket`], [`signal`], [`process`]).
 //!
 //! The wire format itself (messages, framing, authentication) is the pure
 //! `proto` crate; this one puts it on sockets.
@@ -10,6 +10,7 @@
 pub mod ahead;
 pub mod handshake;
 pub mod listen;
+pub mod process;
 pub mod relay;
 pub mod signal;
 pub mod socket;

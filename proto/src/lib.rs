@@ -48,6 +48,7 @@ pub mod pass;
 pub mod preamble;
 pub mod refusal;
 pub mod text;
+pub mod validate;
 
 pub use ids::{AskId, ServeId, SessionId, Ticket, VnetId};
 pub use refusal::{Refusal, RefusalCode};

@@ -12,16 +12,13 @@
 //! route hands a serving spare a stream with [`RouteMsg::Open`].
 //!
 //! The route holds every vnet message to the limits of
-//! [`VnetMsg::validate`] before acting on it.
+//! [`VnetMsg::validate`] (see [`crate::validate`]) before acting on it.
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{PakeMsg, Proof};
 use crate::features::Features;
 use crate::pass::{DataPass, Purpose};
 use crate::{AskId, Refusal, ServeId, SessionId, Ticket, VnetId};
-
-mod validate;
-pub use validate::Invalid;
 
 /// From a vnet to the route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

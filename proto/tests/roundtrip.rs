@@ -10,9 +10,10 @@ use proto::codec::{Limited, ProtoError, RouteCodec, VnetCodec};
 use proto::features::Features;
 use proto::ini::{IniFile, ROUTE_KEYS};
 use proto::message::{
-    Invalid, Request, Response, RouteMsg, ServeEntry, ServeSpec, SpareRole, VnetEntry, VnetMsg,
+    Request, Response, RouteMsg, ServeEntry, ServeSpec, SpareRole, VnetEntry, VnetMsg,
 };
 use proto::pass::DataPass;
+use proto::validate::Invalid;
 use proto::{
     preamble, AskId, Refusal, RefusalCode, ServeId, SessionId, Ticket, VnetId, MAX_FRAME_LEN,
     MAX_TEXT_LEN,

@@ -17,21 +17,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        // A vanished log reader (closed pipe) must not take the process down.
-        .log_internal_errors(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    // Each mapped connection holds two sockets in each process; the usual
-    // soft limit of 1024 open files would cap it near 500.
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::debug!(limit, "open-files limit"),
-        Err(err) => tracing::warn!(%err, "cannot raise the open-files limit"),
-    }
+    net::process::init_logging(std::io::stderr);
+    net::process::raise_open_files_limit();
     let config = match route::RouteConfig::load(&args.config) {
         Ok(config) => config,
         Err(err) => {

@@ -5,7 +5,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vnet::{Status, VnetConfig, VnetHandle};
 
-use crate::within;
+use crate::wait::within;
 
 /// A route running in this process.
 pub struct Route {

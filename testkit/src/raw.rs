@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use crate::within;
+use crate::wait::within;
 
 /// A plain connection to the route, framed as a vnet reads it.
 pub type Link = Framed<TcpStream, VnetCodec>;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::within;
+use crate::wait::within;
 
 /// A TCP service that greets each connection with `tag\n`, then echoes
 /// until the client half-closes, then closes its side.

@@ -112,7 +112,7 @@ where
 {
     let mut ab = Direction::new(size);
     let mut ba = Direction::new(size);
-    let mut turn = super::Turns::default();
+    let mut turn = super::turns::Turns::default();
     poll_fn(|cx| {
         for forward in turn.next() {
             let polled = match (forward, ab.done, ba.done) {

@@ -3,47 +3,18 @@
 //! sockets: the kernel moves the bytes) or [`copy`] (anything else:
 //! buffers that exist only while data moves). Both pass a half-close on and
 //! take turns between the two directions.
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
 use crate::handshake::Unframed;
 
 pub mod copy;
 mod pool;
+mod relayable;
 #[cfg(target_os = "linux")]
 pub mod splice;
+mod turns;
 
-/// Buffer size for each direction of a stream copied through user space.
-/// Larger than tokio's 8 KiB default so bulk transfers take fewer syscalls.
-pub const SPLICE_BUF: usize = 64 * 1024;
-
-/// A stream [`bridge`] can carry.
-///
-/// Between two plain TCP sockets on Linux, bytes move inside the kernel
-/// (see [`splice`]) and never pass through the stream's `AsyncRead` or
-/// `AsyncWrite`; a layer that watches its bytes (a counter) is told of them
-/// through the `bytes_*` hooks instead.
-pub trait Relayable: AsyncRead + AsyncWrite + Unpin {
-    /// The plain TCP socket beneath, if bytes may be moved on it directly;
-    /// `None` when they must pass through this layer (TLS, memory pipes).
-    fn plain_tcp(&self) -> Option<&TcpStream> {
-        None
-    }
-
-    /// `n` bytes were read from [`plain_tcp`](Self::plain_tcp) directly.
-    fn bytes_read(&self, _n: u64) {}
-
-    /// `n` bytes were written to [`plain_tcp`](Self::plain_tcp) directly.
-    fn bytes_written(&self, _n: u64) {}
-}
-
-impl Relayable for TcpStream {
-    fn plain_tcp(&self) -> Option<&TcpStream> {
-        Some(self)
-    }
-}
-
-impl Relayable for tokio::io::DuplexStream {}
+pub use relayable::Relayable;
 
 /// Carries bytes both ways between `a` and `b` until both directions are
 /// done, passing on a half-close (EOF one way shuts down writing the other
@@ -73,22 +44,6 @@ where
     Ok((ab + a_left.len() as u64, ba + b_left.len() as u64))
 }
 
-/// Which direction goes first, alternating on every poll: each poll spends
-/// the task's budget, so a direction that always went first could starve
-/// the other.
-#[derive(Default)]
-struct Turns {
-    forward_first: bool,
-}
-
-impl Turns {
-    /// The order for this poll: `true` is a to b.
-    fn next(&mut self) -> [bool; 2] {
-        self.forward_first = !self.forward_first;
-        [self.forward_first, !self.forward_first]
-    }
-}
-
 /// The kernel path when both sides allow it, else the portable copy.
 async fn copy_both<A: Relayable, B: Relayable>(
     a: &mut A,
@@ -98,7 +53,7 @@ async fn copy_both<A: Relayable, B: Relayable>(
     if let Some(relay) = splice::copy_both(&*a, &*b) {
         return relay.await;
     }
-    copy::copy_both(a, b, SPLICE_BUF).await
+    copy::copy_both(a, b, pool::BUFFER_SIZE).await
 }
 
 #[cfg(test)]

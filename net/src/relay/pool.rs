@@ -4,6 +4,10 @@
 //! allocating and zeroing a fresh one.
 use std::cell::RefCell;
 
+/// Size of a copy buffer: larger than tokio's 8 KiB default so bulk
+/// transfers take fewer syscalls.
+pub(crate) const BUFFER_SIZE: usize = 64 * 1024;
+
 /// Spare buffers kept per thread; bounded, so idle connections cost none.
 const SPARE_BUFFERS: usize = 8;
 

@@ -25,8 +25,8 @@ use rustix::pipe::{
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::pool::{give_buffer, take_buffer};
-use super::{Relayable, SPLICE_BUF};
+use super::pool::{give_buffer, take_buffer, BUFFER_SIZE};
+use super::relayable::Relayable;
 
 /// Pipe capacity asked for (Linux's default is 64 KiB): the most one
 /// direction moves per pair of splice calls. In bench runs through the
@@ -87,7 +87,7 @@ impl Pipe {
             .ok()?;
         // A user over its pipe memory limit gets two-page pipes: a buffer
         // moves more per call than that.
-        (capacity >= SPLICE_BUF).then_some(Self {
+        (capacity >= BUFFER_SIZE).then_some(Self {
             read,
             write,
             held: 0,
@@ -114,7 +114,7 @@ impl Stage {
 
     fn buffer() -> Self {
         Stage::Buffer {
-            buf: take_buffer(SPLICE_BUF),
+            buf: take_buffer(BUFFER_SIZE),
             start: 0,
             end: 0,
         }
@@ -309,7 +309,7 @@ pub(crate) fn copy_both<'a, A: Relayable, B: Relayable>(
         stream: b,
     };
     let (mut ab, mut ba) = (Direction::default(), Direction::default());
-    let mut turn = super::Turns::default();
+    let mut turn = super::turns::Turns::default();
     Some(poll_fn(move |cx| {
         for forward in turn.next() {
             let polled = if forward {

@@ -2,7 +2,7 @@
 //! text fields are short and printable (so registry entries stay small, a
 //! group's listing fits one frame, and nothing a peer sends can forge a log
 //! line or a table row), and feature lists are short.
-use super::{Request, VnetMsg};
+use crate::message::{Request, VnetMsg};
 use crate::{Refusal, MAX_TEXT_LEN};
 
 /// Most features a peer may announce.

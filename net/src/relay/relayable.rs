@@ -1,0 +1,32 @@
+//! What [`super::bridge`] needs of a stream: its bytes, and whether it is
+//! a plain TCP socket the kernel may move bytes on directly.
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// A stream [`super::bridge`] can carry.
+///
+/// Between two plain TCP sockets on Linux, bytes move inside the kernel
+/// (see `relay::splice`) and never pass through the stream's `AsyncRead` or
+/// `AsyncWrite`; a layer that watches its bytes (a counter) is told of them
+/// through the `bytes_*` hooks instead.
+pub trait Relayable: AsyncRead + AsyncWrite + Unpin {
+    /// The plain TCP socket beneath, if bytes may be moved on it directly;
+    /// `None` when they must pass through this layer (TLS, memory pipes).
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+
+    /// `n` bytes were read from [`plain_tcp`](Self::plain_tcp) directly.
+    fn bytes_read(&self, _n: u64) {}
+
+    /// `n` bytes were written to [`plain_tcp`](Self::plain_tcp) directly.
+    fn bytes_written(&self, _n: u64) {}
+}
+
+impl Relayable for TcpStream {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl Relayable for tokio::io::DuplexStream {}
