@@ -81,6 +81,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Transport<S> {
 /// Plain connections can be relayed in the kernel; TLS bytes must be
 /// decrypted here.
 impl<S: Relayable> Relayable for Transport<S> {
+    fn socket(&self) -> Option<&TcpStream> {
+        match self {
+            Transport::Plain(s) => s.socket(),
+            Transport::Tls(s) => s.get_ref().0.socket(),
+        }
+    }
+
     fn plain_tcp(&self) -> Option<&TcpStream> {
         match self {
             Transport::Plain(s) => s.plain_tcp(),

@@ -46,7 +46,7 @@ pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
 }
 
 async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
-    net::socket::tune(&stream);
+    net::socket::tune(&stream, hub.settings.heartbeat);
     let started = tokio::select! {
         started = tokio::time::timeout(hub.settings.handshake_timeout, start(stream, hub.settings.tls.as_ref())) => started,
         _ = hub.shutdown.cancelled() => return,

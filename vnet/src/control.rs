@@ -203,6 +203,7 @@ async fn handshake(
     let target = data::RouteTarget {
         addr,
         tls: settings.tls.clone(),
+        heartbeat: Duration::from_secs(u64::from(settings.route.heartbeat)),
     };
     let auth = |text: &str| DialError::Refused(Refusal::new(RefusalCode::Auth, text));
     let (mut link, confirm, secret) = match data::open(&target, hello).await? {
@@ -240,19 +241,23 @@ async fn handshake(
             session,
             heartbeat_secs,
             features: _,
-        } => Ok((
-            link,
-            Session {
+        } => {
+            let heartbeat =
+                Duration::from_secs(u64::from(heartbeat_secs.clamp(1, settings.route.heartbeat)));
+            let route = data::RouteTarget {
+                heartbeat,
+                ..target
+            };
+            let session = Session {
                 vnet_id,
                 id: session,
                 secret,
                 passes: Arc::default(),
-                route: target,
-                heartbeat: Duration::from_secs(u64::from(
-                    heartbeat_secs.clamp(1, settings.route.heartbeat),
-                )),
-            },
-        )),
+                route,
+                heartbeat,
+            };
+            Ok((link, session))
+        }
         RouteMsg::Refused(refusal) => Err(DialError::Refused(refusal)),
         _ => Err(DialError::Unexpected("message before welcome")),
     }

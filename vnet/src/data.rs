@@ -67,13 +67,8 @@ pub struct RouteTarget {
     pub addr: SocketAddr,
     /// TLS, when `[route] tls=true`.
     pub tls: Option<TlsClient>,
-}
-
-impl RouteTarget {
-    /// A route reached without TLS.
-    pub fn plain(addr: SocketAddr) -> Self {
-        Self { addr, tls: None }
-    }
+    /// Our heartbeat: connections notice a dead route within it.
+    pub heartbeat: Duration,
 }
 
 /// Connects to the route and sends `hello`; returns the framed connection
@@ -102,7 +97,7 @@ pub async fn connect(
     let stream = TcpStream::connect(route.addr)
         .await
         .map_err(HandshakeError::from)?;
-    net::socket::tune(&stream);
+    net::socket::tune(&stream, route.heartbeat);
     let mut stream = match &route.tls {
         None => Conn::Plain(stream),
         Some(tls) => {

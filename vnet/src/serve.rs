@@ -159,6 +159,8 @@ async fn connect(serve: &LocalServe) -> Result<TcpStream, Refusal> {
     let reason = match connected {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
+            // A service whose stream does not start, or ends badly, is reset.
+            net::socket::reset_on_close(&stream, true);
             return Ok(stream);
         }
         Ok(Err(err)) => format!("serve {} ({addr}) refused: {err}", c.name),

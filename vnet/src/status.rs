@@ -241,6 +241,10 @@ pub(crate) struct Counted<S> {
 /// Bytes relayed in the kernel bypass `poll_read`/`poll_write` and are
 /// counted here instead.
 impl<S: Relayable> Relayable for Counted<S> {
+    fn socket(&self) -> Option<&TcpStream> {
+        self.inner.socket()
+    }
+
     fn plain_tcp(&self) -> Option<&TcpStream> {
         self.inner.plain_tcp()
     }

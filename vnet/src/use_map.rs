@@ -232,6 +232,8 @@ async fn carry(
 ) {
     let counted = StreamGuard::new(&shared.status, traffic);
     let _ = client.set_nodelay(true);
+    // A client whose stream does not start, or ends badly, is reset.
+    net::socket::reset_on_close(&client, true);
     let Some(session) = shared.session.borrow().clone() else {
         return info!("connection refused: not connected to the route");
     };

@@ -18,7 +18,13 @@ pub use relayable::Relayable;
 
 /// Carries bytes both ways between `a` and `b` until both directions are
 /// done, passing on a half-close (EOF one way shuts down writing the other
-/// way). Each side's leftover goes to the other side first.
+/// way), then closes both. Each side's leftover goes to the other side
+/// first.
+///
+/// Nothing is lost unnoticed: both sockets close gracefully only when both
+/// directions ended cleanly. On an error, and when this future is dropped
+/// before the end (a stream cut, a shutdown), both are reset, and so are
+/// they if the process dies meanwhile (see [`crate::socket::reset_on_close`]).
 ///
 /// Two plain TCP sockets on Linux are relayed in the kernel with splice(2);
 /// anything else is copied through user-space buffers.
@@ -26,7 +32,7 @@ pub use relayable::Relayable;
 /// Returns bytes carried a→b and b→a (leftovers included).
 ///
 /// # Errors
-/// Either socket failed; both are then dropped by the caller.
+/// Either socket failed; both have been reset.
 pub async fn bridge<A, B>(a: Unframed<A>, b: Unframed<B>) -> std::io::Result<(u64, u64)>
 where
     A: Relayable,
@@ -34,14 +40,26 @@ where
 {
     let (mut a, a_left) = (a.stream, a.leftover);
     let (mut b, b_left) = (b.stream, b.leftover);
-    if !a_left.is_empty() {
-        b.write_all(&a_left).await?;
+    reset_on_close(&a, &b, true);
+    let carried = async {
+        if !a_left.is_empty() {
+            b.write_all(&a_left).await?;
+        }
+        if !b_left.is_empty() {
+            a.write_all(&b_left).await?;
+        }
+        copy_both(&mut a, &mut b).await
     }
-    if !b_left.is_empty() {
-        a.write_all(&b_left).await?;
-    }
-    let (ab, ba) = copy_both(&mut a, &mut b).await?;
+    .await;
+    let (ab, ba) = carried?;
+    reset_on_close(&a, &b, false);
     Ok((ab + a_left.len() as u64, ba + b_left.len() as u64))
+}
+
+fn reset_on_close(a: &impl Relayable, b: &impl Relayable, on: bool) {
+    for socket in [a.socket(), b.socket()].into_iter().flatten() {
+        crate::socket::reset_on_close(socket, on);
+    }
 }
 
 /// The kernel path when both sides allow it, else the portable copy.
@@ -57,37 +75,4 @@ async fn copy_both<A: Relayable, B: Relayable>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[tokio::test]
-    async fn bridge_passes_half_close_and_counts_leftovers() {
-        let (client, a) = tokio::io::duplex(1024);
-        let (b, server) = tokio::io::duplex(1024);
-        let splicer = tokio::spawn(bridge(
-            Unframed {
-                stream: a,
-                leftover: Bytes::from_static(b"hi "),
-            },
-            Unframed {
-                stream: b,
-                leftover: Bytes::new(),
-            },
-        ));
-        let (mut client_r, mut client_w) = tokio::io::split(client);
-        let (mut server_r, mut server_w) = tokio::io::split(server);
-        client_w.write_all(b"there").await.unwrap();
-        client_w.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        server_r.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"hi there");
-        server_w.write_all(b"reply").await.unwrap();
-        server_w.shutdown().await.unwrap();
-        let mut back = Vec::new();
-        client_r.read_to_end(&mut back).await.unwrap();
-        assert_eq!(back, b"reply");
-        assert_eq!(splicer.await.unwrap().unwrap(), (8, 5));
-    }
-}
+mod tests;

@@ -10,6 +10,11 @@ use tokio::net::TcpStream;
 /// `AsyncWrite`; a layer that watches its bytes (a counter) is told of them
 /// through the `bytes_*` hooks instead.
 pub trait Relayable: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP socket beneath any layers (TLS included), to arm its
+    /// reset-on-close while the stream runs (see
+    /// [`crate::socket::reset_on_close`]); `None` for memory pipes.
+    fn socket(&self) -> Option<&TcpStream>;
+
     /// The plain TCP socket beneath, if bytes may be moved on it directly;
     /// `None` when they must pass through this layer (TLS, memory pipes).
     fn plain_tcp(&self) -> Option<&TcpStream> {
@@ -24,9 +29,17 @@ pub trait Relayable: AsyncRead + AsyncWrite + Unpin {
 }
 
 impl Relayable for TcpStream {
+    fn socket(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+
     fn plain_tcp(&self) -> Option<&TcpStream> {
         Some(self)
     }
 }
 
-impl Relayable for tokio::io::DuplexStream {}
+impl Relayable for tokio::io::DuplexStream {
+    fn socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
