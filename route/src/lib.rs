@@ -10,6 +10,7 @@
 //! drops every connection, and `run` returns once its tasks are gone.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod asks;
 pub mod config;
 pub mod forward;
