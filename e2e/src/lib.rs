@@ -12,6 +12,8 @@
 //!   drop, so nothing is left running even when a test panics.
 //! - [`net`] starts a route and vnets from config text and waits for the
 //!   log lines that say each is ready (never a sleep).
+//! - [`relay`] stands in for the network between a vnet and the route, so
+//!   a test can reset one connection while every process stays up.
 //! - [`stream`] is the data side: a deterministic byte pattern, readers
 //!   that tell a clean end from an error, and [`stream::transfer`], one
 //!   mapped connection with a cut in the middle.
@@ -23,6 +25,7 @@
 pub mod bins;
 pub mod net;
 pub mod process;
+pub mod relay;
 pub mod stream;
 
 use std::time::Duration;

@@ -68,11 +68,13 @@ impl Net {
         self.dir.path().to_path_buf()
     }
 
-    /// `[route]` for a vnet of this route.
-    pub fn route_section(&self) -> String {
+    /// `[route]` for a vnet of this route that dials `addr` (the route's
+    /// own address, or a [`crate::relay::Relay`] in front of it).
+    pub fn route_section(&self, addr: SocketAddr) -> String {
         let mut text = format!(
-            "[route]\nip=127.0.0.1\nport={}\ntoken={TOKEN}\n",
-            self.route_addr.port()
+            "[route]\nip={}\nport={}\ntoken={TOKEN}\n",
+            addr.ip(),
+            addr.port()
         );
         if self.tls {
             text.push_str("tls=true\n");
@@ -89,8 +91,13 @@ impl Net {
     /// Writes `NAME.ini` (this route, `[vnet] name=NAME`, then `sections`)
     /// and starts a vnet on it without waiting for anything.
     pub fn spawn_vnet(&self, name: &str, sections: &str) -> Proc {
+        self.spawn_vnet_via(name, sections, self.route_addr)
+    }
+
+    /// [`Net::spawn_vnet`], dialling `via` instead of the route.
+    pub fn spawn_vnet_via(&self, name: &str, sections: &str, via: SocketAddr) -> Proc {
         let config = self.dir.path().join(format!("{name}.ini"));
-        let text = format!("{}[vnet]\nname={name}\n{sections}", self.route_section());
+        let text = format!("{}[vnet]\nname={name}\n{sections}", self.route_section(via));
         std::fs::write(&config, text).expect("writing a vnet config");
         Proc::spawn(name, &binaries().vnet, &config, self.dir.path())
     }
@@ -98,9 +105,15 @@ impl Net {
     /// A vnet that registers `127.0.0.1:port` as serve `serve_id`; returns
     /// once it has logged the registration.
     pub fn serving_vnet(&self, name: &str, serve_id: u16, port: u16) -> Proc {
-        let vnet = self.spawn_vnet(
+        self.serving_vnet_via(name, serve_id, port, self.route_addr)
+    }
+
+    /// [`Net::serving_vnet`], dialling `via` instead of the route.
+    pub fn serving_vnet_via(&self, name: &str, serve_id: u16, port: u16, via: SocketAddr) -> Proc {
+        let vnet = self.spawn_vnet_via(
             name,
             &format!("[serve.svc]\nserveid={serve_id}\nport={port}\n"),
+            via,
         );
         vnet.wait_for(&["serve registered", &format!("id={serve_id}")]);
         vnet
@@ -110,7 +123,21 @@ impl Net {
     /// returns it and that port's address once the use is open (the serve
     /// is known to be there).
     pub fn visiting_vnet(&self, name: &str, serve_id: u16) -> (Proc, SocketAddr) {
-        let vnet = self.spawn_vnet(name, &format!("[use.svc]\nserveid={serve_id}\nport=0\n"));
+        self.visiting_vnet_via(name, serve_id, self.route_addr)
+    }
+
+    /// [`Net::visiting_vnet`], dialling `via` instead of the route.
+    pub fn visiting_vnet_via(
+        &self,
+        name: &str,
+        serve_id: u16,
+        via: SocketAddr,
+    ) -> (Proc, SocketAddr) {
+        let vnet = self.spawn_vnet_via(
+            name,
+            &format!("[use.svc]\nserveid={serve_id}\nport=0\n"),
+            via,
+        );
         let line = vnet.wait_for(&["use listening"]);
         let addr = field(&line, "addr")
             .and_then(|a| a.parse().ok())

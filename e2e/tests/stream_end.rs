@@ -11,7 +11,9 @@
 //! "office" -> route -> vnet "home" -> service) and cuts it in the middle:
 //! the reader reads slowly until it has 5 MiB, so every hop is full and
 //! moving, then the cut happens (the writer holds back everything past
-//! 10 MiB until it has), then the reader reads on at full speed. Every
+//! 10 MiB until it has), then the reader reads on at full speed. The cut
+//! is a process killed or stopped, an end resetting its socket, or (with a
+//! relay standing in for the network) a data connection reset. Every
 //! scenario runs over plain TCP and over TLS (`plain` and `tls` in each
 //! test's module). Each test prints what both ends saw.
 use std::net::TcpListener;
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use e2e::net::{Net, RouteOpts};
 use e2e::process::Signal;
+use e2e::relay::Relay;
 use e2e::stream::{transfer, Dir, Outcome, Plan};
 use e2e::MIB;
 
@@ -53,11 +56,18 @@ enum How {
 enum Cut {
     /// A normal stream.
     Nothing,
+    /// A normal stream, with both vnets dialling through relays (the
+    /// control for [`Cut::ResetLink`]).
+    NothingViaRelays,
     /// The writer (service in a download, client in an upload) resets its
     /// socket after the head.
     WriterResets,
     /// A process gets a signal once the reader has 5 MiB.
     Signal(Who, How),
+    /// The data connection between this vnet and the route is reset (RST
+    /// both ways) once the reader has 5 MiB; every process stays up. Both
+    /// vnets then dial the route through a relay of their own.
+    ResetLink(Who),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +76,8 @@ enum Expect {
     ClientError,
     /// The service must see an error.
     ServiceError,
+    /// Both must.
+    BothError,
     /// Both ends see the whole stream and clean half-closes both ways.
     Clean,
 }
@@ -74,8 +86,14 @@ fn run(tls: bool, dir: Dir, cut: Cut) -> Outcome {
     let mut net = Net::start(RouteOpts { tls });
     let service = TcpListener::bind("127.0.0.1:0").expect("service listener");
     let port = service.local_addr().expect("service port").port();
-    let mut home = net.serving_vnet("home", SERVE_ID, port);
-    let (mut office, use_addr) = net.visiting_vnet("office", SERVE_ID);
+    let relays = matches!(cut, Cut::ResetLink(_) | Cut::NothingViaRelays)
+        .then(|| (Relay::start(net.route_addr), Relay::start(net.route_addr)));
+    let (home_via, office_via) = match &relays {
+        Some((home, office)) => (home.addr(), office.addr()),
+        None => (net.route_addr, net.route_addr),
+    };
+    let mut home = net.serving_vnet_via("home", SERVE_ID, port, home_via);
+    let (mut office, use_addr) = net.visiting_vnet_via("office", SERVE_ID, office_via);
     let plan = Plan {
         dir,
         total: TOTAL,
@@ -84,8 +102,9 @@ fn run(tls: bool, dir: Dir, cut: Cut) -> Outcome {
         writer_resets: matches!(cut, Cut::WriterResets),
         bound: BOUND,
     };
-    transfer(use_addr, service, &plan, || {
-        if let Cut::Signal(who, how) = cut {
+    transfer(use_addr, service, &plan, || match cut {
+        Cut::Nothing | Cut::NothingViaRelays | Cut::WriterResets => {}
+        Cut::Signal(who, how) => {
             let target = match who {
                 Who::ServingVnet => &mut home,
                 Who::Route => &mut net.route,
@@ -95,6 +114,16 @@ fn run(tls: bool, dir: Dir, cut: Cut) -> Outcome {
                 How::Kill => target.kill9(),
                 How::Term => target.signal(Signal::TERM),
             }
+        }
+        Cut::ResetLink(who) => {
+            let (home_relay, office_relay) = relays.as_ref().expect("relays for a link cut");
+            let relay = match who {
+                Who::ServingVnet => home_relay,
+                Who::VisitingVnet => office_relay,
+                Who::Route => unreachable!("a link is named by its vnet"),
+            };
+            let carried = relay.reset_busiest();
+            assert!(carried.is_some(), "no connection to reset at the relay");
         }
     })
 }
@@ -112,6 +141,10 @@ fn check(name: &str, tls: bool, dir: Dir, cut: Cut, expect: Expect) {
         Expect::ServiceError => assert!(
             outcome.service.saw_error(),
             "{label}: the service must see an error within {BOUND:?} of the cut, not a clean end:\n  {seen}"
+        ),
+        Expect::BothError => assert!(
+            outcome.client.saw_error() && outcome.service.saw_error(),
+            "{label}: both ends must see an error within {BOUND:?} of the cut, not a clean end:\n  {seen}"
         ),
         Expect::Clean => assert!(
             outcome.client.clean(TOTAL) && outcome.service.clean(TOTAL),
@@ -184,6 +217,28 @@ scenario! {
 }
 
 scenario! {
+    /// The visiting vnet's data connection to the route is reset
+    /// mid-download (the network, not a process): both ends must hear of
+    /// it.
+    download_visiting_link_reset: Dir::Download, Cut::ResetLink(Who::VisitingVnet), Expect::BothError
+}
+
+scenario! {
+    /// The serving vnet's data connection is reset mid-download.
+    download_serving_link_reset: Dir::Download, Cut::ResetLink(Who::ServingVnet), Expect::BothError
+}
+
+scenario! {
+    /// The visiting vnet's data connection is reset mid-upload.
+    upload_visiting_link_reset: Dir::Upload, Cut::ResetLink(Who::VisitingVnet), Expect::BothError
+}
+
+scenario! {
+    /// The serving vnet's data connection is reset mid-upload.
+    upload_serving_link_reset: Dir::Upload, Cut::ResetLink(Who::ServingVnet), Expect::BothError
+}
+
+scenario! {
     /// 8a. Control: a whole download arrives byte-exact with a clean EOF,
     /// and the client's count comes back over a clean half-close.
     download_clean: Dir::Download, Cut::Nothing, Expect::Clean
@@ -192,4 +247,15 @@ scenario! {
 scenario! {
     /// 8b. Control: a whole upload, and the service's count back.
     upload_clean: Dir::Upload, Cut::Nothing, Expect::Clean
+}
+
+scenario! {
+    /// Control for the link resets: the relays pass a whole download and
+    /// its half-closes through unchanged.
+    download_clean_via_relays: Dir::Download, Cut::NothingViaRelays, Expect::Clean
+}
+
+scenario! {
+    /// Control for the link resets: a whole upload through the relays.
+    upload_clean_via_relays: Dir::Upload, Cut::NothingViaRelays, Expect::Clean
 }
