@@ -5,8 +5,8 @@
 //! does not build the programs under test. A test executable lives in
 //! `target/<profile>/deps/`; the binaries of the same profile are in
 //! `target/<profile>/`. The first test that needs them looks there, and if
-//! either is missing, or older than a source file of `proto`, `route` or
-//! `vnet` (or the workspace's `Cargo.toml`/`Cargo.lock`), it runs
+//! either is missing, or older than a source file of its own crate or of
+//! `proto` (or the workspace's `Cargo.toml`/`Cargo.lock`), it runs
 //! `cargo build -p route -p vnet --bins` once for the whole test process,
 //! with the same profile and target dir, using the `CARGO` that runs the
 //! tests. The staleness check keeps an edited route from being tested
@@ -60,31 +60,35 @@ pub fn binaries() -> &'static Binaries {
 }
 
 fn needs_build(bins: &Binaries, workspace: &Path) -> Option<String> {
-    let mut oldest = None::<SystemTime>;
-    for path in [&bins.route, &bins.vnet] {
-        match std::fs::metadata(path).and_then(|m| m.modified()) {
-            Ok(time) => oldest = Some(oldest.map_or(time, |o| o.min(time))),
-            Err(_) => return Some(format!("{} is missing", path.display())),
+    for (binary, krate) in [(&bins.route, "route"), (&bins.vnet, "vnet")] {
+        let built = match std::fs::metadata(binary).and_then(|m| m.modified()) {
+            Ok(time) => time,
+            Err(_) => return Some(format!("{} is missing", binary.display())),
+        };
+        // The binary's own crate and proto, and the workspace's manifest
+        // and lock file.
+        let mut newest = None::<(SystemTime, PathBuf)>;
+        for root in [
+            workspace.join(krate).join("src"),
+            workspace.join(krate).join("Cargo.toml"),
+            workspace.join("proto").join("src"),
+            workspace.join("proto").join("Cargo.toml"),
+            workspace.join("Cargo.toml"),
+            workspace.join("Cargo.lock"),
+        ] {
+            newest_under(&root, &mut newest);
+        }
+        if let Some((time, path)) = newest {
+            if time > built {
+                return Some(format!(
+                    "{} is newer than {}",
+                    path.display(),
+                    binary.display()
+                ));
+            }
         }
     }
-    let oldest = oldest?;
-    let mut newest = None::<(SystemTime, PathBuf)>;
-    let roots = ["proto", "route", "vnet"]
-        .iter()
-        .flat_map(|krate| {
-            [
-                workspace.join(krate).join("src"),
-                workspace.join(krate).join("Cargo.toml"),
-            ]
-        })
-        .chain([workspace.join("Cargo.toml"), workspace.join("Cargo.lock")]);
-    for root in roots {
-        newest_under(&root, &mut newest);
-    }
-    match newest {
-        Some((time, path)) if time > oldest => Some(format!("{} is newer", path.display())),
-        _ => None,
-    }
+    None
 }
 
 fn newest_under(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) {
