@@ -12,8 +12,10 @@
 //! 127.0.0.1 must join within 2 s, the route's RSS must stay under 32 MiB,
 //! and a 50 MiB download through the existing mapping must complete. After
 //! the flood closes, the route's RSS must come back under 32 MiB. Each test
-//! prints what it measured. The tests take a lock so that they run one at a
-//! time (their timings and memory would mix otherwise).
+//! prints what it measured, and every wait in it is bounded so that a test
+//! ends within a minute whatever the route does. The tests take a lock so
+//! that they run one at a time (their timings and memory would mix
+//! otherwise).
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,7 +45,12 @@ const TRANSFER: u64 = 50 * e2e::MIB;
 const OPENERS: usize = 8;
 /// Opening the whole flood may take this long; connections not opened by
 /// then are left out (and counted).
-const OPEN_BOUND: Duration = Duration::from_secs(20);
+const OPEN_BOUND: Duration = Duration::from_secs(10);
+/// How long to wait for the legitimate vnet's log lines: enough to tell
+/// "late" from "never", short enough to keep the test bounded.
+const JOIN_WAIT: Duration = Duration::from_secs(5);
+/// The transfer during the flood must end within this after it starts.
+const TRANSFER_BOUND: Duration = Duration::from_secs(15);
 /// File descriptors kept free for everything else in this process.
 const FD_MARGIN: u64 = 256;
 /// The flood is held open at least this long after it is up, so that the
@@ -53,7 +60,7 @@ const FD_MARGIN: u64 = 256;
 const HOLD: Duration = Duration::from_secs(3);
 /// After the flood closes, the route's RSS must come under the bound
 /// within this.
-const SETTLE_BOUND: Duration = Duration::from_secs(10);
+const SETTLE_BOUND: Duration = Duration::from_secs(5);
 
 const SERVE_ID: u16 = 700;
 
@@ -131,10 +138,10 @@ fn flood_test(kind: Flood) {
     let late = net.spawn_vnet("late", "");
     let joined = net
         .route
-        .wait_line_from(mark, &["vnet joined", "name=late"], TIMEOUT)
+        .wait_line_from(mark, &["vnet joined", "name=late"], JOIN_WAIT)
         .map(|_| late.started().elapsed());
     let connected = late
-        .wait_line_from(0, &["connected to route"], TIMEOUT)
+        .wait_line_from(0, &["connected to route"], JOIN_WAIT)
         .map(|_| late.started().elapsed());
     let peak_joining = sampler.take();
 
@@ -142,7 +149,10 @@ fn flood_test(kind: Flood) {
     let outcome = transfer(
         use_addr,
         service,
-        &Plan::whole(Dir::Download, TRANSFER),
+        &Plan {
+            bound: TRANSFER_BOUND,
+            ..Plan::whole(Dir::Download, TRANSFER)
+        },
         || {},
     );
     let transfer_ok = outcome.client.clean(TRANSFER) && outcome.service.clean(TRANSFER);
