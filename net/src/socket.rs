@@ -7,12 +7,14 @@
 //! connections such as an idle ssh session. A NAT or firewall between the
 //! vnet and the route may forget an idle connection and then drop its
 //! packets silently, and a host that loses power sends nothing at all. So
-//! every connection between a vnet and the route gets TCP keepalive and a
-//! user timeout scaled to the heartbeat: an idle peer that stopped
-//! answering is noticed within one heartbeat (the first probe after half
-//! of it, then three probes a sixth apart), and so are bytes that nobody
-//! acknowledges for a whole heartbeat. The stream on such a connection
-//! then ends in an error, which its relay passes on as a reset.
+//! every connection between a vnet and the route gets TCP keepalive scaled
+//! to the heartbeat: an idle peer that stopped answering is noticed within
+//! one heartbeat (the first probe after half of it, then three probes a
+//! sixth apart), and the stream on that connection ends in an error, which
+//! its relay passes on as a reset. (No TCP user timeout: Linux applies it
+//! to a zero window too, and a reader may pause a stream for as long as
+//! it likes.) A dead peer with bytes in flight is the control link's to
+//! notice, by its heartbeat.
 use socket2::{SockRef, TcpKeepalive};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -40,9 +42,9 @@ pub fn reset_on_close(stream: &TcpStream, on: bool) {
 }
 
 /// Sets up a connection between a vnet and the route: no Nagle delay
-/// (small frames and interactive bytes go out at once), and keepalive and
-/// a user timeout that notice a dead peer within `heartbeat` (see the
-/// module's doc). Failures are ignored: the connection works without them.
+/// (small frames and interactive bytes go out at once), and keepalive that
+/// notices a dead idle peer within `heartbeat` (see the module's doc).
+/// Failures are ignored: the connection works without them.
 pub fn tune(stream: &TcpStream, heartbeat: Duration) {
     let _ = stream.set_nodelay(true);
     let keepalive = TcpKeepalive::new()
@@ -50,10 +52,7 @@ pub fn tune(stream: &TcpStream, heartbeat: Duration) {
         .with_interval((heartbeat / 6).max(FLOOR));
     #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
     let keepalive = keepalive.with_retries(KEEPALIVE_PROBES);
-    let socket = SockRef::from(stream);
-    let _ = socket.set_tcp_keepalive(&keepalive);
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-    let _ = socket.set_tcp_user_timeout(Some(heartbeat.max(FLOOR)));
+    let _ = SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
 
 #[cfg(test)]
@@ -78,10 +77,8 @@ mod tests {
                 Duration::from_secs(5)
             );
             assert_eq!(sock.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
-            assert_eq!(
-                sock.tcp_user_timeout().unwrap(),
-                Some(Duration::from_secs(30))
-            );
+            // A paused reader (a zero window) must not end the stream.
+            assert_eq!(sock.tcp_user_timeout().unwrap(), None);
         }
     }
 }

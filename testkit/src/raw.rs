@@ -22,7 +22,17 @@ pub type Link = Framed<TcpStream, VnetCodec>;
 /// Opens a connection to the route with `hello` as its first frame, and
 /// reads the route's preamble.
 pub async fn dial(route: SocketAddr, hello: VnetMsg) -> Link {
-    let mut stream = within("connect to the route", TcpStream::connect(route))
+    dial_with(route, hello, None).await
+}
+
+/// As [`dial`], with the socket's receive buffer fixed at `receive` bytes
+/// (a peer that reads slowly, or not at all, fills it quickly).
+pub async fn dial_with(route: SocketAddr, hello: VnetMsg, receive: Option<u32>) -> Link {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(size) = receive {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    let mut stream = within("connect to the route", socket.connect(route))
         .await
         .unwrap();
     write_preamble_and::<_, RouteMsg, VnetMsg>(&mut stream, Some(hello))
@@ -81,6 +91,30 @@ impl Session {
         group: &str,
         token: &str,
     ) -> Result<Self, RouteMsg> {
+        Self::try_join_with(route, name, group, token, None).await
+    }
+
+    /// Joins with the control connection's receive buffer fixed at
+    /// `receive` bytes; see [`dial_with`].
+    pub async fn join_with_buffer(
+        route: SocketAddr,
+        name: &str,
+        group: &str,
+        receive: u32,
+    ) -> Self {
+        match Self::try_join_with(route, name, group, "", Some(receive)).await {
+            Ok(session) => session,
+            Err(other) => panic!("the route did not welcome {name}: {other:?}"),
+        }
+    }
+
+    async fn try_join_with(
+        route: SocketAddr,
+        name: &str,
+        group: &str,
+        token: &str,
+        receive: Option<u32>,
+    ) -> Result<Self, RouteMsg> {
         let (exchange, pake) = VnetExchange::start(&Token::new(token), name, group);
         let hello = VnetMsg::Hello {
             name: name.into(),
@@ -88,7 +122,8 @@ impl Session {
             pake,
             features: Features::ours(),
         };
-        let (mut control, answer) = ask(route, hello).await;
+        let mut control = dial_with(route, hello, receive).await;
+        let answer = next(&mut control).await;
         let RouteMsg::Challenge { pake, confirm, .. } = answer else {
             return Err(answer);
         };
@@ -114,6 +149,14 @@ impl Session {
     pub fn pass(&mut self, purpose: Purpose) -> DataPass {
         self.counter += 1;
         self.secret.pass(self.id, self.counter, purpose)
+    }
+
+    /// Sends a request without waiting for its answer.
+    pub async fn send(&mut self, id: u32, body: Request) {
+        self.control
+            .send(VnetMsg::Request { id, body })
+            .await
+            .unwrap();
     }
 
     /// Registers a serve under `id` (pointing nowhere real) and waits for
