@@ -457,7 +457,10 @@ mod tests {
     #[test]
     fn start_flags_only_count_in_terminal_mode() {
         let text = |terminal| {
-            format!("[route]\nip=h\nport=1\n[vnet]\nterminal={terminal}\nstartserve=false\n[serve.a]\nport=1\n")
+            format!(
+                "[route]\nip=h\nport=1\n[vnet]\nterminal={terminal}\nstartserve=false\n\
+                 [serve.a]\nport=1\n"
+            )
         };
         let config_mode = VnetConfig::parse("c", &text(false)).unwrap();
         assert!(config_mode.starts_serve(&config_mode.serves[0]));
@@ -469,19 +472,60 @@ mod tests {
     fn every_error_names_file_section_and_key() {
         let base = "[route]\nip=127.0.0.1\nport=7749\n";
         let cases = [
-            ("[serve.a]\nip=1.2.3.4\n", "c.ini: [serve.a] port: is required but missing"),
-            ("[serve.a]\nport=0\n", "c.ini: [serve.a] port: \"0\" is not a number in 1-65535"),
-            ("[serve.a]\nport=22\nserveid=1000\n", "c.ini: [serve.a] serveid: \"1000\" is not a number in 0-999"),
-            ("[serve.a]\nport=22\ntype=udp\n", "c.ini: [serve.a] type: \"udp\" is not supported; only tcp"),
-            ("[serve.a]\nport=22\nip=a..b\n", "c.ini: [serve.a] ip: \"a..b\" is not an IP address or host name"),
-            ("[use.a]\nserveid=1\nip=localhost\n", "c.ini: [use.a] ip: \"localhost\" is not an IP address to listen on"),
-            ("[use.a]\nserveid=1\nport=80\n[use.b]\nserveid=2\nport=80\n", "c.ini: [use.b] port: port 80 is already used by [use.a]"),
-            ("[use.a]\nserveid=1\nip=0.0.0.0\nport=80\n[use.b]\nserveid=2\nport=80\n", "c.ini: [use.b] port: port 80 is already used by [use.a]"),
-            ("[serve.a]\nport=1\nserveid=700\n[serve.b]\nport=2\nserveid=700\n", "c.ini: [serve.b] serveid: 700 is already used by [serve.a]"),
-            ("[vnet]\nterminal=maybe\n", "c.ini: [vnet] terminal: \"maybe\" is not true or false"),
-            ("[vnet]\nnmae=x\n", "c.ini: [vnet] nmae: unknown key (known here: name, group, terminal, startserve, startuse, allow_unserve, unserve_remote, unserve_num, unserve_expire, unserve_linger, max_connections, spares)"),
-            ("[vnet]\nunserve_num=-1\n", "c.ini: [vnet] unserve_num: \"-1\" is not a number in 0-999"),
-            ("[serves.a]\nport=1\n", "c.ini: [serves.a]: unknown section (known: route, vnet, serve.NAME, use.NAME)"),
+            (
+                "[serve.a]\nip=1.2.3.4\n",
+                "c.ini: [serve.a] port: is required but missing",
+            ),
+            (
+                "[serve.a]\nport=0\n",
+                "c.ini: [serve.a] port: \"0\" is not a number in 1-65535",
+            ),
+            (
+                "[serve.a]\nport=22\nserveid=1000\n",
+                "c.ini: [serve.a] serveid: \"1000\" is not a number in 0-999",
+            ),
+            (
+                "[serve.a]\nport=22\ntype=udp\n",
+                "c.ini: [serve.a] type: \"udp\" is not supported; only tcp",
+            ),
+            (
+                "[serve.a]\nport=22\nip=a..b\n",
+                "c.ini: [serve.a] ip: \"a..b\" is not an IP address or host name",
+            ),
+            (
+                "[use.a]\nserveid=1\nip=localhost\n",
+                "c.ini: [use.a] ip: \"localhost\" is not an IP address to listen on",
+            ),
+            (
+                "[use.a]\nserveid=1\nport=80\n[use.b]\nserveid=2\nport=80\n",
+                "c.ini: [use.b] port: port 80 is already used by [use.a]",
+            ),
+            (
+                "[use.a]\nserveid=1\nip=0.0.0.0\nport=80\n[use.b]\nserveid=2\nport=80\n",
+                "c.ini: [use.b] port: port 80 is already used by [use.a]",
+            ),
+            (
+                "[serve.a]\nport=1\nserveid=700\n[serve.b]\nport=2\nserveid=700\n",
+                "c.ini: [serve.b] serveid: 700 is already used by [serve.a]",
+            ),
+            (
+                "[vnet]\nterminal=maybe\n",
+                "c.ini: [vnet] terminal: \"maybe\" is not true or false",
+            ),
+            (
+                "[vnet]\nnmae=x\n",
+                "c.ini: [vnet] nmae: unknown key (known here: name, group, \
+                terminal, startserve, startuse, allow_unserve, unserve_remote, unserve_num, \
+                unserve_expire, unserve_linger, max_connections, spares)",
+            ),
+            (
+                "[vnet]\nunserve_num=-1\n",
+                "c.ini: [vnet] unserve_num: \"-1\" is not a number in 0-999",
+            ),
+            (
+                "[serves.a]\nport=1\n",
+                "c.ini: [serves.a]: unknown section (known: route, vnet, serve.NAME, use.NAME)",
+            ),
         ];
         assert!(!cases.is_empty());
         for (extra, want) in cases {
@@ -543,7 +587,9 @@ mod tests {
 
     #[test]
     fn different_ips_may_share_a_port() {
-        let text = "[route]\nip=h\nport=1\n[use.a]\nserveid=1\nip=127.0.0.1\nport=80\n[use.b]\nserveid=2\nip=127.0.0.2\nport=80\n";
+        let text = "[route]\nip=h\nport=1\n\
+                    [use.a]\nserveid=1\nip=127.0.0.1\nport=80\n\
+                    [use.b]\nserveid=2\nip=127.0.0.2\nport=80\n";
         assert!(VnetConfig::parse("c", text).is_ok());
     }
 }

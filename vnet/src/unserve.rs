@@ -119,7 +119,10 @@ async fn grant(
         if s.serves.contains_key(&key) {
             outcome = Err(Refusal::new(
                 RefusalCode::Busy,
-                format!("{ip}:{port} is being granted already, or is a serve of {me}; ask again shortly"),
+                format!(
+                    "{ip}:{port} is being granted already, or is a serve of {me}; \
+                     ask again shortly"
+                ),
             ));
             return false;
         }

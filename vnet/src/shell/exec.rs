@@ -309,7 +309,8 @@ impl Shell {
             .block(self.handle.unserve(vnet_id, &ip, port))
             .map_err(|e| format!("unserve refused: {e}"))?;
         io.say(&format!(
-            "vnet {vnet_id} granted it as serve {serve_id}; the grant is withdrawn when unused (3 min by default) and after its last connection (1 min)"
+            "vnet {vnet_id} granted it as serve {serve_id}; the grant is withdrawn when unused \
+             (3 min by default) and after its last connection (1 min)"
         ));
 
         let local_port_default = port.to_string();
