@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use config::{ServeConfig, VnetSettings};
+use config::{ServeConfig, VnetOptions};
 
 /// How long [`VnetHandle::stopped`] waits for tasks after shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -117,7 +117,7 @@ pub(crate) struct LocalServe {
 /// Settings that a reload may change.
 #[derive(Clone)]
 pub(crate) struct Settings {
-    pub vnet: VnetSettings,
+    pub vnet: VnetOptions,
     pub route: RouteLink,
     pub tls: Option<data::TlsClient>,
 }
@@ -292,7 +292,7 @@ impl VnetHandle {
     }
 
     /// This vnet's settings and route, as in force now.
-    pub fn settings(&self) -> (VnetSettings, RouteLink) {
+    pub fn settings(&self) -> (VnetOptions, RouteLink) {
         let s = self.shared.settings();
         (s.vnet, s.route)
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::VnetSettings;
+use crate::config::VnetOptions;
 use crate::{ServeState, Status};
 
 /// Lays rows out in columns two spaces apart.
@@ -279,7 +279,7 @@ pub fn local_uses(status: &Status, json: bool) -> String {
 }
 
 /// `show vnet`: this vnet's own settings.
-pub fn vnet(status: &Status, settings: &VnetSettings, route: &RouteLink, json: bool) -> String {
+pub fn vnet(status: &Status, settings: &VnetOptions, route: &RouteLink, json: bool) -> String {
     let id = status.vnet_id.map(|id| id.to_string());
     if json {
         let doc = json!({

@@ -3,165 +3,29 @@
 //!
 //! Parsed once into validated types; every error names file, section and
 //! key. Nothing is started until the whole file is valid.
-use proto::auth::Token;
-use proto::ini::{ConfigError, IniFile, RouteBasics, Section};
-use proto::{ServeId, MAX_SPARES, MAX_TEXT_LEN};
-use std::net::IpAddr;
+mod options;
+mod route;
+mod sections;
+
+pub use options::VnetOptions;
+pub use route::RouteLink;
+pub use sections::{ServeConfig, UseConfig};
+
+use proto::ini::{ConfigError, IniFile};
 use std::path::Path;
-
-/// `[route]` as a vnet reads it: how to reach and trust the route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteLink {
-    /// The route's IP address or host name.
-    pub ip: String,
-    /// Its port.
-    pub port: u16,
-    /// The shared token; none by default.
-    pub token: Token,
-    /// Seconds of silence after which the control connection counts as
-    /// dead (the smaller of this and the route's is used). Default 30.
-    pub heartbeat: u32,
-    /// How to check the route's certificate; `None` when `tls` is off.
-    pub tls: Option<crate::tls::ClientTls>,
-}
-
-impl RouteLink {
-    /// `ip:port`, with brackets around an IPv6 address.
-    pub fn addr(&self) -> String {
-        proto::ini::join_host_port(&self.ip, self.port)
-    }
-
-    fn from_ini(ini: &IniFile) -> Result<Self, ConfigError> {
-        let (basics, section) = RouteBasics::from_ini(ini)?;
-        // Paths in the config are relative to its own folder.
-        let base = Path::new(ini.file()).parent().unwrap_or(Path::new(""));
-        let tls = crate::tls::ClientTls::from_section(&basics, &section, base)?;
-        Ok(Self {
-            ip: basics.ip,
-            port: basics.port,
-            token: basics.token,
-            heartbeat: basics.heartbeat,
-            tls,
-        })
-    }
-}
 
 /// The whole validated config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VnetConfig {
     /// Where the route is and how to trust it.
     pub route: RouteLink,
-    /// This vnet's own settings.
-    pub vnet: VnetSettings,
+    /// This vnet's own options (`[vnet]`).
+    pub vnet: VnetOptions,
     /// Local services to register, in file order.
     pub serves: Vec<ServeConfig>,
     /// Remote serves to map onto local ports, in file order.
     pub uses: Vec<UseConfig>,
 }
-
-/// `[vnet]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VnetSettings {
-    /// Shown to other vnets; need not be unique. Default `vnet`.
-    pub name: String,
-    /// Only vnets of one group see each other. Default `default`.
-    pub group: String,
-    /// Interactive shell. Default false.
-    pub terminal: bool,
-    /// Register active serves at start (honoured with `terminal=true`
-    /// only, as in the original). Default true.
-    pub startserve: bool,
-    /// Open active uses at start (likewise). Default true.
-    pub startuse: bool,
-    /// Let other vnets ask for unregistered local services. Default false.
-    pub allow_unserve: bool,
-    /// Allow such grants for non-loopback addresses. Default false.
-    pub unserve_remote: bool,
-    /// Most live grants at once. Default 1.
-    pub unserve_num: u32,
-    /// Seconds an unused grant lives. Default 180.
-    pub unserve_expire: u64,
-    /// Seconds a grant lives after its last connection closes. Default 60.
-    pub unserve_linger: u64,
-    /// Most concurrent connections per use and per serve; more are
-    /// refused with a log line. Default 16384.
-    pub max_connections: u32,
-    /// Data connections to the route kept open ahead of need, for uses and
-    /// for serves each, so a new stream starts without a connect. 0 turns
-    /// this off. Default 4.
-    pub spares: u32,
-}
-
-impl Default for VnetSettings {
-    fn default() -> Self {
-        Self {
-            name: "vnet".into(),
-            group: "default".into(),
-            terminal: false,
-            startserve: true,
-            startuse: true,
-            allow_unserve: false,
-            unserve_remote: false,
-            unserve_num: 1,
-            unserve_expire: 180,
-            unserve_linger: 60,
-            max_connections: 16384,
-            spares: 4,
-        }
-    }
-}
-
-/// `[serve.KEY]`: a local TCP service to register.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServeConfig {
-    /// The part after `serve.`; unique in the file.
-    pub key: String,
-    /// Display name; defaults to `key`.
-    pub name: String,
-    /// Wanted id; `None` (missing or `000`) lets the route choose.
-    pub serve_id: Option<ServeId>,
-    /// Address of the service; default 127.0.0.1. May be a host name.
-    pub ip: String,
-    /// Port of the service; required.
-    pub port: u16,
-    /// Free text shown in `show serves`.
-    pub info: String,
-    /// Registered at start. Default true.
-    pub active: bool,
-}
-
-/// `[use.KEY]`: a local listener carried to a remote serve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UseConfig {
-    /// The part after `use.`; unique in the file.
-    pub key: String,
-    /// The serve to reach; `None` (missing or `000`) leaves the use off.
-    pub serve_id: Option<ServeId>,
-    /// Local address to listen on; default 127.0.0.1.
-    pub ip: IpAddr,
-    /// Local port; `None` uses the serve's own port. 0 asks the system for
-    /// a free one (handy in tests).
-    pub port: Option<u16>,
-    /// Opened at start. Default true.
-    pub active: bool,
-}
-
-const VNET_KEYS: &[&str] = &[
-    "name",
-    "group",
-    "terminal",
-    "startserve",
-    "startuse",
-    "allow_unserve",
-    "unserve_remote",
-    "unserve_num",
-    "unserve_expire",
-    "unserve_linger",
-    "max_connections",
-    "spares",
-];
-const SERVE_KEYS: &[&str] = &["serveid", "type", "ip", "port", "name", "info", "active"];
-const USE_KEYS: &[&str] = &["serveid", "ip", "port", "active"];
 
 impl VnetConfig {
     /// Reads a config file.
@@ -183,7 +47,7 @@ impl VnetConfig {
 
     fn from_ini(ini: &IniFile) -> Result<Self, ConfigError> {
         let route = RouteLink::from_ini(ini)?;
-        let mut vnet = VnetSettings::default();
+        let mut vnet = VnetOptions::default();
         let mut serves = Vec::new();
         let mut uses = Vec::new();
         for section in ini.sections() {
@@ -191,11 +55,11 @@ impl VnetConfig {
             if name == "route" {
                 continue;
             } else if name == "vnet" {
-                vnet = settings(&section)?;
+                vnet = options::read(&section)?;
             } else if let Some(key) = name.strip_prefix("serve.") {
-                serves.push(serve(&section, key)?);
+                serves.push(sections::serve(&section, key)?);
             } else if let Some(key) = name.strip_prefix("use.") {
-                uses.push(use_(&section, key)?);
+                uses.push(sections::use_(&section, key)?);
             } else {
                 return Err(ini.error(
                     name,
@@ -224,134 +88,6 @@ impl VnetConfig {
     pub fn starts_use(&self, use_: &UseConfig) -> bool {
         use_.active && use_.serve_id.is_some() && (!self.vnet.terminal || self.vnet.startuse)
     }
-}
-
-impl ServeConfig {
-    /// A serve from `key=value` pairs named like the config keys, for the
-    /// shell. Errors read like config errors, with `source` in place of a
-    /// file name.
-    ///
-    /// # Errors
-    /// Any invalid or unknown key; `port` is required.
-    pub fn from_pairs(
-        source: &str,
-        key: &str,
-        pairs: &[(String, String)],
-    ) -> Result<Self, ConfigError> {
-        let name = format!("serve.{key}");
-        let ini = IniFile::from_pairs(source, &name, pairs);
-        serve(&ini.section(&name).expect("just built"), key)
-    }
-}
-
-impl UseConfig {
-    /// A use from `key=value` pairs, for the shell; see
-    /// [`ServeConfig::from_pairs`].
-    ///
-    /// # Errors
-    /// Any invalid or unknown key.
-    pub fn from_pairs(
-        source: &str,
-        key: &str,
-        pairs: &[(String, String)],
-    ) -> Result<Self, ConfigError> {
-        let name = format!("use.{key}");
-        let ini = IniFile::from_pairs(source, &name, pairs);
-        use_(&ini.section(&name).expect("just built"), key)
-    }
-}
-
-fn text(section: &Section<'_>, key: &str, default: &str) -> Result<String, ConfigError> {
-    let value = section.get(key).unwrap_or(default);
-    if value.len() > MAX_TEXT_LEN {
-        return Err(section.error(key, format!("longer than {MAX_TEXT_LEN} bytes")));
-    }
-    proto::text::printable(value).map_err(|problem| section.error(key, problem))?;
-    Ok(value.to_string())
-}
-
-fn seconds(section: &Section<'_>, key: &str, default: u64) -> Result<u64, ConfigError> {
-    Ok(section
-        .number(key, 1..=86_400 * 365)?
-        .map_or(default, u64::from))
-}
-
-fn settings(section: &Section<'_>) -> Result<VnetSettings, ConfigError> {
-    section.check_keys(VNET_KEYS)?;
-    let d = VnetSettings::default();
-    Ok(VnetSettings {
-        name: text(section, "name", &d.name)?,
-        group: text(section, "group", &d.group)?,
-        terminal: section.bool("terminal", d.terminal)?,
-        startserve: section.bool("startserve", d.startserve)?,
-        startuse: section.bool("startuse", d.startuse)?,
-        allow_unserve: section.bool("allow_unserve", d.allow_unserve)?,
-        unserve_remote: section.bool("unserve_remote", d.unserve_remote)?,
-        unserve_num: section
-            .number("unserve_num", 0..=999)?
-            .unwrap_or(d.unserve_num),
-        unserve_expire: seconds(section, "unserve_expire", d.unserve_expire)?,
-        unserve_linger: seconds(section, "unserve_linger", d.unserve_linger)?,
-        max_connections: section
-            .number("max_connections", 1..=1_000_000)?
-            .unwrap_or(d.max_connections),
-        spares: section
-            // Half the route's cap: a used spare is replaced at once, before
-            // the route has let go of it.
-            .number("spares", 0..=MAX_SPARES / 2)?
-            .unwrap_or(d.spares),
-    })
-}
-
-fn serve_id(section: &Section<'_>) -> Result<Option<ServeId>, ConfigError> {
-    let id = section.number("serveid", 0..=u32::from(ServeId::MAX))?;
-    Ok(id.and_then(|id| ServeId::new(u16::try_from(id).expect("range checked"))))
-}
-
-fn section_key<'a>(section: &Section<'a>, key: &'a str) -> Result<&'a str, ConfigError> {
-    if key.is_empty() {
-        return Err(section.error("", "section needs a name after the dot"));
-    }
-    Ok(key)
-}
-
-fn serve(section: &Section<'_>, key: &str) -> Result<ServeConfig, ConfigError> {
-    section.check_keys(SERVE_KEYS)?;
-    let key = section_key(section, key)?;
-    if let Some(kind) = section.get("type") {
-        if !kind.eq_ignore_ascii_case("tcp") {
-            return Err(section.error("type", format!("{kind:?} is not supported; only tcp")));
-        }
-    }
-    Ok(ServeConfig {
-        key: key.to_string(),
-        name: text(section, "name", key)?,
-        serve_id: serve_id(section)?,
-        ip: section.host("ip")?.unwrap_or("127.0.0.1").to_string(),
-        port: section
-            .port("port", 1)?
-            .ok_or_else(|| section.error("port", "is required but missing"))?,
-        info: text(section, "info", "")?,
-        active: section.bool("active", true)?,
-    })
-}
-
-fn use_(section: &Section<'_>, key: &str) -> Result<UseConfig, ConfigError> {
-    section.check_keys(USE_KEYS)?;
-    let key = section_key(section, key)?;
-    let ip = match section.get("ip") {
-        None => IpAddr::from([127, 0, 0, 1]),
-        Some(text) => text.parse().map_err(|_| {
-            section.error("ip", format!("{text:?} is not an IP address to listen on"))
-        })?,
-    };
-    Ok(UseConfig {
-        key: key.to_string(),
-        serve_id: serve_id(section)?,
-        ip,
-        port: section.port("port", 0)?,
-        active: section.bool("active", true)?,
-    })
 }
 
 fn check_serve_ids(ini: &IniFile, serves: &[ServeConfig]) -> Result<(), ConfigError> {
@@ -393,9 +129,10 @@ fn check_use_ports(ini: &IniFile, uses: &[UseConfig]) -> Result<(), ConfigError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::ServeId;
 
     /// The original README's full example, comments and all.
-    const ORIGINAL: &str = include_str!("../tests/fixtures/original.ini");
+    const ORIGINAL: &str = include_str!("../../tests/fixtures/original.ini");
 
     #[test]
     fn the_original_example_parses_as_written() {
@@ -430,7 +167,7 @@ mod tests {
             "[route]\nip=h\nport=7749\n[serve.ssh]\nport=22\n[use.web]\nserveid=7\n",
         )
         .unwrap();
-        assert_eq!(cfg.vnet, VnetSettings::default());
+        assert_eq!(cfg.vnet, VnetOptions::default());
         let ssh = &cfg.serves[0];
         assert_eq!(
             (ssh.name.as_str(), ssh.ip.as_str(), ssh.serve_id, ssh.active),
