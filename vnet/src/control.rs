@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Framed;
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::data::{self, DialError};
+use crate::data;
+use crate::error::DialError;
 use crate::{serve, spare, unserve, Command, LocalServe, ServeState, Session, Shared, VnetError};
 
 /// How long connecting and the hello may take.

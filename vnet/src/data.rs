@@ -5,42 +5,19 @@ use net::handshake::{next_message, read_preamble, write_preamble_and};
 use net::{HandshakeError, Transport, Unframed};
 use proto::codec::VnetCodec;
 use proto::message::{RouteMsg, VnetMsg};
-use proto::Refusal;
 use rustls_pki_types::ServerName;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::error::DialError;
 use crate::tls::ClientTls;
 use tokio_util::codec::Framed;
 
 /// How long dialing the route may take, connect to `Ready`. Covers the
 /// route's wait for the serving side (10 s) with a margin.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Why a data or control connection could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum DialError {
-    /// Connecting or the handshake failed.
-    #[error(transparent)]
-    Handshake(#[from] HandshakeError),
-    /// The route (or the serving vnet, through it) said no.
-    #[error("{0}")]
-    Refused(Refusal),
-    /// The route answered with something that does not fit.
-    #[error("route sent an unexpected {0}")]
-    Unexpected(&'static str),
-    /// No answer in time.
-    #[error("no answer from the route within {0:?}")]
-    Timeout(Duration),
-    /// The connection closed or failed before the route answered.
-    #[error("the route closed the connection before answering: {0}")]
-    Lost(String),
-    /// The client whose stream this was to be left before it started.
-    #[error("the client left before the stream started: {0}")]
-    ClientGone(std::io::Error),
-}
 
 /// A connection to the route as this vnet makes it: plain or TLS.
 pub type Conn = Transport<TcpStream>;

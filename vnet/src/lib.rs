@@ -22,24 +22,29 @@
 pub mod config;
 pub mod control;
 pub mod data;
+pub mod error;
 pub mod manage;
+pub mod model;
 pub mod serve;
 pub mod shell;
 pub mod spare;
-pub mod status;
 pub mod tls;
+pub mod traffic;
 pub mod unserve;
 pub mod use_map;
 mod visit;
 
 pub use config::VnetConfig;
-pub use status::{ServeState, ServeStatus, SpareCounts, Status, Traffic, UseStatus};
+pub use error::VnetError;
+pub use model::{ServeState, ServeStatus, SpareCounts, Status, UseStatus};
+pub use traffic::Traffic;
 
 use config::RouteLink;
+use model::{GroupServes, Model};
 use proto::auth::SessionSecret;
 use proto::message::{Request, Response, ServeEntry, VnetEntry, VnetMsg};
 use proto::pass::{DataPass, Purpose};
-use proto::{Refusal, ServeId, SessionId, VnetId};
+use proto::{ServeId, SessionId, VnetId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,30 +60,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a request to the route may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Errors of handle operations.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VnetError {
-    /// The control connection is down (reconnecting).
-    #[error("not connected to the route")]
-    NotConnected,
-    /// The route (or another vnet, through it) refused.
-    #[error("{0}")]
-    Refused(Refusal),
-    /// The route answered with something that does not fit.
-    #[error("the route answered out of protocol: {0}")]
-    Protocol(String),
-    /// The route did not answer in time.
-    #[error("no answer from the route within {0:?}")]
-    Timeout(Duration),
-    /// The operation does not fit the current state (unknown name, name
-    /// taken, bad value).
-    #[error("{0}")]
-    Invalid(String),
-    /// The vnet is shutting down.
-    #[error("vnet is stopping")]
-    Stopped,
-}
 
 /// The live control session, while connected.
 #[derive(Clone)]
@@ -125,9 +106,9 @@ pub(crate) struct Settings {
 /// State shared by the vnet's tasks.
 pub(crate) struct Shared {
     pub settings: Mutex<Settings>,
-    pub status: watch::Sender<Status>,
+    pub status: Model,
     /// The group's serves as the route last told us.
-    pub available: watch::Sender<BTreeMap<ServeId, ServeEntry>>,
+    pub available: watch::Sender<GroupServes>,
     pub session: watch::Sender<Option<Session>>,
     /// Our registered serves by id: where a stream request connects to.
     pub local: Mutex<HashMap<ServeId, LocalServe>>,
@@ -204,21 +185,7 @@ pub(crate) enum Command {
 
 /// Starts a vnet from `config`. Must be called inside a tokio runtime.
 pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
-    let mut status = Status::default();
-    for serve in &config.serves {
-        let mut serve = serve.clone();
-        serve.active = config.starts_serve(&serve);
-        let entry = ServeStatus::new(serve);
-        status.serves.insert(entry.config.key.clone(), entry);
-    }
-    for use_ in &config.uses {
-        if use_.active && use_.serve_id.is_none() {
-            tracing::warn!(r#use = %use_.key, "use has no serveid (or 000); it stays off");
-        }
-        let mut use_ = use_.clone();
-        use_.active = config.starts_use(&use_);
-        status.uses.insert(use_.key.clone(), UseStatus::new(use_));
-    }
+    let status = Status::at_start(&config);
     let (commands, command_rx) = mpsc::channel(64);
     let shared = Arc::new(Shared {
         settings: Mutex::new(Settings {

@@ -21,7 +21,7 @@ use tokio_util::codec::Framed;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::data::{self, Conn};
-use crate::status::StreamGuard;
+use crate::model::StreamGuard;
 use crate::{LocalServe, ServeState, Shared};
 
 /// How long connecting to a local service may take.

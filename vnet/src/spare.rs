@@ -20,7 +20,8 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
-use crate::data::{self, Conn, DialError};
+use crate::data::{self, Conn};
+use crate::error::DialError;
 use crate::{serve, Session, Shared};
 
 /// Pause after a spare could not be opened, so a route that refuses them
@@ -216,6 +217,6 @@ pub(crate) fn count_used_for_visit(shared: &Shared) {
     publish(shared, |c| c.used_visit += 1);
 }
 
-fn publish(shared: &Shared, change: impl FnOnce(&mut crate::status::SpareCounts)) {
+fn publish(shared: &Shared, change: impl FnOnce(&mut crate::model::SpareCounts)) {
     shared.status.send_modify(|s| change(&mut s.spares));
 }

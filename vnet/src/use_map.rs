@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::data::DialError;
-use crate::status::StreamGuard;
+use crate::error::DialError;
+use crate::model::StreamGuard;
 use crate::{visit, Shared, Traffic, UseStatus};
 
 /// Starts the use `key` as the status describes it. Does nothing if it is

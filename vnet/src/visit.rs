@@ -13,7 +13,8 @@ use proto::ServeId;
 use tokio::io::AsyncRead;
 use tracing::debug;
 
-use crate::data::{self, Conn, DialError};
+use crate::data::{self, Conn};
+use crate::error::DialError;
 use crate::{spare, Session, Shared};
 
 /// Starts a stream to `serve_id` for `client`: the route's side of it
