@@ -1,10 +1,13 @@
 //! Errors at the vnet's boundaries, one enum each: what a [`VnetHandle`]
-//! operation can fail with ([`VnetError`]) and why a connection to the
-//! route could not be opened ([`DialError`]). Refusals by the route or by
-//! another vnet arrive as [`proto::Refusal`] and are carried as they are.
+//! operation can fail with ([`VnetError`]), why a connection to the route
+//! could not be opened ([`DialError`]) and why a live control session
+//! ended ([`LinkLost`]). Refusals by the route or by another vnet arrive
+//! as [`proto::Refusal`] and are carried as they are.
 //!
 //! [`VnetHandle`]: crate::VnetHandle
 use net::HandshakeError;
+use proto::codec::ProtoError;
+use proto::message::RouteMsg;
 use proto::Refusal;
 use std::time::Duration;
 
@@ -53,4 +56,21 @@ pub enum DialError {
     /// The client whose stream this was to be left before it started.
     #[error("the client left before the stream started: {0}")]
     ClientGone(std::io::Error),
+}
+
+/// Why a live control session ended on the route's side or the link's.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkLost {
+    /// The route closed the control connection.
+    #[error("route closed the connection")]
+    Closed,
+    /// Nothing came from the route for a whole heartbeat.
+    #[error("no word from the route for {0:?}")]
+    Silent(Duration),
+    /// Reading or writing a frame failed.
+    #[error(transparent)]
+    Broken(#[from] ProtoError),
+    /// The route sent a message that has no place on a control connection.
+    #[error("unexpected message from route: {0:?}")]
+    Unexpected(Box<RouteMsg>),
 }

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use super::command::{Action, Cmd, Pairs, Topic};
 use super::show;
-use crate::config::{ServeConfig, UseConfig};
-use crate::manage::UseOpened;
-use crate::{VnetConfig, VnetError, VnetHandle};
+use crate::config::{ServeConfig, UseConfig, VnetConfig};
+use crate::error::VnetError;
+use crate::handle::VnetHandle;
+use crate::uses::UseOpened;
 
 /// How the shell talks to its user.
 pub trait Io {

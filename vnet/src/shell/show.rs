@@ -7,7 +7,7 @@ use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::VnetOptions;
-use crate::{ServeState, Status};
+use crate::model::{ServeState, Status};
 
 /// Lays rows out in columns two spaces apart.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {

@@ -1,37 +1,37 @@
-//! Dialing data connections to the route: preamble and hello in one
-//! write, then wait for `Ready` (or `Refused`), after which the socket
-//! carries raw bytes.
+//! Opening a connection to the route, control or data alike: TCP (tuned),
+//! TLS 1.3 when `[route] tls=true`, then the preamble and the hello in one
+//! write. What follows the hello belongs to the caller: the control
+//! handshake (`control::handshake`) or a data connection's answer
+//! (`paths::relay::dial`).
 use net::handshake::{next_message, read_preamble, write_preamble_and};
-use net::{HandshakeError, Transport, Unframed};
+use net::{HandshakeError, Transport};
 use proto::codec::VnetCodec;
 use proto::message::{RouteMsg, VnetMsg};
 use rustls_pki_types::ServerName;
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_util::codec::Framed;
 
 use crate::error::DialError;
 use crate::tls::ClientTls;
-use tokio_util::codec::Framed;
-
-/// How long dialing the route may take, connect to `Ready`. Covers the
-/// route's wait for the serving side (10 s) with a margin.
-pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A connection to the route as this vnet makes it: plain or TLS.
-pub type Conn = Transport<TcpStream>;
+pub(crate) type Conn = Transport<TcpStream>;
+
+/// A connection to the route while it carries frames (before raw bytes).
+pub(crate) type FramedConn = Framed<Conn, VnetCodec>;
 
 /// TLS as the vnet dials with it, built from the config's [`ClientTls`].
 #[derive(Clone)]
-pub struct TlsClient {
+pub(crate) struct TlsClient {
     connector: TlsConnector,
     name: ServerName<'static>,
 }
 
 impl TlsClient {
     /// Ready to connect as `tls` says.
-    pub fn new(tls: &ClientTls) -> Self {
+    pub(crate) fn new(tls: &ClientTls) -> Self {
         let (connector, name) = tls.connector();
         Self { connector, name }
     }
@@ -39,18 +39,11 @@ impl TlsClient {
 
 /// Where the route is and how to reach it.
 #[derive(Clone)]
-pub struct RouteTarget {
+pub(crate) struct RouteTarget {
     /// The address that answered the control connection.
     pub addr: SocketAddr,
     /// TLS, when `[route] tls=true`.
     pub tls: Option<TlsClient>,
-}
-
-impl RouteTarget {
-    /// A route reached without TLS.
-    pub fn plain(addr: SocketAddr) -> Self {
-        Self { addr, tls: None }
-    }
 }
 
 /// Connects to the route and sends `hello`; returns the framed connection
@@ -58,10 +51,10 @@ impl RouteTarget {
 ///
 /// # Errors
 /// Connection, TLS, preamble or frame failure.
-pub async fn open(
+pub(crate) async fn open(
     route: &RouteTarget,
     hello: VnetMsg,
-) -> Result<(Framed<Conn, VnetCodec>, RouteMsg), DialError> {
+) -> Result<(FramedConn, RouteMsg), DialError> {
     let mut framed = connect(route, hello).await?;
     let first = next_message(&mut framed).await?;
     Ok((framed, first))
@@ -72,10 +65,7 @@ pub async fn open(
 ///
 /// # Errors
 /// Connection, TLS or preamble failure.
-pub async fn connect(
-    route: &RouteTarget,
-    hello: VnetMsg,
-) -> Result<Framed<Conn, VnetCodec>, DialError> {
+pub(crate) async fn connect(route: &RouteTarget, hello: VnetMsg) -> Result<FramedConn, DialError> {
     let stream = TcpStream::connect(route.addr)
         .await
         .map_err(HandshakeError::from)?;
@@ -94,30 +84,4 @@ pub async fn connect(
     write_preamble_and::<_, RouteMsg, VnetMsg>(&mut stream, Some(hello)).await?;
     read_preamble(&mut stream).await?;
     Ok(Framed::new(stream, VnetCodec::new()))
-}
-
-/// Opens a data connection: `Ready` means raw bytes may flow.
-///
-/// # Errors
-/// As [`open`], plus a refusal or a timeout.
-pub async fn dial(route: &RouteTarget, hello: VnetMsg) -> Result<Unframed<Conn>, DialError> {
-    let opened = tokio::time::timeout(DIAL_TIMEOUT, open(route, hello))
-        .await
-        .map_err(|_| DialError::Timeout(DIAL_TIMEOUT))??;
-    started(opened.0, opened.1)
-}
-
-/// A data connection whose hello got `answer`: raw bytes after `Ready`.
-///
-/// # Errors
-/// A refusal, or an answer that does not belong here.
-pub fn started(
-    framed: Framed<Conn, VnetCodec>,
-    answer: RouteMsg,
-) -> Result<Unframed<Conn>, DialError> {
-    match answer {
-        RouteMsg::Ready => Ok(Unframed::from_framed(framed)),
-        RouteMsg::Refused(refusal) => Err(DialError::Refused(refusal)),
-        _ => Err(DialError::Unexpected("message on a data connection")),
-    }
 }
