@@ -59,20 +59,32 @@ impl ClientTls {
         };
         let error = |key: &str, message: String| section.error(key, message);
         let verify = match (section.get("ca"), fingerprint) {
-            (Some(_), Some(_)) => return Err(error("fingerprint", "give either ca or fingerprint, not both".into())),
+            (Some(_), Some(_)) => {
+                let both = "give either ca or fingerprint, not both";
+                return Err(error("fingerprint", both.into()));
+            }
             (None, None) => {
-                return Err(error("tls", "needs ca= or fingerprint= to check the route's certificate (the route logs its fingerprint)".into()))
+                let neither = "needs ca= or fingerprint= to check the route's certificate \
+                               (the route logs its fingerprint)";
+                return Err(error("tls", neither.into()));
             }
             (None, Some(pin)) => Verify::Fingerprint(pin),
             (Some(ca), None) => {
                 let path = base.join(ca);
                 let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
                     .and_then(|certs| certs.collect())
-                    .map_err(|e| error("ca", format!("cannot read certificates from {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        let path = path.display();
+                        error("ca", format!("cannot read certificates from {path}: {e}"))
+                    })?;
                 let mut roots = RootCertStore::empty();
                 let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
                 if added == 0 {
-                    return Err(error("ca", format!("{} holds no usable CA certificate", path.display())));
+                    let path = path.display();
+                    return Err(error(
+                        "ca",
+                        format!("{path} holds no usable CA certificate"),
+                    ));
                 }
                 Verify::Ca(certs.iter().map(|c| c.to_vec()).collect())
             }

@@ -8,7 +8,7 @@ use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use vnet::config::{ServeConfig, UseConfig};
-use vnet::manage::{ReloadSummary, UseOpened};
+use vnet::{ReloadSummary, UseOpened};
 use vnet::{ServeState, VnetConfig, VnetError};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

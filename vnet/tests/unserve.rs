@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use vnet::manage::UseOpened;
+use vnet::UseOpened;
 use vnet::{Status, VnetError};
 
 const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

@@ -4,7 +4,7 @@ use rustyline::completion::{Completer, Pair};
 use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
 
 use super::command::{ACTIONS, COMMANDS, TOPICS};
-use crate::VnetHandle;
+use crate::handle::VnetHandle;
 
 /// The editor's helper; reads names from the live status.
 #[derive(Helper, Hinter, Highlighter, Validator)]

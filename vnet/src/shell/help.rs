@@ -16,7 +16,8 @@ serve close NAME    deregister (open connections close) and mark inactive
 serve new NAME      create an inactive serve
 serve run NAME      create a serve and register it
 serve delete NAME   deregister and forget
-keys for new/run (as in [serve.NAME]): ip=127.0.0.1 port=REQUIRED serveid=000 name=NAME info= type=tcp
+keys for new/run (as in [serve.NAME]): ip=127.0.0.1 port=REQUIRED serveid=000 \
+name=NAME info= type=tcp
 example: serve run ssh port=22 serveid=700 info=home";
 
 const USE: &str = "\
@@ -56,11 +57,19 @@ pub fn text(topic: Option<&str>) -> Result<String, String> {
         Some("use") => USE,
         Some("show") => SHOW,
         Some("unserve") => UNSERVE,
-        Some("ping") => "ping: round trip to the route over the control connection, in milliseconds",
-        Some("reload") => "reload [FILE]: read FILE (default: the config in use) and apply only what changed; a config with errors changes nothing",
+        Some("ping") => {
+            "ping: round trip to the route over the control connection, in milliseconds"
+        }
+        Some("reload") => {
+            "reload [FILE]: read FILE (default: the config in use) and apply only what changed; \
+             a config with errors changes nothing"
+        }
         Some("exit") => "exit: deregister, close listeners and connections, and exit with status 0",
         Some("help") => "help [COMMAND]",
-        Some(other) => return Err(format!("no help for {other:?}; commands: {}", super::command::COMMANDS.join(", "))),
+        Some(other) => {
+            let commands = super::command::COMMANDS.join(", ");
+            return Err(format!("no help for {other:?}; commands: {commands}"));
+        }
     }
     .to_string())
 }

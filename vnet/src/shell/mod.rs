@@ -6,9 +6,11 @@
 //! arguments. Ctrl-C and Ctrl-D exit. From a pipe: one command per line,
 //! no prompts; at the end of input the shell stops reading but the vnet
 //! keeps running.
+pub mod ask;
 pub mod command;
 pub mod exec;
 pub mod help;
+mod items;
 pub mod log;
 
 mod complete;
@@ -17,7 +19,8 @@ pub mod show;
 pub use exec::Shell;
 pub use log::LogSink;
 
-use exec::{Io, Reply};
+use ask::Io;
+use exec::Reply;
 use rustyline::error::ReadlineError;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;

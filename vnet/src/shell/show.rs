@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::VnetSettings;
-use crate::{ServeState, Status};
+use crate::config::VnetOptions;
+use crate::model::{ServeState, Status};
 
 /// Lays rows out in columns two spaces apart.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -279,7 +279,7 @@ pub fn local_uses(status: &Status, json: bool) -> String {
 }
 
 /// `show vnet`: this vnet's own settings.
-pub fn vnet(status: &Status, settings: &VnetSettings, route: &RouteLink, json: bool) -> String {
+pub fn vnet(status: &Status, settings: &VnetOptions, route: &RouteLink, json: bool) -> String {
     let id = status.vnet_id.map(|id| id.to_string());
     if json {
         let doc = json!({

@@ -1,5 +1,6 @@
-//! The visiting side of a stream: a use's client is carried to its serve
-//! on a spare data connection, or on a new one when none is left.
+//! The visiting side's start of a stream through the route: a use's
+//! client is carried to its serve on a spare data connection, or on a new
+//! one when none is left.
 //!
 //! The client's first bytes follow the `Visit` at once (see
 //! `net::ahead`), so they travel while the route reaches the serving
@@ -13,8 +14,11 @@ use proto::ServeId;
 use tokio::io::AsyncRead;
 use tracing::debug;
 
-use crate::data::{self, Conn, DialError};
-use crate::{spare, Session, Shared};
+use super::dial::{self, DIAL_TIMEOUT};
+use super::spares::VisitingSpares;
+use crate::control::session::Session;
+use crate::error::DialError;
+use crate::link::{Conn, FramedConn};
 
 /// Starts a stream to `serve_id` for `client`: the route's side of it
 /// once the route has answered `Ready`.
@@ -23,7 +27,7 @@ use crate::{spare, Session, Shared};
 /// The route or the serving vnet refused, no answer came in time, or the
 /// client left first ([`DialError::ClientGone`]).
 pub(crate) async fn start<C: AsyncRead + Unpin>(
-    shared: &Shared,
+    spares: &VisitingSpares,
     session: &Session,
     serve_id: ServeId,
     client: &mut C,
@@ -34,26 +38,24 @@ pub(crate) async fn start<C: AsyncRead + Unpin>(
         pass: session.pass(Purpose::Visit(serve_id)),
     };
     let mut ahead = Ahead::default();
-    while let Some(conn) = shared.visiting_spares.take(shared, session.id) {
+    while let Some(conn) = spares.take(session) {
         match answered(conn, Some(visit()), &mut ahead, client).await {
             Err(DialError::Lost(err)) => debug!(%err, "spare was closed; trying another"),
             Ok(started) => {
-                spare::count_used_for_visit(shared);
+                spares.count_used();
                 return Ok(started);
             }
             Err(err) => return Err(err),
         }
     }
-    let conn = tokio::time::timeout(data::DIAL_TIMEOUT, data::connect(&session.route, visit()))
-        .await
-        .map_err(|_| DialError::Timeout(data::DIAL_TIMEOUT))??;
+    let conn = dial::connect(&session.route, visit()).await?;
     answered(conn, None, &mut ahead, client).await
 }
 
 /// Sends `visit` (unless the connection's hello was that already) and the
 /// client's bytes on `conn`, until the route answers.
 async fn answered<C: AsyncRead + Unpin>(
-    mut conn: spare::Spare,
+    mut conn: FramedConn,
     visit: Option<VnetMsg>,
     ahead: &mut Ahead,
     client: &mut C,
@@ -64,11 +66,11 @@ async fn answered<C: AsyncRead + Unpin>(
             None => ahead.until_answer(client, &mut conn).await,
         }
     };
-    let answer = tokio::time::timeout(data::DIAL_TIMEOUT, answer)
+    let answer = tokio::time::timeout(DIAL_TIMEOUT, answer)
         .await
-        .map_err(|_| DialError::Timeout(data::DIAL_TIMEOUT))?;
+        .map_err(|_| DialError::Timeout(DIAL_TIMEOUT))?;
     match answer {
-        Answered::Answer(answer) => data::started(conn, answer),
+        Answered::Answer(answer) => dial::started(conn, answer),
         Answered::Lost(why) => Err(DialError::Lost(why)),
         Answered::SourceFailed(err) => Err(DialError::ClientGone(err)),
     }

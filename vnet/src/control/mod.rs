@@ -1,0 +1,147 @@
+//! The control connection to the route: connect and authenticate, register
+//! the active serves, then follow the route's events until the link drops;
+//! reconnect with exponential backoff and jitter (1 s doubling to 30 s).
+//!
+//! One task owns the connection and all request bookkeeping; others reach
+//! it only through a [`command::ControlSender`]. What it learns it
+//! publishes: the live [`session::Session`] and the group's serves on
+//! `watch` channels, registrations in the model and the local-serves
+//! table. What the route asks of us it hands on ([`asks`]): streams to
+//! the relay path's serving side, unserve asks to the grants.
+//!
+//! - [`handshake`]: resolving, connecting, proving the token.
+//! - [`follow`]: one live session, one small method per event.
+//! - [`registrations`]: registering serves and applying the answers.
+//! - [`requests`]: requests in flight, by id.
+pub(crate) mod asks;
+pub(crate) mod command;
+pub(crate) mod follow;
+pub(crate) mod handshake;
+pub(crate) mod parts;
+pub(crate) mod registrations;
+pub(crate) mod requests;
+pub(crate) mod session;
+
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::error::VnetError;
+use crate::model::ServeState;
+use command::Command;
+use follow::Ended;
+use parts::ControlParts;
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Runs until shutdown.
+pub(crate) async fn run(parts: ControlParts, mut commands: mpsc::Receiver<Command>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let wanted = parts.current.get();
+        let connecting = handshake::connect(&wanted, &parts.shutdown);
+        let connected = tokio::select! {
+            _ = parts.shutdown.cancelled() => return,
+            connected = tokio::time::timeout(handshake::CONNECT_TIMEOUT, connecting) => connected,
+        };
+        let settings = parts.current.get();
+        match connected {
+            Ok(Ok((link, session))) => {
+                backoff = BACKOFF_MIN;
+                info!(
+                    route = %session.route.addr,
+                    vnet = %session.vnet_id,
+                    name = %settings.options.name,
+                    group = %settings.options.group,
+                    "connected to route"
+                );
+                parts.session.send_replace(Some(session.clone()));
+                parts.model.send_modify(|s| {
+                    s.vnet_id = Some(session.vnet_id);
+                    s.route_error = None;
+                    s.connects += 1;
+                });
+                let ended = session.ended.clone();
+                let why = follow::follow(&parts, link, session, &mut commands).await;
+                ended.cancel();
+                forget_session(&parts);
+                match why {
+                    Ended::Shutdown => return,
+                    Ended::Reconnect => {
+                        info!("reconnecting with new settings");
+                        continue;
+                    }
+                    Ended::Lost(why) => warn!(%why, "lost the route; reconnecting"),
+                }
+            }
+            Ok(Err(err)) => {
+                warn!(route = %settings.route.addr(), %err, "cannot connect to route");
+                parts
+                    .model
+                    .send_modify(|s| s.route_error = Some(err.to_string()));
+            }
+            Err(_) => {
+                warn!(route = %settings.route.addr(), "route did not answer in time");
+                parts
+                    .model
+                    .send_modify(|s| s.route_error = Some("route did not answer in time".into()));
+            }
+        }
+        let delay = jitter(backoff);
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        debug!(?delay, "next attempt");
+        if !wait_to_retry(&parts, &mut commands, delay).await {
+            return;
+        }
+    }
+}
+
+/// Waits `delay` before the next attempt, refusing commands that need the
+/// route meanwhile; a reconnect command cuts the wait short. `false` when
+/// the vnet stops.
+async fn wait_to_retry(
+    parts: &ControlParts,
+    commands: &mut mpsc::Receiver<Command>,
+    delay: Duration,
+) -> bool {
+    let wake = tokio::time::sleep(delay);
+    tokio::pin!(wake);
+    loop {
+        tokio::select! {
+            _ = parts.shutdown.cancelled() => return false,
+            _ = &mut wake => return true,
+            Some(command) = commands.recv() => match command {
+                Command::Reconnect => return true,
+                other => other.refuse(VnetError::NotConnected),
+            },
+        }
+    }
+}
+
+/// Spreads reconnects of many vnets over time: 75-125% of `base`.
+fn jitter(base: Duration) -> Duration {
+    let quarter = base.as_millis() as u64 / 4;
+    let spread = if quarter == 0 {
+        0
+    } else {
+        rand::random::<u64>() % (2 * quarter)
+    };
+    base - Duration::from_millis(quarter) + Duration::from_millis(spread)
+}
+
+/// After the link drops: the route has withdrawn our serves. Streams
+/// already flowing keep going on their own data connections.
+fn forget_session(parts: &ControlParts) {
+    parts.session.send_replace(None);
+    parts.group.send_modify(|a| a.clear());
+    parts.local.clear();
+    parts.model.send_modify(|s| {
+        s.vnet_id = None;
+        for serve in s.serves.values_mut() {
+            if serve.config.active {
+                serve.state = ServeState::Pending;
+            }
+        }
+    });
+}

@@ -1,0 +1,98 @@
+//! Registering our serves. Which serves should be registered is read from
+//! the model, so after a reconnect exactly the active ones register again,
+//! each asking for the id it had (a dynamic id is kept when still free).
+//! The route's answer goes into the model and, when registered, into the
+//! local-serves table the serving side reads.
+use proto::message::{Request, Response, ServeSpec};
+use proto::text::Escaped;
+use proto::ServeId;
+use tracing::{error, info, warn};
+
+use super::parts::ControlParts;
+use super::requests::Waiters;
+use crate::error::VnetError;
+use crate::local::LocalServe;
+use crate::model::{Model, ServeState};
+
+/// The registration request for serve `key`, if it should be registered.
+/// A serve registered before keeps asking for the id it had.
+pub(crate) fn registration(model: &Model, key: &str) -> Option<Request> {
+    let status = model.borrow();
+    let serve = status.serves.get(key).filter(|s| s.config.active)?;
+    let c = &serve.config;
+    Some(Request::RegisterServe(ServeSpec {
+        name: c.name.clone(),
+        serve_id: serve.last_id.or(c.serve_id),
+        kind: "tcp".into(),
+        ip: c.ip.clone(),
+        port: c.port,
+        info: c.info.clone(),
+    }))
+}
+
+/// Applies the route's answer to the registration of serve `key` and
+/// tells the waiters. Returns the id to withdraw again if the serve was
+/// closed or deleted while the request was in flight.
+pub(crate) fn registered(
+    parts: &ControlParts,
+    key: String,
+    answer: Response,
+    waiters: Waiters,
+) -> Option<ServeId> {
+    let outcome = match answer {
+        Response::Registered { serve_id } => Ok(serve_id),
+        Response::Error(refusal) => Err(VnetError::Refused(refusal)),
+        other => Err(VnetError::Protocol(format!("unexpected answer {other:?}"))),
+    };
+    let mut withdraw = None;
+    parts.model.send_modify(|s| {
+        let Some(serve) = s.serves.get_mut(&key).filter(|s| s.config.active) else {
+            // Closed or deleted while the request was in flight.
+            withdraw = outcome.as_ref().ok().copied();
+            return;
+        };
+        serve.state = match &outcome {
+            Ok(serve_id) => {
+                let c = &serve.config;
+                match c.serve_id {
+                    Some(wanted) if wanted != *serve_id => {
+                        warn!(
+                            serve = %key,
+                            wanted = %wanted,
+                            assigned = %serve_id,
+                            "serve id was taken; the route assigned a new one"
+                        );
+                    }
+                    _ => info!(
+                        serve = %key,
+                        id = %serve_id,
+                        addr = %format!("{}:{}", c.ip, c.port),
+                        "serve registered"
+                    ),
+                }
+                // Keep the id: a reconnect asks for it again.
+                serve.last_id = Some(*serve_id);
+                // In the table before the model says registered: a stream
+                // that waits for the model then finds it.
+                parts.local.insert(
+                    *serve_id,
+                    LocalServe {
+                        config: serve.config.clone(),
+                        cancel: parts.shutdown.child_token(),
+                        traffic: serve.traffic.clone(),
+                    },
+                );
+                ServeState::Registered(*serve_id)
+            }
+            Err(reason) => {
+                let reason = reason.to_string();
+                error!(serve = %key, reason = %Escaped(&reason), "serve refused by the route");
+                ServeState::Refused(reason)
+            }
+        };
+    });
+    for waiter in waiters {
+        let _ = waiter.send(outcome.clone());
+    }
+    withdraw
+}

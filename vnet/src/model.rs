@@ -1,0 +1,214 @@
+//! The model: what a running vnet knows about itself. Every serve and use
+//! with its config and state, in one [`Status`] published on a `watch`
+//! channel, so tests and the shell wait for a state instead of sleeping.
+//! Byte and connection counters live in shared [`Traffic`] cells, updated
+//! by the stream tasks without republishing the whole status; a
+//! [`StreamGuard`] counts one stream in both.
+use proto::message::ServeEntry;
+use proto::{ServeId, VnetId};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+use crate::config::{ServeConfig, UseConfig, VnetConfig};
+use crate::traffic::{Counted, Traffic};
+
+/// The model's channel: every task that changes the state publishes here.
+pub(crate) type Model = watch::Sender<Status>;
+
+/// The group's serves by id, as the route last announced them.
+pub(crate) type GroupServes = BTreeMap<ServeId, ServeEntry>;
+
+/// A snapshot of the vnet's state.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// Our id at the route while the control connection is up.
+    pub vnet_id: Option<VnetId>,
+    /// Why the last attempt to reach the route failed, until one succeeds.
+    pub route_error: Option<String>,
+    /// Control connections established so far; grows by one per
+    /// (re)connect.
+    pub connects: u64,
+    /// Serves by key (the part after `serve.`).
+    pub serves: BTreeMap<String, ServeStatus>,
+    /// Uses by key.
+    pub uses: BTreeMap<String, UseStatus>,
+    /// Mapped connections open right now, as visitor and as server.
+    /// Returns to 0 when every connection has been torn down.
+    pub streams: usize,
+    /// Spare data connections to the route (`[vnet] spares`).
+    pub spares: SpareCounts,
+}
+
+/// Spare data connections idle now, and streams started on one so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SpareCounts {
+    /// Idle, for our uses.
+    pub idle_visit: usize,
+    /// Idle, for our serves.
+    pub idle_serve: usize,
+    /// Streams our uses started on a spare.
+    pub used_visit: u64,
+    /// Streams to our serves the route asked for on a spare (including
+    /// any this vnet then refused).
+    pub used_serve: u64,
+}
+
+/// A serve and where its registration stands.
+#[derive(Debug, Clone)]
+pub struct ServeStatus {
+    /// As configured (or created from the shell); `active` says whether it
+    /// should be registered.
+    pub config: ServeConfig,
+    /// Registration state.
+    pub state: ServeState,
+    /// The id last granted by the route; asked for again after a
+    /// reconnect, so users of a dynamic id keep reaching it.
+    pub last_id: Option<ServeId>,
+    /// A time-limited grant made for another vnet (unserve).
+    pub grant: Option<String>,
+    /// Connections and bytes.
+    pub traffic: Arc<Traffic>,
+}
+
+/// Where a serve's registration stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "state", content = "detail")]
+pub enum ServeState {
+    /// Not active: not registered.
+    Inactive,
+    /// Waiting for the route (not connected, or request in flight).
+    Pending,
+    /// Registered under this id.
+    Registered(ServeId),
+    /// The route refused it; the text says why.
+    Refused(String),
+}
+
+/// A use and where it stands.
+#[derive(Debug, Clone)]
+pub struct UseStatus {
+    /// As configured; `active` says whether it should listen.
+    pub config: UseConfig,
+    /// The local address it listens on, once bound.
+    pub local: Option<SocketAddr>,
+    /// Whether the serve is available, so connections are carried.
+    /// Otherwise an active use is in standby and refuses connections.
+    pub open: bool,
+    /// Why the use cannot work (for example, its port is taken).
+    pub error: Option<String>,
+    /// For the mapping of a grant received by unserve: the vnet that
+    /// granted it. The mapping is removed when the grant is withdrawn, and
+    /// never reaches a serve of another vnet under the same id.
+    pub grant: Option<VnetId>,
+    /// Connections and bytes.
+    pub traffic: Arc<Traffic>,
+}
+
+impl ServeStatus {
+    /// A serve not yet registered.
+    pub fn new(config: ServeConfig) -> Self {
+        let state = if config.active {
+            ServeState::Pending
+        } else {
+            ServeState::Inactive
+        };
+        Self {
+            config,
+            state,
+            last_id: None,
+            grant: None,
+            traffic: Arc::default(),
+        }
+    }
+}
+
+impl UseStatus {
+    /// A use not yet started.
+    pub fn new(config: UseConfig) -> Self {
+        Self {
+            config,
+            local: None,
+            open: false,
+            error: None,
+            grant: None,
+            traffic: Arc::default(),
+        }
+    }
+
+    /// One word for people: off, failed, waiting, standby or open.
+    pub fn state(&self) -> &'static str {
+        match (self.config.active, &self.error, self.local, self.open) {
+            (false, _, _, _) => "off",
+            (true, Some(_), _, _) => "failed",
+            (true, None, None, _) => "waiting",
+            (true, None, Some(_), false) => "standby",
+            (true, None, Some(_), true) => "open",
+        }
+    }
+}
+
+impl Status {
+    /// The state at start: the config's serves and uses, each active as
+    /// the start flags say, nothing registered or listening yet.
+    pub(crate) fn at_start(config: &VnetConfig) -> Self {
+        let mut status = Status::default();
+        for serve in &config.serves {
+            let mut serve = serve.clone();
+            serve.active = config.starts_serve(&serve);
+            let entry = ServeStatus::new(serve);
+            status.serves.insert(entry.config.key.clone(), entry);
+        }
+        for use_ in &config.uses {
+            if use_.active && use_.serve_id.is_none() {
+                tracing::warn!(r#use = %use_.key, "use has no serveid (or 000); it stays off");
+            }
+            let mut use_ = use_.clone();
+            use_.active = config.starts_use(&use_);
+            status.uses.insert(use_.key.clone(), UseStatus::new(use_));
+        }
+        status
+    }
+
+    /// The id a serve is registered under, if it is.
+    pub fn serve_id(&self, key: &str) -> Option<ServeId> {
+        match self.serves.get(key).map(|s| &s.state) {
+            Some(ServeState::Registered(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// The local address of a use that is open, if it is.
+    pub fn open_use(&self, key: &str) -> Option<SocketAddr> {
+        self.uses.get(key).filter(|u| u.open).and_then(|u| u.local)
+    }
+}
+
+/// Counts one open stream while it lives: in [`Status::streams`] and in
+/// its serve's or use's [`Traffic`].
+pub(crate) struct StreamGuard<'a> {
+    status: &'a watch::Sender<Status>,
+    traffic: Arc<Traffic>,
+}
+
+impl<'a> StreamGuard<'a> {
+    pub(crate) fn new(status: &'a watch::Sender<Status>, traffic: Arc<Traffic>) -> Self {
+        status.send_modify(|s| s.streams += 1);
+        traffic.stream_opened();
+        Self { status, traffic }
+    }
+
+    /// Wraps the local side of the stream so its bytes are counted.
+    pub(crate) fn count<S>(&self, stream: S) -> Counted<S> {
+        Counted::new(stream, self.traffic.clone())
+    }
+}
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        self.traffic.stream_closed();
+        self.status.send_modify(|s| s.streams -= 1);
+    }
+}

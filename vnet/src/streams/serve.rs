@@ -1,0 +1,145 @@
+//! The serving side of one stream: the route wants one of our serves.
+//! Admit it (ours, registered, below its connection limit), connect to the
+//! local service first, tell the route the outcome through the path's
+//! `reply`, then carry the stream until both sides are done or the serve
+//! closes.
+use net::relay::{bridge, Relayable};
+use net::Unframed;
+use proto::{Refusal, RefusalCode, ServeId};
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn, Instrument};
+
+use crate::current::Current;
+use crate::link::Conn;
+use crate::local::{LocalServe, LocalServes};
+use crate::model::{Model, ServeState, StreamGuard};
+
+/// How long connecting to a local service may take.
+const SERVICE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a stream for a serve id we do not know yet waits for its
+/// registration to be confirmed.
+const REGISTRATION_GRACE: Duration = Duration::from_secs(2);
+
+/// What the serving side reads and where its tasks run. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Serving {
+    /// Registrations are waited for here; streams are counted here.
+    pub model: Model,
+    /// Our registered serves by id.
+    pub local: LocalServes,
+    /// For `max_connections`.
+    pub current: Current,
+    pub tracker: TaskTracker,
+}
+
+/// Spawns a stream to `serve_id`: reaches the local service, tells the
+/// route the outcome with `reply` (which gives back the route's side of
+/// the stream), and carries the stream if both worked.
+pub(crate) fn spawn<R, F>(serving: &Serving, serve_id: ServeId, reply: R)
+where
+    R: FnOnce(Result<(), Refusal>) -> F + Send + 'static,
+    F: Future<Output = Option<Unframed<Conn>>> + Send,
+{
+    let span = tracing::info_span!("serve", id = %serve_id);
+    let serving_now = serving.clone();
+    serving.tracker.spawn(
+        async move {
+            let serving = serving_now;
+            let serve = match admit(&serving, serve_id).await {
+                Ok(serve) => serve,
+                Err(reason) => {
+                    reply(Err(reason)).await;
+                    return;
+                }
+            };
+            let counted = StreamGuard::new(&serving.model, serve.traffic.clone());
+            let service = connect(&serve).await;
+            let route_side = reply(service.as_ref().map(|_| ()).map_err(Clone::clone)).await;
+            if let (Ok(service), Some(route_side)) = (service, route_side) {
+                carry(&serve, route_side, counted.count(service)).await;
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// The serve a stream asks for, if it is ours and below its connection
+/// limit; otherwise why not, for the visitor.
+///
+/// The route announces a serve to the group as it registers it, and a
+/// visitor may then reach us on a spare before the route's `Registered`
+/// answer has come in on the control connection. So an id we do not know
+/// yet gets a short wait for that answer.
+async fn admit(serving: &Serving, serve_id: ServeId) -> Result<LocalServe, Refusal> {
+    let known = || serving.local.get(serve_id);
+    let serve = match known() {
+        Some(serve) => Some(serve),
+        None => {
+            let mut status = serving.model.subscribe();
+            let registered = status.wait_for(|s| {
+                s.serves
+                    .values()
+                    .any(|v| v.state == ServeState::Registered(serve_id))
+            });
+            let _ = tokio::time::timeout(REGISTRATION_GRACE, registered).await;
+            known()
+        }
+    };
+    let Some(serve) = serve else {
+        let reason = format!("serve {serve_id} is not served by this vnet");
+        warn!(%reason, "stream refused");
+        return Err(Refusal::new(RefusalCode::NotFound, reason));
+    };
+    let max = serving.current.read(|c| c.options.max_connections) as usize;
+    if serve.traffic.connections() >= max {
+        let reason = format!(
+            "serve {} is at its connection limit ({max}, max_connections)",
+            serve.config.name
+        );
+        warn!(%reason, "stream refused");
+        return Err(Refusal::new(RefusalCode::Limit, reason));
+    }
+    Ok(serve)
+}
+
+/// Connects to the serve's local service; the error is for the visitor.
+async fn connect(serve: &LocalServe) -> Result<TcpStream, Refusal> {
+    let c = &serve.config;
+    let addr = format!("{}:{}", c.ip, c.port);
+    let connected = tokio::time::timeout(
+        SERVICE_CONNECT_TIMEOUT,
+        TcpStream::connect((c.ip.as_str(), c.port)),
+    )
+    .await;
+    let reason = match connected {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            // A service whose stream does not start, or ends badly, is reset.
+            net::socket::reset_on_close(&stream, true);
+            return Ok(stream);
+        }
+        Ok(Err(err)) => format!("serve {} ({addr}) refused: {err}", c.name),
+        Err(_) => format!("serve {} ({addr}) did not answer in time", c.name),
+    };
+    warn!(%reason, "cannot reach local service; visitor is told");
+    Err(Refusal::new(RefusalCode::Unreachable, reason))
+}
+
+/// Carries a started stream until both sides are done or the serve closes.
+async fn carry<S: Relayable>(serve: &LocalServe, route_side: Unframed<Conn>, service: S) {
+    let service = Unframed {
+        stream: service,
+        leftover: Default::default(),
+    };
+    tokio::select! {
+        done = bridge(route_side, service) => match done {
+            Ok((to_service, from_service)) => debug!(to_service, from_service, "stream closed"),
+            Err(err) => debug!(%err, "stream ended with an error"),
+        },
+        _ = serve.cancel.cancelled() => debug!("serve closed; stream cut"),
+    }
+}

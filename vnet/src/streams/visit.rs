@@ -1,0 +1,70 @@
+//! The visiting side of one stream: a client a use accepted is counted,
+//! started on a path to its serve (today the relay through the route) and
+//! carried until both sides are done or the use closes.
+use net::relay::bridge;
+use net::Unframed;
+use proto::ServeId;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::control::session::Session;
+use crate::error::DialError;
+use crate::model::{Model, StreamGuard};
+use crate::paths::relay::spares::VisitingSpares;
+use crate::paths::relay::visit;
+use crate::traffic::Traffic;
+
+/// What the visiting side reads. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Visiting {
+    /// Streams are counted here.
+    pub model: Model,
+    /// The live session, for the passes; none means not connected.
+    pub sessions: watch::Receiver<Option<Session>>,
+    /// Idle visiting spares.
+    pub spares: VisitingSpares,
+}
+
+/// Carries one accepted connection to serve `serve_id`; `cancel` is the
+/// use's, `traffic` its counters.
+pub(crate) async fn carry(
+    visiting: Visiting,
+    client: TcpStream,
+    serve_id: ServeId,
+    cancel: CancellationToken,
+    traffic: Arc<Traffic>,
+) {
+    let counted = StreamGuard::new(&visiting.model, traffic);
+    let _ = client.set_nodelay(true);
+    // A client whose stream does not start, or ends badly, is reset.
+    net::socket::reset_on_close(&client, true);
+    let Some(session) = visiting.sessions.borrow().clone() else {
+        return info!("connection refused: not connected to the route");
+    };
+    let mut client = counted.count(client);
+    let started = tokio::select! {
+        _ = cancel.cancelled() => return,
+        started = visit::start(&visiting.spares, &session, serve_id, &mut client) => started,
+    };
+    let route_side = match started {
+        Ok(route_side) => route_side,
+        Err(DialError::ClientGone(err)) => {
+            return debug!(%err, "client left before its stream started")
+        }
+        Err(err) => return info!(%err, "connection refused"),
+    };
+    let client = Unframed {
+        stream: client,
+        leftover: Default::default(),
+    };
+    tokio::select! {
+        done = bridge(client, route_side) => match done {
+            Ok((up, down)) => debug!(up, down, "connection closed"),
+            Err(err) => debug!(%err, "connection ended with an error"),
+        },
+        _ = cancel.cancelled() => debug!("use closed; connection cut"),
+    }
+}

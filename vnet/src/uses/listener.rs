@@ -1,0 +1,187 @@
+//! One use's task: a local listener whose connections are carried to a
+//! remote serve.
+//!
+//! The listener is bound as soon as the local port is known (at once when
+//! configured, else when the serve first appears and tells its own port)
+//! and stays bound. While the serve is not available the use is in
+//! standby: connections are closed at once with a log line. It opens by
+//! itself when the route announces the serve again. The mapping of an
+//! unserve grant ends instead, once its serve has gone.
+use proto::{ServeId, VnetId};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn, Instrument};
+
+use crate::model::{GroupServes, Model, UseStatus};
+use crate::streams::visit::{self, Visiting};
+use crate::traffic::Traffic;
+
+/// How a use's task ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Closed, stopped or failed; whoever stopped it owns its status.
+    Stopped,
+    /// The grant behind this mapping was withdrawn: the use goes.
+    Withdrawn,
+}
+
+/// A running use.
+pub(crate) struct Listener {
+    pub key: String,
+    pub serve_id: ServeId,
+    /// Cancelled when the use is stopped; cuts its connections too.
+    pub cancel: CancellationToken,
+    pub traffic: Arc<Traffic>,
+    /// The granting vnet, for the mapping of an unserve grant.
+    pub grant: Option<VnetId>,
+    /// `[vnet] max_connections`, read when the use started.
+    pub max_connections: usize,
+    pub model: Model,
+    /// The group's serves: whether ours is available.
+    pub group: watch::Receiver<GroupServes>,
+    /// What each carried connection needs.
+    pub visiting: Visiting,
+    pub tracker: TaskTracker,
+}
+
+impl Listener {
+    /// The serve this use reaches, if it is available: for a grant's
+    /// mapping only while the granting vnet holds the id.
+    fn target(&self, available: &GroupServes) -> Option<(VnetId, String)> {
+        let entry = available.get(&self.serve_id)?;
+        if self.grant.is_some_and(|from| from != entry.vnet_id) {
+            return None;
+        }
+        Some((entry.vnet_id, entry.vnet_name.clone()))
+    }
+
+    fn set_status(&self, change: impl FnOnce(&mut UseStatus)) {
+        if self.cancel.is_cancelled() {
+            return; // stopped: the status now belongs to whoever stopped us
+        }
+        self.model.send_modify(|s| {
+            if let Some(u) = s.uses.get_mut(&self.key) {
+                change(u);
+            }
+        });
+    }
+
+    /// Listens on `ip:port` (the serve's port when `None`) and carries
+    /// connections until stopped.
+    pub(crate) async fn run(self, ip: IpAddr, port: Option<u16>) -> Exit {
+        let serve_id = self.serve_id;
+        let mut available = self.group.clone();
+        let port = match port {
+            Some(port) => port,
+            None => {
+                info!("waiting for the serve to learn its port");
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return Exit::Stopped,
+                    seen = available.wait_for(|a| a.contains_key(&serve_id)) => match seen {
+                        Ok(a) => a[&serve_id].spec.port,
+                        Err(_) => return Exit::Stopped,
+                    },
+                }
+            }
+        };
+        let listener = match net::listen::bind(SocketAddr::new(ip, port)) {
+            Ok(listener) => listener,
+            Err(err) => {
+                let reason = format!("cannot listen on {ip}:{port}: {err}");
+                // The span may be filtered out at warn level; name the use here.
+                error!(r#use = %self.key, %reason, "use failed");
+                self.set_status(|u| u.error = Some(reason));
+                return Exit::Stopped;
+            }
+        };
+        let local = listener.local_addr().ok();
+        let mut open = self.target(&available.borrow_and_update()).is_some();
+        if self.grant.is_some() && !open {
+            // The grant went while the mapping was being set up.
+            return self.withdrawn();
+        }
+        let shown = local.map_or_else(|| format!("{ip}:{port}"), |a| a.to_string());
+        let state = if open { "open" } else { "standby" };
+        info!(addr = %shown, state, "use listening");
+        self.set_status(|u| {
+            u.local = local;
+            u.open = open;
+            u.error = None;
+        });
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    info!(addr = %shown, "use closed");
+                    return Exit::Stopped;
+                }
+                changed = available.changed() => {
+                    if changed.is_err() {
+                        return Exit::Stopped;
+                    }
+                    let now = self.target(&available.borrow_and_update());
+                    if let Some(exit) = self.serve_changed(now, &mut open) {
+                        return exit;
+                    }
+                }
+                accepted = listener.accept() => self.accepted(accepted, open).await,
+            }
+        }
+    }
+
+    /// The serve appeared or went (`now`): open, standby, or the end of a
+    /// grant's mapping.
+    fn serve_changed(&self, now: Option<(VnetId, String)>, open: &mut bool) -> Option<Exit> {
+        if now.is_some() == *open {
+            return None;
+        }
+        *open = now.is_some();
+        match now {
+            Some((vnet, vnet_name)) => info!(%vnet, %vnet_name, "serve available; use open"),
+            None if self.grant.is_some() => return Some(self.withdrawn()),
+            None => info!("serve gone; standby, new connections are refused until it returns"),
+        }
+        let open = *open;
+        self.set_status(|u| u.open = open);
+        None
+    }
+
+    /// Carries an accepted connection, or closes it with a log line.
+    async fn accepted(&self, accepted: std::io::Result<(TcpStream, SocketAddr)>, open: bool) {
+        match accepted {
+            Ok((_, peer)) if open && self.traffic.connections() >= self.max_connections => {
+                warn!(
+                    %peer,
+                    max_connections = self.max_connections,
+                    "connection refused: the use is at its connection limit"
+                );
+            }
+            Ok((client, peer)) if open => {
+                let span = tracing::info_span!("conn", %peer);
+                let carried = visit::carry(
+                    self.visiting.clone(),
+                    client,
+                    self.serve_id,
+                    self.cancel.clone(),
+                    self.traffic.clone(),
+                );
+                self.tracker.spawn(carried.instrument(span));
+            }
+            Ok((_, peer)) => info!(%peer, "connection refused: serve not available (standby)"),
+            Err(err) => {
+                warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// The grant behind this mapping was withdrawn.
+    fn withdrawn(&self) -> Exit {
+        info!("grant withdrawn by its vnet; mapping removed");
+        Exit::Withdrawn
+    }
+}
