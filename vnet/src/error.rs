@@ -70,6 +70,12 @@ pub(crate) enum LinkLost {
     /// Reading or writing a frame failed.
     #[error(transparent)]
     Broken(#[from] ProtoError),
+    /// The route took none of our messages for a whole heartbeat.
+    #[error("the route took nothing we sent for {0:?}")]
+    Stuck(Duration),
+    /// This many messages waited for the route to read them.
+    #[error("{0} messages wait for the route to read them")]
+    NotReading(usize),
     /// The route sent a message that has no place on a control connection.
     #[error("unexpected message from route: {0:?}")]
     Unexpected(Box<RouteMsg>),

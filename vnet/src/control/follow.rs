@@ -6,10 +6,11 @@
 //!
 //! Each `select!` arm is one method of [`Follow`], which returns `Err`
 //! with the reason when the session has to end.
-use futures::{SinkExt, StreamExt};
+use futures::stream::SplitStream;
+use futures::StreamExt;
 use proto::codec::ProtoError;
 use proto::message::{Request, Response, RouteMsg, VnetMsg};
-use proto::ServeId;
+use proto::{Refusal, RefusalCode, ServeId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, warn};
@@ -20,6 +21,7 @@ use super::parts::ControlParts;
 use super::registrations::{registered, registration};
 use super::requests::{InFlight, Requests};
 use super::session::Session;
+use super::writer::Writer;
 use crate::error::{LinkLost, VnetError};
 use crate::link::FramedConn;
 
@@ -39,6 +41,12 @@ impl From<ProtoError> for Ended {
     }
 }
 
+impl From<LinkLost> for Ended {
+    fn from(why: LinkLost) -> Self {
+        Ended::Lost(why)
+    }
+}
+
 /// Serves one live control connection; returns why it ended.
 pub(crate) async fn follow(
     parts: &ControlParts,
@@ -47,13 +55,15 @@ pub(crate) async fn follow(
     commands: &mut mpsc::Receiver<Command>,
 ) -> Ended {
     let heartbeat = session.heartbeat;
+    let (sink, link) = link.split();
     let mut follow = Follow {
         parts,
         link,
+        writer: Writer::spawn(sink, heartbeat),
         session,
         requests: Requests::default(),
     };
-    if let Err(ended) = follow.register_all().await {
+    if let Err(ended) = follow.register_all() {
         return ended;
     }
     let mut pings = tokio::time::interval_at(Instant::now() + heartbeat / 3, heartbeat / 3);
@@ -64,13 +74,14 @@ pub(crate) async fn follow(
         let step = tokio::select! {
             _ = parts.shutdown.cancelled() => Err(Ended::Shutdown),
             _ = &mut silence => Err(Ended::Lost(LinkLost::Silent(heartbeat))),
-            _ = pings.tick() => follow.ping().await,
-            Some(command) = commands.recv() => follow.on_command(command).await,
+            why = follow.writer.ended() => Err(Ended::Lost(why)),
+            _ = pings.tick() => follow.ping(),
+            Some(command) = commands.recv() => follow.on_command(command),
             frame = follow.link.next() => {
                 if let Some(Ok(_)) = &frame {
                     silence.as_mut().reset(Instant::now() + heartbeat);
                 }
-                follow.on_frame(frame).await
+                follow.on_frame(frame)
             }
         };
         if let Err(ended) = step {
@@ -82,40 +93,40 @@ pub(crate) async fn follow(
 /// The state of one live session.
 struct Follow<'a> {
     parts: &'a ControlParts,
-    link: FramedConn,
+    /// What the route sends; what we send goes through `writer`.
+    link: SplitStream<FramedConn>,
+    writer: Writer,
     session: Session,
     requests: Requests,
 }
 
 impl Follow<'_> {
-    /// Registers every active serve, in one flush.
-    async fn register_all(&mut self) -> Result<(), Ended> {
+    /// Registers every active serve (the writer sends them in one flush).
+    fn register_all(&mut self) -> Result<(), Ended> {
         let keys: Vec<String> = self.parts.model.borrow().serves.keys().cloned().collect();
         for key in keys {
             let Some(body) = registration(&self.parts.model, &key) else {
                 continue;
             };
             let id = self.requests.track(InFlight::Register(key, Vec::new()));
-            self.link.feed(VnetMsg::Request { id, body }).await?;
+            self.send(VnetMsg::Request { id, body })?;
         }
-        self.link.flush().await?;
         Ok(())
     }
 
-    async fn send(&mut self, msg: VnetMsg) -> Result<(), Ended> {
-        Ok(self.link.send(msg).await?)
+    fn send(&mut self, msg: VnetMsg) -> Result<(), Ended> {
+        Ok(self.writer.send(msg)?)
     }
 
-    async fn ping(&mut self) -> Result<(), Ended> {
+    fn ping(&mut self) -> Result<(), Ended> {
         let id = self.requests.track(InFlight::Heartbeat);
         self.send(VnetMsg::Request {
             id,
             body: Request::Ping,
         })
-        .await
     }
 
-    async fn on_command(&mut self, command: Command) -> Result<(), Ended> {
+    fn on_command(&mut self, command: Command) -> Result<(), Ended> {
         let msg = match command {
             Command::Reconnect => return Err(Ended::Reconnect),
             Command::Request(body, reply) => {
@@ -129,7 +140,7 @@ impl Follow<'_> {
             Command::Unregister(serve_id) => self.unregister(serve_id),
             Command::Send(msg) => msg,
         };
-        self.send(msg).await
+        self.send(msg)
     }
 
     /// The request registering serve `key`, unless it is registered or
@@ -172,13 +183,13 @@ impl Follow<'_> {
         }
     }
 
-    async fn on_frame(&mut self, frame: Option<Result<RouteMsg, ProtoError>>) -> Result<(), Ended> {
+    fn on_frame(&mut self, frame: Option<Result<RouteMsg, ProtoError>>) -> Result<(), Ended> {
         let msg = match frame {
             None => return Err(Ended::Lost(LinkLost::Closed)),
             Some(frame) => frame?,
         };
         match msg {
-            RouteMsg::Response { id, body } => self.on_response(id, body).await?,
+            RouteMsg::Response { id, body } => self.on_response(id, body)?,
             RouteMsg::ServeUp(entry) => {
                 debug!(
                     serve = %entry.serve_id,
@@ -203,7 +214,11 @@ impl Follow<'_> {
                     serve_id,
                     session,
                 };
-                let _ = self.parts.asks.streams.send(ask).await;
+                // Never waits: a serving side that is not keeping up
+                // leaves the route to time the visitor out.
+                if self.parts.asks.streams.try_send(ask).is_err() {
+                    debug!("stream request dropped: the serving side is not keeping up");
+                }
             }
             RouteMsg::UnserveAsk {
                 ask,
@@ -212,6 +227,7 @@ impl Follow<'_> {
                 ip,
                 port,
             } => {
+                let id = ask;
                 let ask = UnserveAsk {
                     ask,
                     from,
@@ -219,19 +235,26 @@ impl Follow<'_> {
                     ip,
                     port,
                 };
-                let _ = self.parts.asks.unserve.send(ask).await;
+                if self.parts.asks.unserve.try_send(ask).is_err() {
+                    let busy =
+                        Refusal::new(RefusalCode::Busy, "too many unserve asks waiting here");
+                    self.send(VnetMsg::UnserveAnswer {
+                        ask: id,
+                        result: Err(busy),
+                    })?;
+                }
             }
             other => return Err(Ended::Lost(LinkLost::Unexpected(Box::new(other)))),
         }
         Ok(())
     }
 
-    async fn on_response(&mut self, id: u32, body: Response) -> Result<(), Ended> {
+    fn on_response(&mut self, id: u32, body: Response) -> Result<(), Ended> {
         match self.requests.answered(id) {
             Some(InFlight::Register(key, waiters)) => {
                 if let Some(serve_id) = registered(self.parts, key, body, waiters) {
                     let withdraw = self.unregister(serve_id);
-                    self.send(withdraw).await?;
+                    self.send(withdraw)?;
                 }
             }
             Some(InFlight::Heartbeat) => {}

@@ -13,6 +13,7 @@
 //! - [`follow`]: one live session, one small method per event.
 //! - [`registrations`]: registering serves and applying the answers.
 //! - [`requests`]: requests in flight, by id.
+//! - [`writer`]: writing without blocking the loop that reads.
 pub(crate) mod asks;
 pub(crate) mod command;
 pub(crate) mod follow;
@@ -21,6 +22,7 @@ pub(crate) mod parts;
 pub(crate) mod registrations;
 pub(crate) mod requests;
 pub(crate) mod session;
+pub(crate) mod writer;
 
 use std::time::Duration;
 use tokio::sync::mpsc;
