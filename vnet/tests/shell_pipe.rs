@@ -321,3 +321,26 @@ async fn end_of_input_keeps_the_vnet_running_until_sigterm() {
     home.stop().await;
     route.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_is_not_utf8_is_one_error_and_the_next_is_read() {
+    let route = Route::start().await;
+    let text = format!(
+        "[route]\nip=127.0.0.1\nport={}\n[vnet]\nterminal=true\n",
+        route.addr.port()
+    );
+    let config = write_config("utf8", &text);
+    let mut shell = ShellProcess::start(&config).await;
+    shell.stdin.write_all(b"show \xff\xfe use\n").await.unwrap();
+    let after = shell.run("help exit").await;
+    assert_eq!(
+        after,
+        "error: line 1 is not valid UTF-8; skipped\n\
+         exit: deregister, close listeners and connections, and exit with status 0"
+    );
+    shell.stdin.write_all(b"exit\n").await.unwrap();
+    let status = within("vnet exits", shell.child.wait()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    std::fs::remove_file(config).unwrap();
+    route.stop().await;
+}

@@ -94,18 +94,23 @@ impl Io for Piped {
 
 fn piped(shell: &Shell) -> Ended {
     let stdin = std::io::stdin();
-    let mut line = String::new();
-    loop {
+    let mut line = Vec::new();
+    for number in 1.. {
         line.clear();
-        match stdin.lock().read_line(&mut line) {
+        match stdin.lock().read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => return Ended::EndOfInput,
-            Ok(_) => {
-                if let Some(ended) = answer(shell, &line, &mut Piped) {
-                    return ended;
-                }
-            }
+            Ok(_) => {}
+        }
+        // One bad line is one error; the next line is read as usual.
+        let Ok(text) = std::str::from_utf8(&line) else {
+            Piped.say(&format!("error: line {number} is not valid UTF-8; skipped"));
+            continue;
+        };
+        if let Some(ended) = answer(shell, text, &mut Piped) {
+            return ended;
         }
     }
+    Ended::EndOfInput
 }
 
 type Editor = rustyline::Editor<complete::ShellHelper, rustyline::history::FileHistory>;

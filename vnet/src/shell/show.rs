@@ -9,8 +9,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::config::VnetOptions;
 use crate::model::{ServeState, Status};
 
-/// Lays rows out in columns two spaces apart.
+/// Lays rows out in columns two spaces apart. Cells are escaped (see
+/// `proto::text`): names and infos come from other vnets, and a newline or
+/// an escape sequence in one must not forge a row or reach the terminal.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|c| proto::text::escape(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -346,6 +357,16 @@ mod tests {
             ],
         );
         assert_eq!(out, "serveid  name\n700      ssh\n001      jupyter");
+    }
+
+    #[test]
+    fn cells_from_the_network_cannot_forge_rows_or_reach_the_terminal() {
+        let out = table(
+            &["serveid", "info"],
+            &[vec!["700".into(), "x\n999 01 admin\u{1b}[2J".into()]],
+        );
+        assert_eq!(out, "serveid  info\n700      x\\n999 01 admin\\u{1b}[2J");
+        assert!(out.lines().skip(1).all(|row| row.starts_with("700")));
     }
 
     #[test]
