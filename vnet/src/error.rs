@@ -80,3 +80,11 @@ pub(crate) enum LinkLost {
     #[error("unexpected message from route: {0:?}")]
     Unexpected(Box<RouteMsg>),
 }
+
+impl LinkLost {
+    /// Whether this says the route itself is gone or frozen (silent, or
+    /// taking nothing we send), rather than this one connection failing.
+    pub(crate) fn route_is_gone(&self) -> bool {
+        matches!(self, LinkLost::Silent(_) | LinkLost::Stuck(_))
+    }
+}

@@ -261,3 +261,30 @@ async fn every_limit_refuses_with_a_reason() {
     }
     route.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_through_a_lost_route_ends_in_a_reset_within_the_heartbeat() {
+    let route = Route::with(fast_heartbeat()).await;
+    let (pause, paused) = watch::channel(false);
+    let via = relay(route.addr, paused).await;
+    let echo = tagged_echo("cut").await;
+    let home = vnet_at(route.addr, &serve_section("echo", 703, echo));
+    let far = vnet_at(via, &format!("[vnet]\nspares=0\n{}", use_section("echo", 703)));
+    let (mut stream, tag) = connect_tagged(far.open_use("echo").await).await;
+    assert_eq!(tag, "cut");
+
+    // The cable is pulled with the stream open: nothing reaches the
+    // client any more, but it must not wait forever, nor see a clean end.
+    pause.send_replace(true);
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = within("the client's stream ends", stream.read(&mut buf)).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(&read, Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset),
+        "expected a reset, got {read:?}"
+    );
+    assert!(waited < Duration::from_secs(4), "took {waited:?}");
+    pause.send_replace(false);
+    stop_all(route, [far, home]).await;
+}

@@ -117,6 +117,7 @@ async fn handshake(
                 },
                 heartbeat,
                 ended: shutdown.child_token(),
+                lost: CancellationToken::new(),
             };
             Ok((link, session))
         }

@@ -64,9 +64,14 @@ pub(crate) async fn run(parts: ControlParts, mut commands: mpsc::Receiver<Comman
                     s.route_error = None;
                     s.connects += 1;
                 });
-                let ended = session.ended.clone();
+                let (ended, lost) = (session.ended.clone(), session.lost.clone());
                 let why = follow::follow(&parts, link, session, &mut commands).await;
                 ended.cancel();
+                if let Ended::Lost(why) = &why {
+                    if why.route_is_gone() {
+                        lost.cancel();
+                    }
+                }
                 forget_session(&parts);
                 match why {
                     Ended::Shutdown => return,
@@ -133,7 +138,8 @@ fn jitter(base: Duration) -> Duration {
 }
 
 /// After the link drops: the route has withdrawn our serves. Streams
-/// already flowing keep going on their own data connections.
+/// already flowing keep going on their own data connections, unless the
+/// route is gone (see `Session::lost`).
 fn forget_session(parts: &ControlParts) {
     parts.session.send_replace(None);
     parts.group.send_modify(|a| a.clear());

@@ -31,6 +31,11 @@ pub(crate) struct Session {
     /// Cancelled as soon as the control connection of this session ends
     /// (a child of the vnet's shutdown).
     pub ended: CancellationToken,
+    /// Cancelled when the route is lost (silent, or not taking what we
+    /// send, for a heartbeat): the session's streams end in a reset then,
+    /// as their own connections may be silently dead too. A reconnect
+    /// for new settings leaves them running.
+    pub lost: CancellationToken,
 }
 
 impl Session {

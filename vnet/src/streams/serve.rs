@@ -9,6 +9,7 @@ use proto::{Refusal, RefusalCode, ServeId};
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn, Instrument};
 
@@ -39,7 +40,7 @@ pub(crate) struct Serving {
 /// Spawns a stream to `serve_id`: reaches the local service, tells the
 /// route the outcome with `reply` (which gives back the route's side of
 /// the stream), and carries the stream if both worked.
-pub(crate) fn spawn<R, F>(serving: &Serving, serve_id: ServeId, reply: R)
+pub(crate) fn spawn<R, F>(serving: &Serving, serve_id: ServeId, lost: CancellationToken, reply: R)
 where
     R: FnOnce(Result<(), Refusal>) -> F + Send + 'static,
     F: Future<Output = Option<Unframed<Conn>>> + Send,
@@ -60,7 +61,7 @@ where
             let service = connect(&serve).await;
             let route_side = reply(service.as_ref().map(|_| ()).map_err(Clone::clone)).await;
             if let (Ok(service), Some(route_side)) = (service, route_side) {
-                carry(&serve, route_side, counted.count(service)).await;
+                carry(&serve, &lost, route_side, counted.count(service)).await;
             }
         }
         .instrument(span),
@@ -130,7 +131,12 @@ async fn connect(serve: &LocalServe) -> Result<TcpStream, Refusal> {
 }
 
 /// Carries a started stream until both sides are done or the serve closes.
-async fn carry<S: Relayable>(serve: &LocalServe, route_side: Unframed<Conn>, service: S) {
+async fn carry<S: Relayable>(
+    serve: &LocalServe,
+    lost: &CancellationToken,
+    route_side: Unframed<Conn>,
+    service: S,
+) {
     let service = Unframed {
         stream: service,
         leftover: Default::default(),
@@ -141,5 +147,6 @@ async fn carry<S: Relayable>(serve: &LocalServe, route_side: Unframed<Conn>, ser
             Err(err) => debug!(%err, "stream ended with an error"),
         },
         _ = serve.cancel.cancelled() => debug!("serve closed; stream cut"),
+        _ = lost.cancelled() => tracing::info!("the route is lost; stream reset"),
     }
 }

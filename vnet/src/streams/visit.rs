@@ -66,5 +66,6 @@ pub(crate) async fn carry(
             Err(err) => debug!(%err, "connection ended with an error"),
         },
         _ = cancel.cancelled() => debug!("use closed; connection cut"),
+        _ = session.lost.cancelled() => info!("the route is lost; connection reset"),
     }
 }

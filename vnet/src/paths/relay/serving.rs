@@ -16,6 +16,7 @@ use tracing::info;
 
 use super::dial;
 use crate::control::asks::StreamAsk;
+use crate::control::session::Session;
 use crate::link::FramedConn;
 use crate::streams::serve::{self, Serving};
 
@@ -46,6 +47,7 @@ fn dial_back(serving: &Serving, ask: StreamAsk) {
         serve_id,
         session,
     } = ask;
+    let lost = session.lost.clone();
     let reply = move |result: Result<(), Refusal>| async move {
         let reached = result.is_ok();
         let accept = VnetMsg::Accept {
@@ -62,12 +64,17 @@ fn dial_back(serving: &Serving, ask: StreamAsk) {
             Err(_) => None,
         }
     };
-    serve::spawn(serving, serve_id, reply);
+    serve::spawn(serving, serve_id, lost, reply);
 }
 
 /// Spawns the task that answers `Open` on a spare data connection: on
 /// that connection, which then carries the stream.
-pub(crate) fn on_spare(serving: &Serving, mut spare: FramedConn, serve_id: ServeId) {
+pub(crate) fn on_spare(
+    serving: &Serving,
+    session: &Session,
+    mut spare: FramedConn,
+    serve_id: ServeId,
+) {
     let reply = move |result: Result<(), Refusal>| async move {
         let reached = result.is_ok();
         match send_message(&mut spare, VnetMsg::Opened { result }).await {
@@ -79,7 +86,7 @@ pub(crate) fn on_spare(serving: &Serving, mut spare: FramedConn, serve_id: Serve
             }
         }
     };
-    serve::spawn(serving, serve_id, reply);
+    serve::spawn(serving, serve_id, session.lost.clone(), reply);
 }
 
 #[cfg(test)]
@@ -136,8 +143,22 @@ mod tests {
         let spare = Framed::new(Conn::Plain(ours), VnetCodec::new());
         let mut route_end = Framed::new(theirs, RouteCodec::new());
         let id = ServeId::new(700).unwrap();
+        let session = Session {
+            vnet_id: proto::VnetId(1),
+            id: proto::SessionId(1),
+            secret: proto::auth::SessionSecret::from_bytes([0; 32]),
+            passes: Default::default(),
+            route: crate::link::RouteTarget {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                tls: None,
+                heartbeat: Duration::from_secs(30),
+            },
+            heartbeat: Duration::from_secs(30),
+            ended: Default::default(),
+            lost: Default::default(),
+        };
 
-        on_spare(&serving, spare, id);
+        on_spare(&serving, &session, spare, id);
         tokio::task::yield_now().await;
         confirm_registration(&serving, "echo", id);
         let answer = tokio::time::timeout(Duration::from_secs(20), next_message(&mut route_end))

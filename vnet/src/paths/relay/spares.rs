@@ -225,7 +225,7 @@ async fn serve_on_spares(serving: Serving, session: Session) {
             None => return,
             Some(Ok(RouteMsg::Open { serve_id })) => {
                 publish(&serving.model, |c| c.used_serve += 1);
-                serving::on_spare(&serving, spare, serve_id);
+                serving::on_spare(&serving, &session, spare, serve_id);
             }
             Some(Ok(other)) => {
                 debug!(?other, "route closed a spare");
