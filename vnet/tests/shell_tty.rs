@@ -103,3 +103,66 @@ fn prompt_completion_prompts_history_and_exit() {
         route.stop().await;
     });
 }
+
+#[test]
+fn inline_arguments_are_never_prompted_and_ctrl_c_at_a_question_cancels() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let route = rt.block_on(Route::start());
+    let dir = std::env::temp_dir().join(format!("vnet-tty-ask-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("office.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[route]\nip=127.0.0.1\nport={}\n[vnet]\nname=office\nterminal=true\n",
+            route.addr.port()
+        ),
+    )
+    .unwrap();
+    let mut p = shell(&config, &dir);
+    p.exp_string(">: ").unwrap();
+
+    // Given key=value, the rest takes defaults: the next line is a
+    // command, not an answer.
+    p.send_line("use run ghost serveid=999 port=0").unwrap();
+    p.exp_regex(r"use ghost listening on 127\.0\.0\.1:\d+ -> serve 999 \(standby")
+        .unwrap();
+    p.exp_string(">: ").unwrap();
+    // Missing a required key is an error, not a question.
+    p.send_line("serve run web ip=127.0.0.1").unwrap();
+    p.exp_string("port: is required but missing").unwrap();
+    p.exp_string(">: ").unwrap();
+
+    // Ctrl-C at a question abandons the command, with one line.
+    p.send_line("serve run web").unwrap();
+    p.exp_string("ip(127.0.0.1): ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("error: cancelled; nothing changed").unwrap();
+    p.exp_string(">: ").unwrap();
+    p.send_line("show serve").unwrap();
+    let shown = p.exp_string(">: ").unwrap();
+    assert!(
+        !shown.contains("web"),
+        "a cancelled serve was added: {shown}"
+    );
+    // So does Ctrl-D, at any question.
+    p.send_line("use run other").unwrap();
+    p.exp_string("serveid(required): ").unwrap();
+    p.send_line("700").unwrap();
+    p.exp_string("ip(127.0.0.1): ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_string("error: cancelled; nothing changed").unwrap();
+    p.exp_string(">: ").unwrap();
+    p.send_line("exit").unwrap();
+    exits_cleanly(p);
+
+    let status = std::fs::read_to_string(dir.join(".vnet_history")).unwrap();
+    let history: Vec<&str> = status.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        !history.contains(&"700"),
+        "an answer went into the history: {history:?}"
+    );
+    assert!(history.contains(&"use run other"), "{history:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    rt.block_on(route.stop());
+}

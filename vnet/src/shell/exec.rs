@@ -6,7 +6,7 @@ use proto::VnetId;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::ask::{fill, take, Io};
+use super::ask::{take, Io, Questions};
 use super::command::{Action, Cmd, Pairs, Topic};
 use super::items::{opened_text, Items, Kind};
 use super::show;
@@ -125,9 +125,10 @@ impl Shell {
                 KEYS.join(", ")
             ));
         }
-        fill(io, &mut pairs, "vnetid", "required");
-        fill(io, &mut pairs, "ip", "127.0.0.1");
-        fill(io, &mut pairs, "port", "required");
+        let mut questions = Questions::new(io, &pairs);
+        questions.fill(&mut pairs, "vnetid", "required")?;
+        questions.fill(&mut pairs, "ip", "127.0.0.1")?;
+        questions.fill(&mut pairs, "port", "required")?;
         let vnet_id =
             take(&pairs, "vnetid").ok_or("unserve: vnetid is required (see show vnets)")?;
         let vnet_id = vnet_id
@@ -142,20 +143,27 @@ impl Shell {
             .filter(|p| *p > 0)
             .ok_or(format!("unserve: port {port:?} is not in 1-65535"))?;
 
-        io.say(&format!(
+        questions.say(&format!(
             "asking vnet {vnet_id} for its unregistered service {ip}:{port} ..."
         ));
         let serve_id = self
             .block(self.handle.unserve(vnet_id, &ip, port))
             .map_err(|e| format!("unserve refused: {e}"))?;
-        io.say(&format!(
+        questions.say(&format!(
             "vnet {vnet_id} granted it as serve {serve_id}; the grant is withdrawn when unused \
              (3 min by default) and after its last connection (1 min)"
         ));
 
         let local_port_default = port.to_string();
-        fill(io, &mut pairs, "local_ip", "127.0.0.1");
-        fill(io, &mut pairs, "local_port", &local_port_default);
+        let not_mapped = |_| {
+            format!("cancelled; serve {serve_id} is not mapped here (the grant expires unused)")
+        };
+        questions
+            .fill(&mut pairs, "local_ip", "127.0.0.1")
+            .map_err(not_mapped)?;
+        questions
+            .fill(&mut pairs, "local_port", &local_port_default)
+            .map_err(not_mapped)?;
         let local_ip = take(&pairs, "local_ip").unwrap_or_else(|| "127.0.0.1".into());
         let local_ip: IpAddr = local_ip
             .parse()

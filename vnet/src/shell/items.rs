@@ -5,7 +5,7 @@
 use proto::ServeId;
 use tokio::runtime::Handle;
 
-use super::ask::{fill, need_name, Io};
+use super::ask::{Io, Questions};
 use super::command::{Action, Pairs};
 use crate::config::{ServeConfig, UseConfig};
 use crate::error::VnetError;
@@ -111,7 +111,8 @@ impl Items<'_> {
         io: &mut dyn Io,
     ) -> Result<String, String> {
         let word = kind.word();
-        let key = need_name(io, name, &format!("{word} open|close|new|run|delete NAME"))?;
+        let mut questions = Questions::new(io, &pairs);
+        let key = questions.name(name, &format!("{word} open|close|new|run|delete NAME"))?;
         match action {
             Action::Open => self
                 .open(kind, &key)
@@ -129,7 +130,7 @@ impl Items<'_> {
                     return Err(format!("a {word} named {key:?} exists already"));
                 }
                 for (asked, default) in kind.prompts() {
-                    fill(io, &mut pairs, asked, default);
+                    questions.fill(&mut pairs, asked, default)?;
                 }
                 let run = action == Action::Run;
                 pairs.retain(|(k, _)| k != "active");

@@ -19,7 +19,7 @@ pub mod show;
 pub use exec::Shell;
 pub use log::LogSink;
 
-use ask::Io;
+use ask::{Asked, Io};
 use exec::Reply;
 use rustyline::error::ReadlineError;
 use std::io::{BufRead, IsTerminal, Write};
@@ -81,8 +81,8 @@ fn answer(shell: &Shell, line: &str, io: &mut dyn Io) -> Option<Ended> {
 struct Piped;
 
 impl Io for Piped {
-    fn ask(&mut self, _prompt: &str) -> Option<String> {
-        None
+    fn ask(&mut self, _prompt: &str) -> Asked {
+        Asked::Nobody
     }
 
     fn say(&mut self, text: &str) {
@@ -130,9 +130,12 @@ fn read(editor: &mut Editor, logs: &LogSink, prompt: &str) -> rustyline::Result<
 }
 
 impl Io for Terminal<'_> {
-    fn ask(&mut self, prompt: &str) -> Option<String> {
-        // Ctrl-C or Ctrl-D at a prompt gives up on the argument.
-        read(self.editor, self.logs, prompt).ok()
+    fn ask(&mut self, prompt: &str) -> Asked {
+        // Ctrl-C or Ctrl-D at a question gives up on the command.
+        match read(self.editor, self.logs, prompt) {
+            Ok(answer) => Asked::Answer(answer),
+            Err(_) => Asked::Cancelled,
+        }
     }
 
     fn say(&mut self, text: &str) {
@@ -146,7 +149,8 @@ fn history_file() -> Option<PathBuf> {
 
 fn interactive(shell: &Shell, logs: &LogSink) -> rustyline::Result<Ended> {
     let config = rustyline::Config::builder()
-        .auto_add_history(true)
+        // Commands go into the history, answers to questions do not.
+        .auto_add_history(false)
         .max_history_size(1000)?
         .build();
     let mut editor = Editor::with_config(config)?;
@@ -160,6 +164,9 @@ fn interactive(shell: &Shell, logs: &LogSink) -> rustyline::Result<Ended> {
     let ended = loop {
         match read(&mut editor, logs, PROMPT) {
             Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
                 let mut terminal = Terminal {
                     editor: &mut editor,
                     logs,
