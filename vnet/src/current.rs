@@ -5,7 +5,9 @@
 //! writes them.
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::{RouteLink, VnetOptions};
+use std::sync::Arc as Shared;
+
+use crate::config::{RouteLink, ServeConfig, UseConfig, VnetConfig, VnetOptions};
 use crate::link::TlsClient;
 
 /// The settings in force at one moment.
@@ -17,16 +19,31 @@ pub(crate) struct InForce {
     pub route: RouteLink,
     /// Made from `route.tls` once, not on every connect.
     pub tls: Option<TlsClient>,
+    /// The serves and uses of the file as last read, as it starts them: a
+    /// reload applies what changed in the file since, nothing else.
+    pub file: Shared<FileItems>,
+}
+
+/// The serves and uses a config file lists, as it starts them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct FileItems {
+    pub serves: Vec<ServeConfig>,
+    pub uses: Vec<UseConfig>,
 }
 
 impl InForce {
-    /// The settings of a config's `[vnet]` and `[route]`.
-    pub(crate) fn new(options: VnetOptions, route: RouteLink) -> Self {
+    /// The settings of a config.
+    pub(crate) fn new(config: &VnetConfig) -> Self {
+        let route = config.route.clone();
         let tls = route.tls.as_ref().map(TlsClient::new);
         Self {
-            options,
+            options: config.vnet.clone(),
             route,
             tls,
+            file: Shared::new(FileItems {
+                serves: config.wanted_serves(),
+                uses: config.wanted_uses(),
+            }),
         }
     }
 }

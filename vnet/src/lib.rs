@@ -82,7 +82,7 @@ pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
     let model = watch::Sender::new(Status::at_start(&config));
     let group = watch::Sender::new(GroupServes::new());
     let session = watch::Sender::new(None);
-    let current = Current::new(InForce::new(config.vnet, config.route));
+    let current = Current::new(InForce::new(&config));
     let local = LocalServes::default();
     let tracker = TaskTracker::new();
     let (control, commands) = ControlSender::channel();

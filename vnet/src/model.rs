@@ -69,6 +69,9 @@ pub struct ServeStatus {
     pub last_id: Option<ServeId>,
     /// A time-limited grant made for another vnet (unserve).
     pub grant: Option<String>,
+    /// Made in the shell (`serve new` or `run`), not read from the file:
+    /// a reload keeps it unless the file now defines the same name.
+    pub from_shell: bool,
     /// Connections and bytes.
     pub traffic: Arc<Traffic>,
 }
@@ -103,6 +106,9 @@ pub struct UseStatus {
     /// granted it. The mapping is removed when the grant is withdrawn, and
     /// never reaches a serve of another vnet under the same id.
     pub grant: Option<VnetId>,
+    /// Made in the shell (`use new` or `run`), not read from the file: a
+    /// reload keeps it unless the file now defines the same name.
+    pub from_shell: bool,
     /// Connections and bytes.
     pub traffic: Arc<Traffic>,
 }
@@ -120,6 +126,7 @@ impl ServeStatus {
             state,
             last_id: None,
             grant: None,
+            from_shell: false,
             traffic: Arc::default(),
         }
     }
@@ -134,6 +141,7 @@ impl UseStatus {
             open: false,
             error: None,
             grant: None,
+            from_shell: false,
             traffic: Arc::default(),
         }
     }
@@ -155,18 +163,17 @@ impl Status {
     /// the start flags say, nothing registered or listening yet.
     pub(crate) fn at_start(config: &VnetConfig) -> Self {
         let mut status = Status::default();
-        for serve in &config.serves {
-            let mut serve = serve.clone();
-            serve.active = config.starts_serve(&serve);
-            let entry = ServeStatus::new(serve);
-            status.serves.insert(entry.config.key.clone(), entry);
+        for serve in config.wanted_serves() {
+            status
+                .serves
+                .insert(serve.key.clone(), ServeStatus::new(serve));
         }
         for use_ in &config.uses {
             if use_.active && use_.serve_id.is_none() {
                 tracing::warn!(r#use = %use_.key, "use has no serveid (or 000); it stays off");
             }
-            let mut use_ = use_.clone();
-            use_.active = config.starts_use(&use_);
+        }
+        for use_ in config.wanted_uses() {
             status.uses.insert(use_.key.clone(), UseStatus::new(use_));
         }
         status

@@ -1,8 +1,14 @@
-//! Applying a reloaded config as a difference. Serves and uses whose
-//! settings are unchanged keep running with their connections; removed
-//! ones stop, added ones start, changed ones restart. Serves and uses are
-//! compared by one generic [`plan`]. A changed `[route]`, name or group
-//! reconnects the control connection. Grants (unserve) are left alone.
+//! Applying a reloaded config as a difference: what changed in the file
+//! since it was last read, and nothing else.
+//!
+//! A serve or use the file lists as before is left as it is, whatever the
+//! shell did to it meanwhile (closed, opened, deleted); one the file added
+//! or changed starts (again) as the file says, and one the file dropped
+//! stops. What was made in the shell stays, unless the file now defines
+//! the same name: then the file wins. Grants (unserve) are never touched.
+//! The summary says which shell-made items were kept or replaced. Serves
+//! and uses are compared by one generic [`plan`]. A changed `[route]`,
+//! name or group reconnects the control connection.
 use tracing::info;
 
 use crate::config::{ServeConfig, UseConfig, VnetConfig};
@@ -12,15 +18,19 @@ use crate::model::{Model, ServeStatus, UseStatus};
 use crate::serves::Serves;
 use crate::uses::Uses;
 
-/// What a reload did.
+/// What a reload did, by `serve.KEY` and `use.KEY`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadSummary {
-    /// Keys started anew.
+    /// Started anew: new in the file.
     pub added: Vec<String>,
-    /// Keys stopped and removed.
+    /// Stopped and removed: gone from the file.
     pub removed: Vec<String>,
-    /// Keys restarted with new settings.
+    /// Restarted with the file's new settings.
     pub changed: Vec<String>,
+    /// Made in the shell and not in the file: left running.
+    pub kept: Vec<String>,
+    /// Made in the shell, and now defined by the file: the file's won.
+    pub replaced: Vec<String>,
     /// Whether the control connection was re-established.
     pub reconnected: bool,
 }
@@ -46,45 +56,69 @@ impl Item for UseConfig {
     }
 }
 
+/// An item running now, as a reload sees it.
+struct Running<'a> {
+    key: &'a str,
+    grant: bool,
+    from_shell: bool,
+}
+
 /// What to stop and what to start for one kind of item.
 struct Plan<C> {
-    /// Keys of changed items (in config order), then of removed ones.
+    /// Keys of replaced items (in file order), then of removed ones.
     stop: Vec<String>,
-    /// Changed and added items, in config order.
+    /// Changed and added items, in file order.
     start: Vec<C>,
 }
 
-/// Compares the `wanted` items (as the config would start them) with the
-/// `running` ones (key, config, whether a grant), noting the difference
-/// in `summary`. Grants are never removed.
+/// Compares the file `now` with the file as `last` read, given what is
+/// `running`, noting the difference in `summary`.
 fn plan<C: Item>(
-    wanted: Vec<C>,
-    running: &[(&str, &C, bool)],
+    last: &[C],
+    now: &[C],
+    running: &[Running],
     summary: &mut ReloadSummary,
 ) -> Plan<C> {
     let name = |key: &str| format!("{}.{key}", C::KIND);
+    let find = |key: &str| running.iter().find(|r| r.key == key);
     let mut plan = Plan {
         stop: Vec::new(),
         start: Vec::new(),
     };
-    for item in wanted.iter() {
-        match running.iter().find(|(key, _, _)| *key == item.key()) {
-            Some((_, now, _)) if *now == item => {}
-            Some(_) => {
+    for item in now {
+        let before = last.iter().find(|l| l.key() == item.key());
+        if before == Some(item) {
+            continue; // the file did not change it
+        }
+        match find(item.key()) {
+            Some(r) if r.grant => continue,
+            Some(r) => {
                 plan.stop.push(item.key().to_string());
-                summary.changed.push(name(item.key()));
-                plan.start.push(item.clone());
+                let list = if r.from_shell {
+                    &mut summary.replaced
+                } else {
+                    &mut summary.changed
+                };
+                list.push(name(item.key()));
             }
-            None => {
-                summary.added.push(name(item.key()));
-                plan.start.push(item.clone());
+            None if before.is_some() => summary.changed.push(name(item.key())),
+            None => summary.added.push(name(item.key())),
+        }
+        plan.start.push(item.clone());
+    }
+    for item in last {
+        let still = now.iter().any(|n| n.key() == item.key());
+        match find(item.key()) {
+            Some(r) if !still && !r.grant && !r.from_shell => {
+                plan.stop.push(item.key().to_string());
+                summary.removed.push(name(item.key()));
             }
+            _ => {}
         }
     }
-    for (key, _, grant) in running {
-        if !grant && !wanted.iter().any(|w| w.key() == *key) {
-            plan.stop.push(key.to_string());
-            summary.removed.push(name(key));
+    for r in running {
+        if r.from_shell && !plan.stop.iter().any(|key| key == r.key) {
+            summary.kept.push(name(r.key));
         }
     }
     plan
@@ -106,36 +140,36 @@ pub(crate) async fn apply(
     let reconnect = old.route != config.route
         || old.options.name != config.vnet.name
         || old.options.group != config.vnet.group;
-    current.set(InForce::new(config.vnet.clone(), config.route.clone()));
+    let new = InForce::new(&config);
     let status = model.borrow().clone();
 
-    let wanted = config.serves.iter().map(|serve| ServeConfig {
-        active: config.starts_serve(serve),
-        ..serve.clone()
-    });
     let running: Vec<_> = status
         .serves
         .iter()
-        .map(|(key, s)| (key.as_str(), &s.config, s.grant.is_some()))
+        .map(|(key, s)| Running {
+            key,
+            grant: s.grant.is_some(),
+            from_shell: s.from_shell,
+        })
         .collect();
-    let serve_plan = plan(wanted.collect(), &running, &mut summary);
+    let serve_plan = plan(&old.file.serves, &new.file.serves, &running, &mut summary);
     for key in &serve_plan.stop {
         let _ = serves.delete(key).await;
     }
-
-    let wanted = config.uses.iter().map(|use_| UseConfig {
-        active: config.starts_use(use_),
-        ..use_.clone()
-    });
     let running: Vec<_> = status
         .uses
         .iter()
-        .map(|(key, u)| (key.as_str(), &u.config, u.grant.is_some()))
+        .map(|(key, u)| Running {
+            key,
+            grant: u.grant.is_some(),
+            from_shell: u.from_shell,
+        })
         .collect();
-    let use_plan = plan(wanted.collect(), &running, &mut summary);
+    let use_plan = plan(&old.file.uses, &new.file.uses, &running, &mut summary);
     for key in &use_plan.stop {
         let _ = uses.delete(key).await;
     }
+    current.set(new);
 
     // New serves enter the model first. A reconnect then registers every
     // active serve by itself; without one, each new serve is registered
@@ -168,6 +202,8 @@ pub(crate) async fn apply(
         added = ?summary.added,
         removed = ?summary.removed,
         changed = ?summary.changed,
+        kept = ?summary.kept,
+        replaced = ?summary.replaced,
         reconnected = summary.reconnected,
         "config reloaded"
     );
@@ -190,32 +226,51 @@ mod tests {
         }
     }
 
+    fn running(key: &str, grant: bool, from_shell: bool) -> Running<'_> {
+        Running {
+            key,
+            grant,
+            from_shell,
+        }
+    }
+
     #[test]
-    fn a_plan_keeps_the_unchanged_and_never_removes_grants() {
-        let (same, moved, gone, grant) =
-            (serve("a", 1), serve("b", 2), serve("c", 3), serve("g", 4));
-        let running = [
-            ("a", &same, false),
-            ("b", &moved, false),
-            ("c", &gone, false),
-            ("g", &grant, true),
+    fn a_plan_applies_what_the_file_changed_and_keeps_what_the_shell_made() {
+        let last = [serve("a", 1), serve("b", 2), serve("c", 3), serve("e", 6)];
+        let now = [
+            serve("a", 1),
+            serve("b", 22),
+            serve("d", 5),
+            serve("s", 7),
+            serve("e", 6),
         ];
-        let wanted = vec![serve("a", 1), serve("b", 22), serve("d", 5)];
+        let running = [
+            // "a" is unchanged in the file: left alone even if the shell
+            // changed it; "e" was deleted in the shell: stays deleted.
+            running("a", false, false),
+            running("b", false, false),
+            running("c", false, false),
+            running("g", true, false),
+            running("s", false, true),
+            running("t", false, true),
+        ];
         let mut summary = ReloadSummary::default();
-        let plan = plan(wanted, &running, &mut summary);
-        assert_eq!(plan.stop, ["b", "c"]);
+        let plan = plan(&last, &now, &running, &mut summary);
+        assert_eq!(plan.stop, ["b", "s", "c"]);
         let started: Vec<_> = plan
             .start
             .iter()
             .map(|s| (s.key.as_str(), s.port))
             .collect();
-        assert_eq!(started, [("b", 22), ("d", 5)]);
+        assert_eq!(started, [("b", 22), ("d", 5), ("s", 7)]);
         assert_eq!(
             summary,
             ReloadSummary {
                 added: vec!["serve.d".into()],
                 removed: vec!["serve.c".into()],
                 changed: vec!["serve.b".into()],
+                kept: vec!["serve.t".into()],
+                replaced: vec!["serve.s".into()],
                 reconnected: false,
             }
         );

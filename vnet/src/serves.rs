@@ -29,14 +29,18 @@ pub(crate) struct Serves {
 }
 
 impl Serves {
-    /// Adds a serve; registers it if `config.active`. Returns the id when
-    /// registered.
+    /// Adds a serve made in the shell; registers it if `config.active`.
+    /// Returns the id when registered.
     ///
     /// # Errors
     /// The name is taken, or the registration failed (the serve then
     /// stays, as the status tells).
     pub(crate) async fn add(&self, config: ServeConfig) -> Result<Option<ServeId>, VnetError> {
-        self.insert(ServeStatus::new(config.clone()))?;
+        let serve = ServeStatus {
+            from_shell: true,
+            ..ServeStatus::new(config.clone())
+        };
+        self.insert(serve)?;
         if config.active {
             self.control.register(&config.key).await.map(Some)
         } else {

@@ -150,6 +150,8 @@ async fn reload_applies_only_the_difference() {
             added: keys(&["serve.y", "use.c"]),
             removed: keys(&["use.b"]),
             changed: keys(&["serve.x"]),
+            kept: Vec::new(),
+            replaced: Vec::new(),
             reconnected: false,
         }
     );
@@ -652,5 +654,72 @@ async fn a_serve_added_while_connecting_is_registered_once() {
         );
         vnet.stop().await;
     }
+    route.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_what_the_shell_made_unless_the_file_now_defines_it() {
+    let route = Route::start().await;
+    let (file_svc, web_svc) = (tagged_echo("file").await, tagged_echo("web").await);
+    let body = serve_section("file", 610, file_svc);
+    let office = Vnet::start(&route, &body);
+    office.registered("file").await;
+    let handle = &office.handle;
+
+    // Made in the shell: a serve and two uses; and a file serve closed.
+    within(
+        "serve run web",
+        handle.serve_add(serve_config("web", 611, web_svc, true)),
+    )
+    .await
+    .unwrap();
+    within(
+        "use run ghost",
+        handle.use_add(use_config("ghost", 999, 0, true)),
+    )
+    .await
+    .unwrap();
+    within(
+        "use run dbuse",
+        handle.use_add(use_config("dbuse", 611, 0, true)),
+    )
+    .await
+    .unwrap();
+    within("serve close file", handle.serve_close("file"))
+        .await
+        .unwrap();
+
+    // The same file again: nothing to apply, the shell's work stays, and
+    // the closed file serve stays closed.
+    let summary = within("reload", handle.reload(config(&route, &body))).await;
+    assert_eq!(
+        summary,
+        ReloadSummary {
+            kept: keys(&["serve.web", "use.dbuse", "use.ghost"]),
+            ..Default::default()
+        }
+    );
+    let status = handle.status();
+    assert_eq!(status.serve_id("web").map(ServeId::get), Some(611));
+    assert!(status.uses.contains_key("ghost") && status.uses.contains_key("dbuse"));
+    assert!(
+        !status.serves["file"].config.active,
+        "reload reopened a closed serve"
+    );
+
+    // The file now defines ghost itself: the file wins.
+    let body = format!("{body}[use.ghost]\nserveid=611\nport=0\n");
+    let summary = within("reload", handle.reload(config(&route, &body))).await;
+    assert_eq!(summary.replaced, keys(&["use.ghost"]));
+    assert_eq!(summary.kept, keys(&["serve.web", "use.dbuse"]));
+    let status = office
+        .wait("ghost reaches 611", |s| s.open_use("ghost").is_some())
+        .await;
+    assert_eq!(
+        status.uses["ghost"].config.serve_id.map(ServeId::get),
+        Some(611)
+    );
+    assert!(!status.uses["ghost"].from_shell);
+    office.stop().await;
     route.stop().await;
 }

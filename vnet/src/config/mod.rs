@@ -88,6 +88,24 @@ impl VnetConfig {
     pub fn starts_use(&self, use_: &UseConfig) -> bool {
         use_.active && use_.serve_id.is_some() && (!self.vnet.terminal || self.vnet.startuse)
     }
+
+    /// The serves as this config starts them (`active` as at start).
+    pub fn wanted_serves(&self) -> Vec<ServeConfig> {
+        let start = |serve: &ServeConfig| ServeConfig {
+            active: self.starts_serve(serve),
+            ..serve.clone()
+        };
+        self.serves.iter().map(start).collect()
+    }
+
+    /// The uses as this config starts them (`active` as at start).
+    pub fn wanted_uses(&self) -> Vec<UseConfig> {
+        let start = |use_: &UseConfig| UseConfig {
+            active: self.starts_use(use_),
+            ..use_.clone()
+        };
+        self.uses.iter().map(start).collect()
+    }
 }
 
 fn check_serve_ids(ini: &IniFile, serves: &[ServeConfig]) -> Result<(), ConfigError> {

@@ -103,18 +103,24 @@ impl Shell {
                 keys.join(", ")
             }
         };
-        Ok(format!(
-            "reloaded {}: added {}; removed {}; changed {}{}",
+        let mut text = format!(
+            "reloaded {}: added {}; removed {}; changed {}",
             path.display(),
             list(&summary.added),
             list(&summary.removed),
             list(&summary.changed),
-            if summary.reconnected {
-                "; reconnected to the route"
-            } else {
-                ""
-            }
-        ))
+        );
+        if !summary.kept.is_empty() {
+            text += &format!("; kept (made in the shell) {}", summary.kept.join(", "));
+        }
+        if !summary.replaced.is_empty() {
+            let replaced = summary.replaced.join(", ");
+            text += &format!("; the file's version replaced (made in the shell) {replaced}");
+        }
+        if summary.reconnected {
+            text += "; reconnected to the route";
+        }
+        Ok(text)
     }
 
     fn unserve(&self, mut pairs: Pairs, io: &mut dyn Io) -> Result<String, String> {

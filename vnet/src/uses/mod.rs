@@ -166,12 +166,16 @@ impl Uses {
         Some(task.done)
     }
 
-    /// Adds a use; opens it if `config.active`.
+    /// Adds a use made in the shell; opens it if `config.active`.
     ///
     /// # Errors
     /// The name is taken, the use has no serve id, or its port is taken.
     pub(crate) async fn add(&self, config: UseConfig) -> Result<Option<UseOpened>, VnetError> {
-        self.insert(UseStatus::new(config.clone()))?;
+        let use_ = UseStatus {
+            from_shell: true,
+            ..UseStatus::new(config.clone())
+        };
+        self.insert(use_)?;
         if config.active {
             self.open(&config.key).await.map(Some)
         } else {

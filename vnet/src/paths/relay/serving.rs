@@ -136,7 +136,7 @@ mod tests {
         let serving = Serving {
             model: watch::Sender::new(Status::at_start(&config)),
             local: LocalServes::default(),
-            current: Current::new(InForce::new(config.vnet, config.route)),
+            current: Current::new(InForce::new(&config)),
             tracker: TaskTracker::new(),
         };
         let (ours, theirs) = socket_pair(None).await;
