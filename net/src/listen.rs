@@ -39,3 +39,71 @@ pub async fn bind_host(addr: &str) -> std::io::Result<TcpListener> {
     }
     Err(last)
 }
+
+/// Who listens on `addr` already, as "pid N (name)", if the system says
+/// (Linux: from /proc, for processes this user may look at).
+pub fn holder(addr: SocketAddr) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        let inode = listening_inode(addr)?;
+        let wanted = format!("socket:[{inode}]");
+        for proc in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = proc.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(fds) = std::fs::read_dir(proc.path().join("fd")) else {
+                continue;
+            };
+            let holds = fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == wanted.as_str())
+            });
+            if holds {
+                let name = std::fs::read_to_string(proc.path().join("comm")).unwrap_or_default();
+                return Some(format!("pid {pid} ({})", name.trim()));
+            }
+        }
+        None
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = addr;
+        None
+    }
+}
+
+/// The inode of the socket listening on `addr`, from /proc/net/tcp(6).
+#[cfg(target_os = "linux")]
+fn listening_inode(addr: SocketAddr) -> Option<u64> {
+    const LISTEN: &str = "0A";
+    let table = if addr.is_ipv4() {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/tcp6"
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    text.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+        let (_, port) = local.split_once(':')?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        // Any address on the port counts: a wildcard listener holds it for
+        // every address.
+        (port == addr.port() && *state == LISTEN).then(|| inode.parse().ok())?
+    })
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_holder_of_a_port_is_named() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = holder(addr).expect("our own listener is found");
+        assert!(
+            held.starts_with(&format!("pid {} (", std::process::id())),
+            "{held}"
+        );
+    }
+}

@@ -1,19 +1,34 @@
-//! Process shutdown signals, shared by both binaries.
+//! Process signals, shared by both binaries: Ctrl-C (SIGINT) and SIGTERM
+//! stop the process cleanly; SIGHUP asks it to reload its config (as
+//! `systemctl reload` sends it). A program that cannot reload says so and
+//! keeps running: a stray SIGHUP (a closed terminal, say) must not end it
+//! silently.
 //!
-//! Handlers are installed when [`Shutdown::install`] returns, not when the
+//! Handlers are installed when [`Signals::install`] returns, not when the
 //! future is first polled, so a binary can install them before it reports
 //! that it is ready: a supervisor (or test) that sends SIGTERM right after
 //! the "listening" line never kills the process uncleanly.
 
-/// Ctrl-C (SIGINT) and, on Unix, SIGTERM.
-pub struct Shutdown {
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Stop cleanly (SIGINT, SIGTERM).
+    Stop,
+    /// Reload the config (SIGHUP).
+    Reload,
+}
+
+/// The process's signal handlers.
+pub struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
 }
 
-impl Shutdown {
+impl Signals {
     /// Installs the handlers now. Must be called inside a tokio runtime.
     ///
     /// # Errors
@@ -25,6 +40,7 @@ impl Shutdown {
             Ok(Self {
                 interrupt: signal(SignalKind::interrupt())?,
                 terminate: signal(SignalKind::terminate())?,
+                hangup: signal(SignalKind::hangup())?,
             })
         }
         #[cfg(not(unix))]
@@ -32,13 +48,27 @@ impl Shutdown {
     }
 
     /// Waits for the next signal. Cancel-safe.
-    pub async fn recv(&mut self) {
+    pub async fn next(&mut self) -> Signal {
         #[cfg(unix)]
         tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => Signal::Stop,
+            _ = self.terminate.recv() => Signal::Stop,
+            _ = self.hangup.recv() => Signal::Reload,
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
+    }
+
+    /// Waits for a signal to stop; a reload request meanwhile is answered
+    /// with one log line saying that `who` cannot reload. Cancel-safe.
+    pub async fn stop(&mut self, who: &str) {
+        while self.next().await == Signal::Reload {
+            tracing::warn!(
+                "SIGHUP: {who} cannot reload its config while running; restart it to apply changes"
+            );
+        }
     }
 }

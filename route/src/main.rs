@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut signals = match net::signal::Shutdown::install() {
+    let mut signals = match net::signal::Signals::install() {
         Ok(signals) => signals,
         Err(err) => {
             eprintln!("route: cannot install signal handlers: {err}");
@@ -67,7 +67,7 @@ async fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        signals.recv().await;
+        signals.stop("the route").await;
         on_signal.cancel();
     });
     route::run(listener, settings, shutdown).await;

@@ -79,10 +79,38 @@ fn help_and_version() {
     let help = vnet(&["--help".as_ref()]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("[CONFIG]"));
+    let word = vnet(&["help".as_ref()]);
+    assert!(word.status.success());
+    assert!(String::from_utf8_lossy(&word.stdout).contains("[CONFIG]"));
     let version = vnet(&["--version".as_ref()]);
     assert!(version.status.success());
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("vnet {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn a_use_whose_port_is_taken_stops_a_service_vnet_with_status_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    // The route need not exist: the ports are checked before anything
+    // else matters.
+    let path = temp_config(
+        "taken",
+        &format!("[route]\nip=127.0.0.1\nport=1\n[use.web]\nserveid=700\nport={port}\n"),
+    );
+    let out = vnet(&[path.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("vnet: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(
+        line.contains("[use.web] cannot start: cannot listen on 127.0.0.1:")
+            && line.contains(&format!("held by pid {}", std::process::id())),
+        "{line}"
+    );
+    std::fs::remove_file(path).unwrap();
 }

@@ -92,7 +92,13 @@ impl Listener {
         let listener = match net::listen::bind(SocketAddr::new(ip, port)) {
             Ok(listener) => listener,
             Err(err) => {
-                let reason = format!("cannot listen on {ip}:{port}: {err}");
+                let addr = SocketAddr::new(ip, port);
+                let held = match err.kind() {
+                    std::io::ErrorKind::AddrInUse => net::listen::holder(addr)
+                        .map_or_else(String::new, |who| format!(" (held by {who})")),
+                    _ => String::new(),
+                };
+                let reason = format!("cannot listen on {addr}: {err}{held}");
                 // The span may be filtered out at warn level; name the use here.
                 error!(r#use = %self.key, %reason, "use failed");
                 self.set_status(|u| u.error = Some(reason));
