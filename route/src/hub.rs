@@ -48,14 +48,14 @@ pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
 async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
     net::socket::tune(&stream);
     let started = tokio::select! {
-        started = tokio::time::timeout(hub.settings.handshake_timeout, start(stream, hub.settings.tls.as_ref())) => started,
+        started = tokio::time::timeout(hub.config.handshake_timeout, start(stream, hub.config.tls.as_ref())) => started,
         _ = hub.shutdown.cancelled() => return,
     };
     let (conn, first) = match started {
         Ok(Ok(started)) => started,
         Ok(Err(err)) => return warn!(%err, "dropped peer: bad handshake"),
         Err(_) => {
-            return warn!(timeout = ?hub.settings.handshake_timeout, "dropped peer: handshake not finished in time")
+            return warn!(timeout = ?hub.config.handshake_timeout, "dropped peer: handshake not finished in time")
         }
     };
     match first {
@@ -66,9 +66,9 @@ async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
             features,
         } => {
             let mut conn = conn;
-            let token = &hub.settings.token;
+            let token = &hub.config.token;
             let proved = tokio::select! {
-                proved = tokio::time::timeout(hub.settings.handshake_timeout, session::authenticate(&mut conn, token, &name, &group, pake)) => proved,
+                proved = tokio::time::timeout(hub.config.handshake_timeout, session::authenticate(&mut conn, token, &name, &group, pake)) => proved,
                 _ = hub.shutdown.cancelled() => return,
             };
             match proved {

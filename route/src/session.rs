@@ -91,7 +91,7 @@ pub async fn run(mut framed: Framed<Conn, RouteCodec>, joining: Joining, hub: Ar
     let spares = link.spares.clone();
     let joined = hub
         .registry()
-        .join(&group, &name, link, secret, now, hub.settings.max_vnets);
+        .join(&group, &name, link, secret, now, hub.config.max_vnets);
     let (vnet_id, session, snapshot) = match joined {
         Ok(joined) => joined,
         Err(refusal) => {
@@ -101,7 +101,7 @@ pub async fn run(mut framed: Framed<Conn, RouteCodec>, joining: Joining, hub: Ar
         }
     };
     info!(vnet = %vnet_id, name = %Escaped(&name), group = %Escaped(&group), "vnet joined");
-    let heartbeat = hub.settings.heartbeat;
+    let heartbeat = hub.config.heartbeat;
     let me = Peer {
         hub: &hub,
         group: &group,
@@ -204,7 +204,7 @@ impl Peer<'_> {
                 }))
             }
             VnetMsg::Request { id, body } => {
-                let body = answer(hub, group, vnet_id, body, hub.settings.max_serves_per_vnet);
+                let body = answer(hub, group, vnet_id, body, hub.config.max_serves_per_vnet);
                 Ok(Some(RouteMsg::Response { id, body }))
             }
             VnetMsg::UnserveAnswer { ask, result } => {
