@@ -26,7 +26,8 @@ use tracing::{debug, info};
 
 use crate::registry::VisitTarget;
 use crate::spare::{self, Offered};
-use crate::{Conn, Hub};
+use crate::state::Hub;
+use crate::Conn;
 use proto::text::Escaped;
 
 /// How long a visitor waits for the serving vnet to dial back.

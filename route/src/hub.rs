@@ -17,8 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 use tracing::{info, warn, Instrument};
 
+use crate::state::Hub;
 use crate::tls::ServerTls;
-use crate::{forward, session, spare, Conn, Hub};
+use crate::{forward, session, spare, Conn};
 
 /// Accepts until shutdown, one task per connection.
 pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {

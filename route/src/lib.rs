@@ -17,17 +17,19 @@ pub mod hub;
 pub mod registry;
 pub mod session;
 pub mod spare;
+pub mod state;
 pub mod tls;
 
 pub use config::RouteConfig;
 /// Binds an address (IP or host name, with port) for [`run`].
 pub use net::listen::bind_host as listen;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+
+use state::Hub;
 
 /// How long `run` waits for connection tasks after shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,39 +37,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection as the route handles it: plain or TLS.
 pub type Conn = net::Transport<tokio::net::TcpStream>;
 
-/// State shared by all of the route's tasks.
-pub struct Hub {
-    config: RouteConfig,
-    registry: Mutex<registry::Registry>,
-    asks: Mutex<asks::Asks>,
-    pending: forward::Pending,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl Hub {
-    /// The registry, locked. Never hold the guard across an `.await`.
-    pub fn registry(&self) -> MutexGuard<'_, registry::Registry> {
-        self.registry.lock().expect("registry poisoned")
-    }
-
-    /// The open unserve asks, locked. Never hold the guard across an
-    /// `.await`.
-    pub fn asks(&self) -> MutexGuard<'_, asks::Asks> {
-        self.asks.lock().expect("asks poisoned")
-    }
-}
-
 /// Serves on `listener` until `shutdown` is cancelled.
 pub async fn run(listener: TcpListener, config: RouteConfig, shutdown: CancellationToken) {
-    let hub = Arc::new(Hub {
-        config,
-        registry: Mutex::default(),
-        asks: Mutex::default(),
-        pending: forward::Pending::default(),
-        shutdown: shutdown.clone(),
-        tracker: TaskTracker::new(),
-    });
+    let hub = Arc::new(Hub::new(config, shutdown));
     hub::accept_loop(listener, hub.clone()).await;
     hub.tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, hub.tracker.wait())

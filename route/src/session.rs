@@ -15,7 +15,8 @@ use tracing::{debug, info, warn};
 
 use crate::asks::{OpenAsk, MAX_OPEN_PER_VNET};
 use crate::registry::VnetLink;
-use crate::{Conn, Hub};
+use crate::state::Hub;
+use crate::Conn;
 use proto::auth::{PakeMsg, RouteExchange, SessionSecret, Token};
 use proto::features::Features;
 use proto::text::Escaped;

@@ -20,7 +20,8 @@ use tokio::io::AsyncRead;
 use tracing::{debug, info};
 
 use crate::forward::{self, refuse};
-use crate::{Conn, Hub};
+use crate::state::Hub;
+use crate::Conn;
 
 /// Spares of each role one vnet may keep open. A vnet keeps a few; this
 /// bounds what a misbehaving one can make the route hold.
