@@ -13,7 +13,6 @@ use net::ahead::Ahead;
 use net::handshake::send_message;
 use net::relay::bridge;
 use net::Unframed;
-use proto::codec::RouteCodec;
 use proto::message::RouteMsg;
 use proto::pass::{DataPass, Purpose};
 use proto::{Refusal, RefusalCode, ServeId, SessionId, Ticket};
@@ -21,19 +20,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
-use tokio_util::codec::Framed;
 use tracing::{debug, info};
 
+use crate::conn::{refuse, Half};
 use crate::registry::VisitTarget;
 use crate::spare::{self, Offered};
 use crate::state::Hub;
-use crate::Conn;
 use proto::text::Escaped;
 
 /// How long a visitor waits for the serving vnet to dial back.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-
-type Half = Framed<Conn, RouteCodec>;
 
 /// The serving vnet's half, handed to the waiting visitor.
 pub struct ServingHalf {
@@ -95,11 +91,6 @@ impl Pending {
             _ => None,
         }
     }
-}
-
-pub(crate) async fn refuse(mut conn: Half, refusal: Refusal) {
-    // Best effort: the peer may already be gone.
-    let _ = send_message(&mut conn, RouteMsg::Refused(refusal)).await;
 }
 
 /// Handles a visitor whose `Visit` has been read, with its pass (on a new

@@ -10,10 +10,11 @@
 //! drops every connection, and `run` returns once its tasks are gone.
 #![forbid(unsafe_code)]
 
+mod accept;
 pub mod asks;
 pub mod config;
+mod conn;
 pub mod forward;
-pub mod hub;
 pub mod registry;
 pub mod session;
 pub mod spare;
@@ -34,13 +35,10 @@ use state::Hub;
 /// How long `run` waits for connection tasks after shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A connection as the route handles it: plain or TLS.
-pub type Conn = net::Transport<tokio::net::TcpStream>;
-
 /// Serves on `listener` until `shutdown` is cancelled.
 pub async fn run(listener: TcpListener, config: RouteConfig, shutdown: CancellationToken) {
     let hub = Arc::new(Hub::new(config, shutdown));
-    hub::accept_loop(listener, hub.clone()).await;
+    accept::accept_loop(listener, hub.clone()).await;
     hub.tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, hub.tracker.wait())
         .await

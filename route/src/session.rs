@@ -5,22 +5,20 @@
 //! When the task ends, for whatever reason, the vnet and its serves leave
 //! the registry.
 use futures::{SinkExt, StreamExt};
-use proto::codec::RouteCodec;
 use proto::message::{Request, Response, RouteMsg, VnetMsg};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
-use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
 use crate::asks::{OpenAsk, MAX_OPEN_PER_VNET};
+use crate::conn::{refuse, Half};
 use crate::registry::VnetLink;
 use crate::state::Hub;
-use crate::Conn;
 use proto::auth::{PakeMsg, RouteExchange, SessionSecret, Token};
 use proto::features::Features;
 use proto::text::Escaped;
-use proto::{AskId, Refusal, RefusalCode, VnetId};
+use proto::{AskId, Refusal, RefusalCode, VnetId, MAX_FRAME_LEN};
 
 /// Events queued for one vnet before it counts as not reading.
 const CONTROL_QUEUE: usize = 1024;
@@ -32,7 +30,7 @@ const CONTROL_QUEUE: usize = 1024;
 /// # Errors
 /// The refusal to give the vnet (and log).
 pub async fn authenticate(
-    conn: &mut Framed<Conn, RouteCodec>,
+    conn: &mut Half,
     token: &Token,
     name: &str,
     group: &str,
@@ -59,6 +57,56 @@ pub async fn authenticate(
     }
 }
 
+/// A vnet's hello: who it says it is, and its first token-exchange move.
+pub struct Hello {
+    /// The vnet's name.
+    pub name: String,
+    /// Its group.
+    pub group: String,
+    /// Its opening message of the token exchange.
+    pub pake: PakeMsg,
+    /// The features it announced.
+    pub features: Features,
+}
+
+/// Takes a control connection whose hello has been read: the token
+/// exchange (under the handshake timeout), then the session.
+pub async fn join(mut conn: Half, hello: Hello, hub: Arc<Hub>) {
+    let Hello {
+        name,
+        group,
+        pake,
+        features,
+    } = hello;
+    let proof = authenticate(&mut conn, &hub.config.token, &name, &group, pake);
+    let proof = tokio::time::timeout(hub.config.handshake_timeout, proof);
+    let Some(proved) = hub.shutdown.run_until_cancelled(proof).await else {
+        return;
+    };
+    match proved {
+        Ok(Ok(secret)) => {
+            // Proved: now the larger frames of a control connection.
+            conn.codec_mut().set_limit(MAX_FRAME_LEN);
+            let joining = Joining {
+                name,
+                group,
+                secret,
+                features,
+            };
+            run(conn, joining, hub).await
+        }
+        Ok(Err(refusal)) => {
+            let (name, group) = (Escaped(&name), Escaped(&group));
+            warn!(%name, %group, reason = %refusal, "vnet refused");
+            refuse(conn, refusal).await;
+        }
+        Err(_) => {
+            let name = Escaped(&name);
+            warn!(%name, "dropped peer: authentication not finished in time")
+        }
+    }
+}
+
 /// What a control connection's authenticated hello established.
 pub struct Joining {
     /// The vnet's name.
@@ -72,7 +120,7 @@ pub struct Joining {
 }
 
 /// Runs a control connection whose hello has been read and checked.
-pub async fn run(mut framed: Framed<Conn, RouteCodec>, joining: Joining, hub: Arc<Hub>) {
+pub async fn run(mut framed: Half, joining: Joining, hub: Arc<Hub>) {
     let Joining {
         name,
         group,

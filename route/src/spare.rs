@@ -8,7 +8,6 @@
 //! with their vnet's control connection.
 use net::ahead::{Ahead, Answered};
 use net::handshake::next_message;
-use proto::codec::RouteCodec;
 use proto::message::{RouteMsg, SpareRole, VnetMsg};
 use proto::pass::DataPass;
 use proto::{Refusal, RefusalCode, ServeId};
@@ -19,15 +18,13 @@ use std::time::Duration;
 use tokio::io::AsyncRead;
 use tracing::{debug, info};
 
-use crate::forward::{self, refuse};
+use crate::conn::{refuse, Half};
+use crate::forward;
 use crate::state::Hub;
-use crate::Conn;
 
 /// Spares of each role one vnet may keep open. A vnet keeps a few; this
 /// bounds what a misbehaving one can make the route hold.
 const MAX_SPARES: usize = proto::MAX_SPARES as usize;
-
-type Half = tokio_util::codec::Framed<Conn, RouteCodec>;
 
 /// One vnet's idle spares.
 #[derive(Default)]
@@ -212,6 +209,8 @@ pub async fn offer<V: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::Conn;
+    use proto::codec::RouteCodec;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
