@@ -15,7 +15,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::conn::{self, refuse, Half};
 use crate::state::Hub;
-use crate::{forward, session, spare};
+use crate::{session, streams};
 
 /// How long to pause after a failed accept (out of file descriptors and
 /// the like) instead of spinning.
@@ -74,13 +74,13 @@ async fn dispatch(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hub>) {
             };
             session::join(conn, hello, hub).await
         }
-        VnetMsg::Visit { serve_id, pass } => forward::visit(conn, serve_id, pass, hub).await,
+        VnetMsg::Visit { serve_id, pass } => streams::visit(conn, serve_id, pass, hub).await,
         VnetMsg::Accept {
             ticket,
             pass,
             result,
-        } => forward::accept(conn, ticket, pass, result, hub).await,
-        VnetMsg::Spare { role, pass } => spare::arrived(conn, role, pass, hub).await,
+        } => streams::accept(conn, ticket, pass, result, hub).await,
+        VnetMsg::Spare { role, pass } => streams::spare(conn, role, pass, hub).await,
         VnetMsg::Request { .. }
         | VnetMsg::UnserveAnswer { .. }
         | VnetMsg::Auth { .. }

@@ -14,11 +14,10 @@ mod accept;
 pub mod asks;
 pub mod config;
 mod conn;
-pub mod forward;
 pub mod registry;
 pub mod session;
-pub mod spare;
 pub mod state;
+mod streams;
 pub mod tls;
 
 pub use config::RouteConfig;

@@ -9,11 +9,8 @@ use proto::message::{RouteMsg, ServeEntry, ServeSpec, VnetEntry};
 use proto::pass::{DataPass, Purpose, ReplayWindow};
 use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-use crate::spare::Spares;
 
 /// How to reach a connected vnet's control task.
 #[derive(Clone)]
@@ -23,18 +20,12 @@ pub struct VnetLink {
     /// Cancelled to drop the vnet (slow reader, shutdown), and when its
     /// control connection ends.
     pub cancel: CancellationToken,
-    /// Its idle spare data connections.
-    pub spares: Arc<Spares>,
 }
 
 impl VnetLink {
     /// A link for a new control connection.
     pub fn new(tx: mpsc::Sender<RouteMsg>, cancel: CancellationToken) -> Self {
-        Self {
-            tx,
-            cancel,
-            spares: Arc::default(),
-        }
+        Self { tx, cancel }
     }
 }
 

@@ -137,7 +137,6 @@ pub async fn run(mut framed: Half, joining: Joining, hub: Arc<Hub>) {
     // connection; idle serving spares are closed below.
     let _close_spares = cancel.clone().drop_guard();
     let link = VnetLink::new(tx, cancel.clone());
-    let spares = link.spares.clone();
     let joined = hub
         .registry()
         .join(&group, &name, link, secret, now, hub.config.max_vnets);
@@ -149,6 +148,7 @@ pub async fn run(mut framed: Half, joining: Joining, hub: Arc<Hub>) {
             return;
         }
     };
+    hub.spares.open(session);
     info!(vnet = %vnet_id, name = %Escaped(&name), group = %Escaped(&group), "vnet joined");
     let heartbeat = hub.config.heartbeat;
     let me = Peer {
@@ -200,9 +200,9 @@ pub async fn run(mut framed: Half, joining: Joining, hub: Arc<Hub>) {
 
     hub.registry().leave(&group, vnet_id);
     hub.asks().forget(&group, vnet_id);
-    // Streams of this vnet still running hold the link (and so these
-    // spares); the spares themselves must not outlive the session.
-    spares.close_all();
+    // Idle spares must not outlive the session; one arriving now is
+    // refused by the closed pool.
+    hub.spares.close(session);
     match ended {
         Ok(why) => info!(vnet = %vnet_id, name = %Escaped(&name), why, "vnet left"),
         Err(err) => warn!(vnet = %vnet_id, name = %Escaped(&name), %err, "vnet left"),

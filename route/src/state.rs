@@ -11,8 +11,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::asks::Asks;
 use crate::config::RouteConfig;
-use crate::forward::Pending;
 use crate::registry::Registry;
+use crate::streams::spares::SparePools;
+use crate::streams::tickets::Pending;
 
 /// State shared by all of the route's tasks.
 pub struct Hub {
@@ -20,8 +21,10 @@ pub struct Hub {
     pub config: RouteConfig,
     registry: Mutex<Registry>,
     asks: Mutex<Asks>,
-    /// Visitors waiting for a dialed-back serving half.
-    pub pending: Pending,
+    /// Visitors waiting for a dialed-back serving half, by ticket.
+    pub tickets: Pending,
+    /// Each live session's idle spare data connections.
+    pub spares: SparePools,
     /// Cancelled to stop the route: every task watches it.
     pub shutdown: CancellationToken,
     /// Every connection's task, so `run` can wait for them.
@@ -35,7 +38,8 @@ impl Hub {
             config,
             registry: Mutex::default(),
             asks: Mutex::default(),
-            pending: Pending::default(),
+            tickets: Pending::default(),
+            spares: SparePools::default(),
             shutdown,
             tracker: TaskTracker::new(),
         }
