@@ -15,7 +15,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::conn::{self, refuse, Half};
 use crate::state::Hub;
-use crate::{session, streams};
+use crate::{control, streams};
 
 /// How long to pause after a failed accept (out of file descriptors and
 /// the like) instead of spinning.
@@ -66,13 +66,13 @@ async fn dispatch(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hub>) {
             pake,
             features,
         } => {
-            let hello = session::Hello {
+            let hello = control::Hello {
                 name,
                 group,
                 pake,
                 features,
             };
-            session::join(conn, hello, hub).await
+            control::join(conn, hello, hub).await
         }
         VnetMsg::Visit { serve_id, pass } => streams::visit(conn, serve_id, pass, hub).await,
         VnetMsg::Accept {
