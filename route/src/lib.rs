@@ -1,22 +1,43 @@
 //! The route: the public hub of a vnet network.
 //!
 //! It listens on one port for every kind of connection a vnet makes: one
-//! control connection per vnet ([`session`]), and one data connection per
-//! mapped connection from each side ([`forward`]). The [`registry`] keeps,
-//! per group, who is connected and what they serve.
+//! control connection per vnet, and one data connection per mapped
+//! connection from each side. [`run`] takes a bound listener, a
+//! [`RouteConfig`] and a shutdown token, so tests and the binary start it
+//! the same way. Cancelling the token stops accepting, drops every
+//! connection, and `run` returns once its tasks are gone.
 //!
-//! [`run`] takes a bound listener and a shutdown token, so tests and the
-//! binary start it the same way. Cancelling the token stops accepting,
-//! drops every connection, and `run` returns once its tasks are gone.
+//! # Layout
+//!
+//! A connection's path through the modules, top to bottom; each module
+//! uses only those below it (`python3 .ci/layout.py` checks there are no
+//! import cycles).
+//!
+//! - `accept`: the accept loop; one task per connection, which starts it
+//!   (`conn`) and hands it on by the kind of its first message.
+//! - `control`: a vnet's control session. `control::auth` is the token
+//!   exchange after the hello, `control::requests` the answers to what
+//!   the vnet asks (registry requests, unserve asks between vnets).
+//! - `streams`: data connections. `streams::pairing` finds a visitor's
+//!   serving half and bridges the two; `streams::tickets` holds visitors
+//!   waiting for a dial-back; `streams::spares` each session's spare pool.
+//! - `state`: what all tasks share (the `Hub`): config, registry, asks,
+//!   tickets, spare pools, shutdown token and task tracker.
+//! - `registry`: pure state: groups, their vnets and serves, sessions and
+//!   the passes that admit data connections. `asks`: open unserve asks.
+//! - `conn`: a connection's start (TLS, preambles, first message), its
+//!   framed type, and refusing it.
+//! - [`config`] (with [`tls`]): what the route runs with, read from
+//!   `[route]` or built in code.
 #![forbid(unsafe_code)]
 
 mod accept;
-pub mod asks;
+mod asks;
 pub mod config;
 mod conn;
 mod control;
-pub mod registry;
-pub mod state;
+mod registry;
+mod state;
 mod streams;
 pub mod tls;
 

@@ -5,8 +5,8 @@
 //! opens a spare pool. Then one loop serves it: it reads the vnet's
 //! messages ([`requests`] answers them), watches the heartbeat and the
 //! session's cancel token, and writes what the link's queue brings
-//! (registry events, requests from other vnets). All writes to the socket
-//! go through [`Session::write`]. When the loop ends, for whatever reason,
+//! (registry events, dial-back requests, unserve asks and answers). All
+//! writes to the socket go through [`Session::write`]. When the loop ends, for whatever reason,
 //! the vnet, its serves, its open asks and its spares are gone.
 use futures::{SinkExt, StreamExt};
 use proto::auth::SessionSecret;
@@ -14,7 +14,7 @@ use proto::codec::ProtoError;
 use proto::features::Features;
 use proto::message::{RouteMsg, VnetMsg};
 use proto::text::Escaped;
-use proto::MAX_FRAME_LEN;
+use proto::{Refusal, MAX_FRAME_LEN};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,7 +66,6 @@ pub async fn join(mut conn: Half, hello: Hello, hub: Arc<Hub>) {
     let Some(proved) = hub.shutdown.run_until_cancelled(proof).await else {
         return;
     };
-    let (name, group) = (Escaped(&hello.name), Escaped(&hello.group));
     match proved {
         Ok(secret) => {
             // Proved: now the larger frames of a control connection.
@@ -74,13 +73,20 @@ pub async fn join(mut conn: Half, hello: Hello, hub: Arc<Hub>) {
             run(conn, hello, secret, hub).await
         }
         Err(NotProved::Refused(refusal)) => {
-            warn!(%name, %group, reason = %refusal, "vnet refused");
-            refuse(conn, refusal).await;
+            refuse_vnet(conn, &hello.name, &hello.group, refusal).await
         }
         Err(NotProved::TimedOut(_)) => {
+            let name = Escaped(&hello.name);
             warn!(%name, "dropped peer: authentication not finished in time")
         }
     }
+}
+
+/// Turns a vnet away, saying why in the log too.
+async fn refuse_vnet(conn: Half, name: &str, group: &str, refusal: Refusal) {
+    let (name, group) = (Escaped(name), Escaped(group));
+    warn!(%name, %group, reason = %refusal, "vnet refused");
+    refuse(conn, refusal).await
 }
 
 /// Runs the session of a vnet that has proved the token.
@@ -101,25 +107,21 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
     let joined = hub
         .registry()
         .join(&group, &name, link, secret, now_unix(), max_vnets);
-    let (vnet_id, session, snapshot) = match joined {
+    let (vnet_id, session_id, snapshot) = match joined {
         Ok(joined) => joined,
-        Err(refusal) => {
-            let (name, group) = (Escaped(&name), Escaped(&group));
-            warn!(%name, %group, reason = %refusal, "vnet refused");
-            return refuse(conn, refusal).await;
-        }
+        Err(refusal) => return refuse_vnet(conn, &name, &group, refusal).await,
     };
-    hub.spares.open(session);
+    hub.spares.open(session_id);
     let (shown_name, shown_group) = (Escaped(&name), Escaped(&group));
     info!(vnet = %vnet_id, name = %shown_name, group = %shown_group, "vnet joined");
     let heartbeat = hub.config.heartbeat;
     let welcome = RouteMsg::Welcome {
         vnet_id,
-        session,
+        session: session_id,
         heartbeat_secs: u32::try_from(heartbeat.as_secs()).unwrap_or(u32::MAX),
         features: Features::ours().common(&features),
     };
-    let mut me = Session {
+    let mut session = Session {
         conn,
         queue,
         cancel,
@@ -132,13 +134,15 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
             vnet_id,
         },
     };
-    let ended = me.serve(std::iter::once(welcome).chain(snapshot)).await;
+    let ended = session
+        .serve(std::iter::once(welcome).chain(snapshot))
+        .await;
 
     hub.registry().leave(&group, vnet_id);
     hub.asks().forget(&group, vnet_id);
     // Idle spares must not outlive the session; one arriving now is
     // refused by the closed pool.
-    hub.spares.close(session);
+    hub.spares.close(session_id);
     match ended {
         Ended::Broken(_) | Ended::Violation(_) => {
             warn!(vnet = %vnet_id, name = %shown_name, err = %ended, "vnet left")
@@ -156,8 +160,9 @@ fn now_unix() -> u64 {
 /// A joined vnet's control session.
 struct Session<'a> {
     conn: Half,
-    /// Messages for this vnet from elsewhere: registry events, unserve
-    /// asks and answers. Its sender is the registry's `VnetLink`.
+    /// Messages for this vnet from elsewhere: registry events, dial-back
+    /// requests, unserve asks and answers. Its sender is the registry's
+    /// `VnetLink`.
     queue: mpsc::Receiver<RouteMsg>,
     /// Cancelled to drop the vnet (shutdown, a full queue).
     cancel: CancellationToken,

@@ -17,13 +17,14 @@
 use net::handshake::next_message;
 use proto::message::{SpareRole, VnetMsg};
 use proto::pass::{DataPass, Purpose};
-use proto::{Refusal, RefusalCode, ServeId, Ticket};
+use proto::{Refusal, RefusalCode, ServeId, Ticket, VnetId};
 use std::sync::Arc;
 use tracing::{debug, info};
 
 use crate::conn::{refuse, Half};
+use crate::registry::Admitted;
 use crate::state::Hub;
-use spares::MAX_SPARES;
+use spares::{Spares, MAX_SPARES};
 use tickets::ServingHalf;
 
 mod pairing;
@@ -77,60 +78,71 @@ pub async fn accept(
 }
 
 /// Handles a data connection whose `Spare` hello has been read.
-pub async fn spare(mut conn: Half, role: SpareRole, pass: DataPass, hub: Arc<Hub>) {
+pub async fn spare(conn: Half, role: SpareRole, pass: DataPass, hub: Arc<Hub>) {
     let admitted = hub.registry().admit(&pass, role.purpose());
-    let (link, spares) = match admitted {
-        Ok(admitted) => (admitted.link, hub.spares.of(pass.session)),
+    let admitted = match admitted {
+        Ok(admitted) => admitted,
         Err(refusal) => {
             info!(reason = %refusal, "spare refused");
             return refuse(conn, refusal).await;
         }
     };
-    let limit = |text: &str| Refusal::new(RefusalCode::Limit, text);
+    let spares = hub.spares.of(pass.session);
     match role {
-        SpareRole::Serve => {
-            let refused = match &spares {
-                Some(spares) => spares.keep(conn),
-                None => Some(conn),
-            };
-            if let Some(conn) = refused {
-                info!(
-                    max = MAX_SPARES,
-                    "spare refused: the vnet keeps too many, or has left"
-                );
-                let text = "too many spare connections, or the session has ended";
-                refuse(conn, limit(text)).await;
-            }
+        SpareRole::Serve => keep_serving(conn, spares.as_deref(), admitted.vnet_id).await,
+        SpareRole::Visit => wait_for_visit(conn, spares.as_deref(), admitted, pass, hub).await,
+    }
+}
+
+/// Puts a serving spare in its session's pool, or refuses it.
+async fn keep_serving(conn: Half, spares: Option<&Spares>, vnet: VnetId) {
+    let refused = match spares {
+        Some(spares) => spares.keep(conn),
+        None => Some(conn),
+    };
+    if let Some(conn) = refused {
+        let max = MAX_SPARES;
+        info!(%vnet, max, "spare refused: the vnet keeps too many, or has left");
+        let text = "too many spare connections, or the session has ended";
+        refuse(conn, Refusal::new(RefusalCode::Limit, text)).await;
+    }
+}
+
+/// Holds a visiting spare until its vnet sends the `Visit` (with a pass
+/// of the same session), then goes on as a visit.
+async fn wait_for_visit(
+    mut conn: Half,
+    spares: Option<&Spares>,
+    admitted: Admitted,
+    pass: DataPass,
+    hub: Arc<Hub>,
+) {
+    let vnet = admitted.vnet_id;
+    let Some(slot) = spares.and_then(Spares::visiting_slot) else {
+        info!(%vnet, max = MAX_SPARES, "spare refused: the vnet keeps too many");
+        let refusal = Refusal::new(RefusalCode::Limit, "too many spare connections");
+        return refuse(conn, refusal).await;
+    };
+    // The session's token is a child of the route's: it closes with either.
+    let cancel = admitted.link.cancel;
+    let next = cancel.run_until_cancelled(next_message(&mut conn)).await;
+    drop(slot);
+    match next {
+        None => {}
+        Some(Ok(VnetMsg::Visit {
+            serve_id,
+            pass: visit_pass,
+        })) if visit_pass.session == pass.session => {
+            visit(conn, serve_id, visit_pass, hub).await;
         }
-        SpareRole::Visit => {
-            let slot = spares.as_ref().and_then(|spares| spares.visiting_slot());
-            let Some(slot) = slot else {
-                info!(max = MAX_SPARES, "spare refused: the vnet keeps too many");
-                return refuse(conn, limit("too many spare connections")).await;
-            };
-            let next = tokio::select! {
-                next = next_message(&mut conn) => next,
-                _ = link.cancel.cancelled() => return,
-                _ = hub.shutdown.cancelled() => return,
-            };
-            drop(slot);
-            match next {
-                Ok(VnetMsg::Visit {
-                    serve_id,
-                    pass: visit_pass,
-                }) if visit_pass.session == pass.session => {
-                    visit(conn, serve_id, visit_pass, hub).await;
-                }
-                Ok(_) => {
-                    info!("dropped spare: expected a visit of its session");
-                    let refusal = Refusal::new(
-                        RefusalCode::Protocol,
-                        "expected a visit of this session on a spare connection",
-                    );
-                    refuse(conn, refusal).await;
-                }
-                Err(err) => debug!(%err, "spare closed unused"),
-            }
+        Some(Ok(_)) => {
+            info!("dropped spare: expected a visit of its session");
+            let refusal = Refusal::new(
+                RefusalCode::Protocol,
+                "expected a visit of this session on a spare connection",
+            );
+            refuse(conn, refusal).await;
         }
+        Some(Err(err)) => debug!(%err, "spare closed unused"),
     }
 }
