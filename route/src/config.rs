@@ -1,46 +1,85 @@
-//! The route's config: only `[route]` matters to it.
+//! The route's config: one validated [`RouteConfig`], read from `[route]`
+//! (TLS included) or built in code with defaults.
 //!
 //! A route may read the same file as a vnet (the original shares one
 //! `config.ini`), so the vnet's own sections are allowed and skipped;
 //! anything else is an error, since a typo there would otherwise go unseen.
+//! Tunables that have no key (such as [`RouteConfig::handshake_timeout`])
+//! live here too, with their defaults, so tests can change them.
+use proto::auth::Token;
 use proto::ini::{ConfigError, IniFile, RouteBasics};
 use std::path::Path;
+use std::time::Duration;
 
-/// Validated route settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::tls::{self, CertSource, ServerTls};
+
+/// Everything the route runs with, validated.
+#[derive(Debug, Clone)]
 pub struct RouteConfig {
-    /// Where to listen, token, heartbeat, TLS on or off.
-    pub basics: RouteBasics,
-    /// Certificate chain (PEM); with `key`. Without both, a self-signed
-    /// certificate is made beside the config.
-    pub cert: Option<String>,
-    /// Private key (PEM) for `cert`.
-    pub key: Option<String>,
-    /// Most vnets connected at once, all groups. Default 1000.
-    pub max_vnets: u32,
-    /// Most serves one vnet may register. Default 100.
-    pub max_serves_per_vnet: u32,
+    /// Where to listen: an IP address or a host name.
+    pub ip: String,
+    /// The port to listen on (0: any free one).
+    pub port: u16,
+    /// Vnets must prove they know this token (empty: no token, and a vnet
+    /// that has one is refused).
+    pub token: Token,
+    /// A vnet silent this long is dropped; vnets ping well within it.
+    pub heartbeat: Duration,
+    /// Most vnets connected at once, all groups.
+    pub max_vnets: usize,
+    /// Most serves one vnet may register.
+    pub max_serves_per_vnet: usize,
+    /// How long a new connection may take to send its preamble and hello
+    /// (and a vnet its token proof): a peer that never finishes is dropped.
+    pub handshake_timeout: Duration,
+    /// TLS on every connection, when set.
+    pub tls: Option<ServerTls>,
+}
+
+impl Default for RouteConfig {
+    /// Loopback on any free port, no token, no TLS, and the defaults of
+    /// the config keys.
+    fn default() -> Self {
+        Self {
+            ip: "127.0.0.1".to_string(),
+            port: 0,
+            token: Token::default(),
+            heartbeat: Duration::from_secs(30),
+            max_vnets: 1000,
+            max_serves_per_vnet: 100,
+            handshake_timeout: Duration::from_secs(10),
+            tls: None,
+        }
+    }
 }
 
 impl RouteConfig {
-    /// Reads a config file.
+    /// Reads a config file; with `tls=true`, the certificate is read from
+    /// (or made in) the file's folder.
     ///
     /// # Errors
     /// Unreadable file or any invalid setting, located by file, section
     /// and key.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        Self::from_ini(&IniFile::load(path)?)
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::from_ini(&IniFile::load(path)?, dir)
     }
 
-    /// Reads config text; `file` names it in errors.
+    /// Reads config text; `file` names it in errors, and relative
+    /// certificate paths start in `dir` (where a self-made one is written).
     ///
     /// # Errors
     /// As [`RouteConfig::load`].
-    pub fn parse(file: &str, text: &str) -> Result<Self, ConfigError> {
-        Self::from_ini(&IniFile::parse(file, text)?)
+    pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Self, ConfigError> {
+        Self::from_ini(&IniFile::parse(file, text)?, dir)
     }
 
-    fn from_ini(ini: &IniFile) -> Result<Self, ConfigError> {
+    /// `ip:port`, with brackets around an IPv6 address.
+    pub fn addr(&self) -> String {
+        proto::ini::join_host_port(&self.ip, self.port)
+    }
+
+    fn from_ini(ini: &IniFile, dir: &Path) -> Result<Self, ConfigError> {
         for section in ini.sections() {
             let name = section.name();
             let known = name == "route"
@@ -56,20 +95,31 @@ impl RouteConfig {
             }
         }
         let (basics, section) = RouteBasics::from_ini(ini)?;
-        let path = |key: &str| section.get(key).map(str::to_string);
-        let (cert, key) = (path("cert"), path("key"));
-        if cert.is_some() != key.is_some() {
-            let missing = if cert.is_some() { "key" } else { "cert" };
-            return Err(section.error(missing, "cert and key go together"));
-        }
+        let (cert, key) = (section.get("cert"), section.get("key"));
+        let source = match (cert, key) {
+            (Some(cert), Some(key)) => CertSource::Files { cert, key },
+            (None, None) => CertSource::SelfMade { host: &basics.ip },
+            (Some(_), None) => return Err(section.error("key", "cert and key go together")),
+            (None, Some(_)) => return Err(section.error("cert", "cert and key go together")),
+        };
+        let max_vnets = section.number("max_vnets", 1..=100_000)?.unwrap_or(1000);
+        let max_serves = section.number("max_serves_per_vnet", 1..=999)?;
+        // Last: it reads and may write files, so only for a config that is
+        // otherwise good.
+        let tls = if basics.tls {
+            Some(tls::server(source, dir, ini.file())?)
+        } else {
+            None
+        };
         Ok(Self {
-            basics,
-            cert,
-            key,
-            max_vnets: section.number("max_vnets", 1..=100_000)?.unwrap_or(1000),
-            max_serves_per_vnet: section
-                .number("max_serves_per_vnet", 1..=999)?
-                .unwrap_or(100),
+            heartbeat: Duration::from_secs(u64::from(basics.heartbeat)),
+            max_vnets: max_vnets as usize,
+            max_serves_per_vnet: max_serves.unwrap_or(100) as usize,
+            tls,
+            ip: basics.ip,
+            port: basics.port,
+            token: basics.token,
+            ..Self::default()
         })
     }
 }
@@ -78,22 +128,49 @@ impl RouteConfig {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<RouteConfig, ConfigError> {
+        RouteConfig::parse("c", text, Path::new("."))
+    }
+
     #[test]
     fn reads_route_and_skips_vnet_sections() {
-        let cfg = RouteConfig::parse(
-            "c",
-            "[route]\nip=0.0.0.0\nport=7749\n[vnet]\nname=a\n[serve.ssh]\nport=22\n",
-        )
-        .unwrap();
-        assert_eq!(cfg.basics.addr(), "0.0.0.0:7749");
+        let cfg = parse("[route]\nip=0.0.0.0\nport=7749\n[vnet]\nname=a\n[serve.ssh]\nport=22\n")
+            .unwrap();
+        assert_eq!(cfg.addr(), "0.0.0.0:7749");
+        assert!(cfg.tls.is_none());
     }
 
     #[test]
     fn unknown_section_is_named() {
-        let err = RouteConfig::parse("c", "[route]\nip=::\nport=1\n[rout]\n").unwrap_err();
+        let err = parse("[route]\nip=::\nport=1\n[rout]\n").unwrap_err();
         assert!(
             err.to_string().starts_with("c: [rout]: unknown section"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn keys_become_settings_and_the_rest_keeps_its_default() {
+        let cfg = parse(
+            "[route]\nip=::1\nport=7\ntoken=t\nheartbeat=5\nmax_vnets=3\nmax_serves_per_vnet=2\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.addr(), "[::1]:7");
+        assert_eq!(cfg.token, Token::new("t"));
+        assert_eq!(cfg.heartbeat, Duration::from_secs(5));
+        assert_eq!((cfg.max_vnets, cfg.max_serves_per_vnet), (3, 2));
+        let default = RouteConfig::default();
+        assert_eq!(cfg.handshake_timeout, default.handshake_timeout);
+        let cfg = parse("[route]\nip=h\nport=1\n").unwrap();
+        assert_eq!((cfg.max_vnets, cfg.max_serves_per_vnet), (1000, 100));
+        assert_eq!(cfg.heartbeat, default.heartbeat);
+    }
+
+    #[test]
+    fn cert_and_key_go_together() {
+        let err = parse("[route]\nip=h\nport=1\ncert=c.pem\n").unwrap_err();
+        assert_eq!(err.to_string(), "c: [route] key: cert and key go together");
+        let err = parse("[route]\nip=h\nport=1\nkey=k.pem\n").unwrap_err();
+        assert_eq!(err.to_string(), "c: [route] cert: cert and key go together");
     }
 }

@@ -1,4 +1,5 @@
-//! `route [CONFIG]`: run the hub.
+//! `route [CONFIG]`: read the config (TLS included), bind, and run the
+//! hub until Ctrl-C or SIGTERM. A config error exits with status 2.
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(tls) = &config.tls {
+        if let Some(path) = &tls.made {
+            tracing::info!(cert = %path.display(), "made a self-signed certificate");
+        }
+        let fingerprint = &tls.fingerprint;
+        tracing::info!(%fingerprint, "tls on; vnets can pin this fingerprint");
+    }
     let mut signals = match net::signal::Signals::install() {
         Ok(signals) => signals,
         Err(err) => {
@@ -33,24 +41,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut settings = route::Settings::from_config(&config);
-    if config.basics.tls {
-        let base = args.config.parent().unwrap_or(std::path::Path::new("."));
-        match route::tls::server(&config, base, &args.config.display().to_string()) {
-            Ok(tls) => {
-                if let Some(path) = &tls.made {
-                    tracing::info!(cert = %path.display(), "made a self-signed certificate");
-                }
-                tracing::info!(fingerprint = %tls.fingerprint, "tls on; vnets can pin this fingerprint");
-                settings.tls = Some(tls);
-            }
-            Err(err) => {
-                eprintln!("route: {err}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let addr = config.basics.addr();
+    let addr = config.addr();
     let listener = match route::listen(&addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -70,7 +61,7 @@ async fn main() -> ExitCode {
         signals.stop("the route").await;
         on_signal.cancel();
     });
-    route::run(listener, settings, shutdown).await;
+    route::run(listener, config, shutdown).await;
     tracing::info!("route stopped");
     ExitCode::SUCCESS
 }

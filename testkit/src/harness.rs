@@ -21,19 +21,19 @@ impl Route {
 
     /// A route on a given port, as a restarted route would have it.
     pub async fn start_on(port: u16) -> Self {
-        Self::start_with(port, route::Settings::default()).await
+        Self::start_with(port, route::RouteConfig::default()).await
     }
 
     /// A route with non-default settings (token, TLS, limits...).
-    pub async fn with(settings: route::Settings) -> Self {
-        Self::start_with(0, settings).await
+    pub async fn with(config: route::RouteConfig) -> Self {
+        Self::start_with(0, config).await
     }
 
-    async fn start_with(port: u16, settings: route::Settings) -> Self {
+    async fn start_with(port: u16, config: route::RouteConfig) -> Self {
         let listener = route::listen(&format!("127.0.0.1:{port}")).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(route::run(listener, settings, shutdown.clone()));
+        let task = tokio::spawn(route::run(listener, config, shutdown.clone()));
         Self {
             addr,
             shutdown,

@@ -18,7 +18,7 @@ async fn maps_through(listener: TcpListener, route_ip: &str) {
     let shutdown = CancellationToken::new();
     let route = tokio::spawn(route::run(
         listener,
-        route::Settings::default(),
+        route::RouteConfig::default(),
         shutdown.clone(),
     ));
     let echo = tagged_echo("addressed").await;

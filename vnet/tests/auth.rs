@@ -13,7 +13,7 @@ use testkit::*;
 use tokio_util::sync::CancellationToken;
 
 async fn route_with_token(token: &str) -> Route {
-    Route::with(route::Settings {
+    Route::with(route::RouteConfig {
         token: Token::new(token),
         ..Default::default()
     })

@@ -33,7 +33,7 @@ async fn hostile(addr: SocketAddr, bytes: Vec<u8>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_connections_are_dropped_while_traffic_keeps_flowing() {
-    let route = Route::with(route::Settings {
+    let route = Route::with(route::RouteConfig {
         handshake_timeout: Duration::from_secs(2),
         ..Default::default()
     })

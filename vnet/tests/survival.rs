@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use vnet::ServeState;
 
-fn fast_heartbeat() -> route::Settings {
-    route::Settings {
+fn fast_heartbeat() -> route::RouteConfig {
+    route::RouteConfig {
         heartbeat: Duration::from_secs(1),
         ..Default::default()
     }
@@ -204,7 +204,7 @@ async fn a_control_reconnect_does_not_cut_flowing_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_limit_refuses_with_a_reason() {
-    let route = Route::with(route::Settings {
+    let route = Route::with(route::RouteConfig {
         max_vnets: 2,
         max_serves_per_vnet: 1,
         ..Default::default()

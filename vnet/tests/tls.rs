@@ -12,17 +12,16 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The route's [route] section as a config would have it.
-fn section(extra: &str) -> route::RouteConfig {
-    route::RouteConfig::parse(
-        "route.ini",
-        &format!("[route]\nip=127.0.0.1\nport=0\ntls=true\n{extra}"),
-    )
-    .unwrap()
+/// The route's TLS side as a config in `dir` with `extra` in [route]
+/// makes it.
+fn route_tls(dir: &Path, extra: &str) -> Result<route::tls::ServerTls, String> {
+    let text = format!("[route]\nip=127.0.0.1\nport=0\ntls=true\n{extra}");
+    let config = route::RouteConfig::parse("route.ini", &text, dir).map_err(|e| e.to_string())?;
+    Ok(config.tls.expect("tls=true"))
 }
 
 async fn route_with_tls(tls: route::tls::ServerTls) -> Route {
-    Route::with(route::Settings {
+    Route::with(route::RouteConfig {
         tls: Some(tls),
         ..Default::default()
     })
@@ -56,7 +55,7 @@ fn vnet_in(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_self_made_certificate_pinned_by_fingerprint() {
     let dir = temp_dir("pinned");
-    let made = route::tls::server(&section(""), &dir, "route.ini").unwrap();
+    let made = route_tls(&dir, "").unwrap();
     assert!(made.made.is_some());
     assert!(dir.join(route::tls::MADE_CERT).exists() && dir.join(route::tls::MADE_KEY).exists());
     assert_eq!(made.fingerprint.len(), 64);
@@ -65,7 +64,7 @@ async fn a_self_made_certificate_pinned_by_fingerprint() {
         .chars()
         .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     // Kept beside the config: the next start has the same fingerprint.
-    let again = route::tls::server(&section(""), &dir, "route.ini").unwrap();
+    let again = route_tls(&dir, "").unwrap();
     assert!(again.made.is_none());
     assert_eq!(again.fingerprint, made.fingerprint);
 
@@ -142,12 +141,7 @@ async fn a_certificate_signed_by_a_ca() {
     std::fs::write(dir.join("route.pem"), route_cert.pem()).unwrap();
     std::fs::write(dir.join("route.key"), route_key.serialize_pem()).unwrap();
 
-    let tls = route::tls::server(
-        &section("cert=route.pem\nkey=route.key\n"),
-        &dir,
-        "route.ini",
-    )
-    .unwrap();
+    let tls = route_tls(&dir, "cert=route.pem\nkey=route.key\n").unwrap();
     assert!(tls.made.is_none());
     let route = route_with_tls(tls).await;
     let addr = route.addr;
@@ -204,7 +198,7 @@ async fn tls_config_mistakes_name_the_key() {
             .expect("a config error");
         assert!(err.contains(want), "{extra:?}: {err}");
     }
-    let err = route::tls::server(&section("cert=nope.pem\nkey=nope.key\n"), &dir, "route.ini")
+    let err = route_tls(&dir, "cert=nope.pem\nkey=nope.key\n")
         .err()
         .unwrap();
     assert!(

@@ -2,33 +2,60 @@
 //! so that a new stream costs no TCP connect, no TLS handshake and no
 //! control round trip.
 //!
-//! A serving spare waits in its vnet's [`Spares`] until a visitor claims
-//! it (see `forward`); a visiting spare waits in its own task for the
-//! `Visit` that its vnet sends when a client connects to a use. Both close
-//! with their vnet's control connection.
+//! Each session has one [`Spares`] pool in [`SparePools`], opened when the
+//! session joins and closed when it leaves. A serving spare waits in the
+//! pool until a visitor claims it and [`offer`]s it a stream; a visiting
+//! spare waits in its own task (holding one of the pool's visiting slots)
+//! for the `Visit` its vnet sends when a client connects to a use. A
+//! closed pool keeps nothing, even a spare that arrives as it closes.
 use net::ahead::{Ahead, Answered};
-use net::handshake::next_message;
-use proto::codec::RouteCodec;
-use proto::message::{RouteMsg, SpareRole, VnetMsg};
-use proto::pass::DataPass;
-use proto::{Refusal, RefusalCode, ServeId};
-use std::collections::VecDeque;
+use proto::message::{RouteMsg, VnetMsg};
+use proto::{Refusal, RefusalCode, ServeId, SessionId};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::AsyncRead;
-use tracing::{debug, info};
+use tracing::debug;
 
-use crate::forward::{self, refuse};
-use crate::{Conn, Hub};
+use crate::conn::Half;
 
 /// Spares of each role one vnet may keep open. A vnet keeps a few; this
 /// bounds what a misbehaving one can make the route hold.
-const MAX_SPARES: usize = proto::MAX_SPARES as usize;
+pub const MAX_SPARES: usize = proto::MAX_SPARES as usize;
 
-type Half = tokio_util::codec::Framed<Conn, RouteCodec>;
+/// The spare pools of every live session.
+#[derive(Default)]
+pub struct SparePools {
+    pools: Mutex<HashMap<SessionId, Arc<Spares>>>,
+}
 
-/// One vnet's idle spares.
+impl SparePools {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, Arc<Spares>>> {
+        self.pools.lock().expect("spare pools poisoned")
+    }
+
+    /// Opens an empty pool for a session that has just joined.
+    pub fn open(&self, session: SessionId) {
+        self.lock().insert(session, Arc::default());
+    }
+
+    /// Closes a session's pool: its idle spares close, later ones are
+    /// refused (even by a task that found the pool before this).
+    pub fn close(&self, session: SessionId) {
+        let pool = self.lock().remove(&session);
+        if let Some(pool) = pool {
+            pool.close_all();
+        }
+    }
+
+    /// A live session's pool.
+    pub fn of(&self, session: SessionId) -> Option<Arc<Spares>> {
+        self.lock().get(&session).cloned()
+    }
+}
+
+/// One session's idle spares.
 #[derive(Default)]
 pub struct Spares {
     serving: Mutex<Serving>,
@@ -40,12 +67,12 @@ pub struct Spares {
 struct Serving {
     /// Oldest first.
     idle: VecDeque<Half>,
-    /// The vnet's control connection has ended: keep no more.
+    /// The session has ended: keep no more.
     closed: bool,
 }
 
 impl Spares {
-    fn serving(&self) -> std::sync::MutexGuard<'_, Serving> {
+    fn serving(&self) -> MutexGuard<'_, Serving> {
         self.serving.lock().expect("spares poisoned")
     }
 
@@ -54,17 +81,16 @@ impl Spares {
         self.serving().idle.pop_front()
     }
 
-    /// Closes every idle serving spare and refuses later ones: the control
-    /// connection ended. (Visiting spares end by themselves on the link's
-    /// cancel token.)
-    pub fn close_all(&self) {
+    /// Closes every idle serving spare and refuses later ones. (Visiting
+    /// spares end by themselves on the session's cancel token.)
+    fn close_all(&self) {
         let mut serving = self.serving();
         serving.closed = true;
         serving.idle.clear();
     }
 
     /// Keeps `conn` for a later stream; hands it back when full or closed.
-    fn keep(&self, conn: Half) -> Option<Half> {
+    pub fn keep(&self, conn: Half) -> Option<Half> {
         let mut serving = self.serving();
         if serving.closed || serving.idle.len() >= MAX_SPARES {
             return Some(conn);
@@ -72,67 +98,16 @@ impl Spares {
         serving.idle.push_back(conn);
         None
     }
-}
 
-/// Handles a data connection whose `Spare` hello has been read.
-pub async fn arrived(mut conn: Half, role: SpareRole, pass: DataPass, hub: Arc<Hub>) {
-    let admitted = hub.registry().admit(&pass, role.purpose());
-    let link = match admitted {
-        Ok(admitted) => admitted.link,
-        Err(refusal) => {
-            info!(reason = %refusal, "spare refused");
-            return refuse(conn, refusal).await;
-        }
-    };
-    let limit = |text: &str| Refusal::new(RefusalCode::Limit, text);
-    match role {
-        SpareRole::Serve => {
-            if let Some(conn) = link.spares.keep(conn) {
-                info!(
-                    max = MAX_SPARES,
-                    "spare refused: the vnet keeps too many, or has left"
-                );
-                refuse(
-                    conn,
-                    limit("too many spare connections, or the session has ended"),
-                )
-                .await;
-            }
-        }
-        SpareRole::Visit => {
-            let Some(slot) = VisitingSlot::take(&link.spares.visiting) else {
-                info!(max = MAX_SPARES, "spare refused: the vnet keeps too many");
-                return refuse(conn, limit("too many spare connections")).await;
-            };
-            let next = tokio::select! {
-                next = next_message(&mut conn) => next,
-                _ = link.cancel.cancelled() => return,
-                _ = hub.shutdown.cancelled() => return,
-            };
-            drop(slot);
-            match next {
-                Ok(VnetMsg::Visit {
-                    serve_id,
-                    pass: visit,
-                }) if visit.session == pass.session => {
-                    forward::visit(conn, serve_id, visit, hub).await;
-                }
-                Ok(_) => {
-                    info!("dropped spare: expected a visit of its session");
-                    let refusal = Refusal::new(
-                        RefusalCode::Protocol,
-                        "expected a visit of this session on a spare connection",
-                    );
-                    refuse(conn, refusal).await;
-                }
-                Err(err) => debug!(%err, "spare closed unused"),
-            }
-        }
+    /// A place for one more visiting spare, if the vnet has fewer than
+    /// [`MAX_SPARES`] waiting.
+    pub fn visiting_slot(&self) -> Option<VisitingSlot<'_>> {
+        VisitingSlot::take(&self.visiting)
     }
 }
 
-/// A place among a vnet's visiting spares, freed when dropped.
-struct VisitingSlot<'a>(&'a AtomicUsize);
+/// A place among a session's visiting spares, freed when dropped.
+pub struct VisitingSlot<'a>(&'a AtomicUsize);
 
 impl<'a> VisitingSlot<'a> {
     fn take(count: &'a AtomicUsize) -> Option<Self> {
@@ -211,6 +186,8 @@ pub async fn offer<V: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::Conn;
+    use proto::codec::RouteCodec;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
@@ -230,7 +207,10 @@ mod tests {
     #[tokio::test]
     async fn a_vnet_keeps_at_most_max_spares_of_each_role() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let spares = Spares::default();
+        let pools = SparePools::default();
+        let session = SessionId(7);
+        pools.open(session);
+        let spares = pools.of(session).expect("opened");
         let mut peers = Vec::new();
         for _ in 0..MAX_SPARES {
             let (conn, peer) = half(&listener).await;
@@ -243,7 +223,8 @@ mod tests {
         let (conn, _peer) = half(&listener).await;
         assert!(spares.keep(conn).is_none(), "room again after a claim");
 
-        spares.close_all();
+        pools.close(session);
+        assert!(pools.of(session).is_none(), "the session's pool is gone");
         assert!(spares.claim().is_none(), "closed spares are gone");
         for mut peer in peers {
             let mut byte = [0u8; 1];
@@ -253,14 +234,15 @@ mod tests {
                 "the vnet's end of a closed spare sees it close: {read:?}"
             );
         }
+        // A spare whose task found the pool before it closed.
         let (conn, _peer) = half(&listener).await;
         assert!(spares.keep(conn).is_some(), "none kept once closed");
 
         let slots: Vec<_> = (0..MAX_SPARES)
-            .map(|_| VisitingSlot::take(&spares.visiting).expect("below the limit"))
+            .map(|_| spares.visiting_slot().expect("below the limit"))
             .collect();
-        assert!(VisitingSlot::take(&spares.visiting).is_none());
+        assert!(spares.visiting_slot().is_none());
         drop(slots);
-        assert!(VisitingSlot::take(&spares.visiting).is_some());
+        assert!(spares.visiting_slot().is_some());
     }
 }

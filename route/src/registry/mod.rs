@@ -1,59 +1,22 @@
-//! Who is connected and what they serve, per group. Synchronous, no I/O:
-//! callers hold the lock briefly and never across an `.await`.
+//! Who is connected and what they serve, per group, and which data
+//! connections they may open. Pure state: synchronous, no I/O and no
+//! sockets; callers hold the lock briefly and never across an `.await`.
 //!
-//! Events (`ServeUp`, `ServeDown`) go to every vnet of the group through
-//! its bounded control queue. A vnet whose queue is full is not reading its
-//! control connection; it is cut off rather than allowed to grow memory.
+//! A vnet joins when its control session starts and leaves when it ends;
+//! its serves go with it. Each [`group`] keeps its own vnets and serves;
+//! the registry finds groups by name and sessions by id, and admits data
+//! connections by their pass (see [`Registry::admit`]).
 use proto::auth::SessionSecret;
 use proto::message::{RouteMsg, ServeEntry, ServeSpec, VnetEntry};
-use proto::pass::{DataPass, Purpose, ReplayWindow};
+use proto::pass::{DataPass, Purpose};
 use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use std::collections::HashMap;
 
-use crate::spare::Spares;
+use group::{Group, VnetSlot};
 
-/// How to reach a connected vnet's control task.
-#[derive(Clone)]
-pub struct VnetLink {
-    /// Messages to write on its control connection.
-    pub tx: mpsc::Sender<RouteMsg>,
-    /// Cancelled to drop the vnet (slow reader, shutdown), and when its
-    /// control connection ends.
-    pub cancel: CancellationToken,
-    /// Its idle spare data connections.
-    pub spares: Arc<Spares>,
-}
+mod group;
 
-impl VnetLink {
-    /// A link for a new control connection.
-    pub fn new(tx: mpsc::Sender<RouteMsg>, cancel: CancellationToken) -> Self {
-        Self {
-            tx,
-            cancel,
-            spares: Arc::default(),
-        }
-    }
-}
-
-struct VnetSlot {
-    name: String,
-    link: VnetLink,
-    session: SessionId,
-    /// Admits the session's data connections.
-    secret: SessionSecret,
-    /// Pass counters used so far.
-    passes: ReplayWindow,
-    connected_unix: u64,
-}
-
-#[derive(Default)]
-struct Group {
-    vnets: BTreeMap<VnetId, VnetSlot>,
-    serves: BTreeMap<ServeId, (VnetId, ServeSpec)>,
-}
+pub use group::VnetLink;
 
 /// Where a visit goes.
 pub struct VisitTarget {
@@ -61,15 +24,9 @@ pub struct VisitTarget {
     pub link: VnetLink,
     /// Its id, for logs.
     pub vnet_id: VnetId,
-    /// Its session: a dialed-back answer must come from it.
+    /// Its session: a dialed-back answer must come from it, and its
+    /// spares serve the visit.
     pub session: SessionId,
-}
-
-/// The route's whole registry.
-#[derive(Default)]
-pub struct Registry {
-    groups: HashMap<String, Group>,
-    sessions: HashMap<SessionId, (String, VnetId)>,
 }
 
 /// The vnet a data connection's pass admitted.
@@ -80,6 +37,14 @@ pub struct Admitted {
     pub vnet_id: VnetId,
     /// Its control link.
     pub link: VnetLink,
+}
+
+/// The route's whole registry.
+#[derive(Default)]
+pub struct Registry {
+    groups: HashMap<String, Group>,
+    /// Every live session: its group and vnet id.
+    sessions: HashMap<SessionId, (String, VnetId)>,
 }
 
 fn not_found(text: impl Into<String>) -> Refusal {
@@ -111,33 +76,10 @@ impl Registry {
         while self.sessions.contains_key(&session) {
             session = SessionId(rand::random());
         }
+        let slot = VnetSlot::new(name, link, session, secret, now_unix);
         let g = self.groups.entry(group.to_string()).or_default();
-        let Some(vnet_id) = (1..=u16::MAX)
-            .map(VnetId)
-            .find(|id| !g.vnets.contains_key(id))
-        else {
-            return Err(Refusal::new(
-                RefusalCode::Limit,
-                format!("group is full: {} vnets are in it", u16::MAX),
-            ));
-        };
-        g.vnets.insert(
-            vnet_id,
-            VnetSlot {
-                name: name.to_string(),
-                link,
-                session,
-                secret,
-                passes: ReplayWindow::default(),
-                connected_unix: now_unix,
-            },
-        );
+        let (vnet_id, snapshot) = g.join(slot)?;
         self.sessions.insert(session, (group.to_string(), vnet_id));
-        let snapshot = g
-            .serves
-            .iter()
-            .map(|(id, (owner, spec))| RouteMsg::ServeUp(entry(g, *id, *owner, spec)))
-            .collect();
         Ok((vnet_id, session, snapshot))
     }
 
@@ -146,20 +88,10 @@ impl Registry {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
-        if let Some(slot) = g.vnets.remove(&vnet_id) {
-            self.sessions.remove(&slot.session);
+        if let Some(session) = g.leave(vnet_id) {
+            self.sessions.remove(&session);
         }
-        let gone: Vec<ServeId> = g
-            .serves
-            .iter()
-            .filter(|(_, (owner, _))| *owner == vnet_id)
-            .map(|(id, _)| *id)
-            .collect();
-        for serve_id in gone {
-            g.serves.remove(&serve_id);
-            broadcast(g, RouteMsg::ServeDown { serve_id });
-        }
-        if g.vnets.is_empty() {
+        if g.is_empty() {
             self.groups.remove(group);
         }
     }
@@ -177,56 +109,7 @@ impl Registry {
         spec: ServeSpec,
         max_serves: usize,
     ) -> Result<ServeId, Refusal> {
-        let g = self
-            .groups
-            .get_mut(group)
-            .ok_or_else(|| not_found("not joined"))?;
-        let held = g
-            .serves
-            .values()
-            .filter(|(owner, _)| *owner == vnet_id)
-            .count();
-        if held >= max_serves {
-            return Err(Refusal::new(
-                RefusalCode::Limit,
-                format!(
-                    "vnet {vnet_id} holds {held} serves already (max_serves_per_vnet={max_serves})"
-                ),
-            ));
-        }
-        let serve_id = match spec.serve_id {
-            Some(id) if id.is_static() => {
-                if let Some((owner, held)) = g.serves.get(&id) {
-                    let owner_name = g.vnets.get(owner).map_or("?", |v| v.name.as_str());
-                    return Err(Refusal::new(
-                        RefusalCode::Taken,
-                        format!(
-                            "static serve id {id} is already held by vnet {owner} ({owner_name}) for serve {:?}",
-                            held.name
-                        ),
-                    ));
-                }
-                id
-            }
-            Some(id) if !g.serves.contains_key(&id) => id,
-            _ => (ServeId::DYNAMIC_MIN..=ServeId::DYNAMIC_MAX)
-                .filter_map(ServeId::new)
-                .find(|id| !g.serves.contains_key(id))
-                .ok_or_else(|| {
-                    Refusal::new(
-                        RefusalCode::Limit,
-                        "all dynamic serve ids (1-499) are taken",
-                    )
-                })?,
-        };
-        let spec = ServeSpec {
-            serve_id: Some(serve_id),
-            ..spec
-        };
-        let up = RouteMsg::ServeUp(entry(g, serve_id, vnet_id, &spec));
-        g.serves.insert(serve_id, (vnet_id, spec));
-        broadcast(g, up);
-        Ok(serve_id)
+        self.joined(group)?.register(vnet_id, spec, max_serves)
     }
 
     /// Withdraws a serve, if `vnet_id` holds it.
@@ -239,45 +122,28 @@ impl Registry {
         vnet_id: VnetId,
         serve_id: ServeId,
     ) -> Result<(), Refusal> {
-        let g = self
-            .groups
-            .get_mut(group)
-            .ok_or_else(|| not_found("not joined"))?;
-        match g.serves.get(&serve_id) {
-            Some((owner, _)) if *owner == vnet_id => {
-                g.serves.remove(&serve_id);
-                broadcast(g, RouteMsg::ServeDown { serve_id });
-                Ok(())
-            }
-            _ => Err(not_found(format!(
-                "serve {serve_id} is not registered by this vnet"
-            ))),
+        if self.joined(group)?.unregister(vnet_id, serve_id) {
+            return Ok(());
         }
+        let text = format!("serve {serve_id} is not registered by this vnet");
+        Err(not_found(text))
+    }
+
+    /// The group of a joined vnet.
+    fn joined(&mut self, group: &str) -> Result<&mut Group, Refusal> {
+        self.groups
+            .get_mut(group)
+            .ok_or_else(|| not_found("not joined"))
     }
 
     /// The group's serves, by id.
     pub fn serves(&self, group: &str) -> Vec<ServeEntry> {
-        self.groups.get(group).map_or_else(Vec::new, |g| {
-            g.serves
-                .iter()
-                .map(|(id, (owner, spec))| entry(g, *id, *owner, spec))
-                .collect()
-        })
+        self.groups.get(group).map_or_else(Vec::new, Group::serves)
     }
 
     /// The group's vnets, by id.
     pub fn vnets(&self, group: &str) -> Vec<VnetEntry> {
-        self.groups.get(group).map_or_else(Vec::new, |g| {
-            g.vnets
-                .iter()
-                .map(|(id, v)| VnetEntry {
-                    vnet_id: *id,
-                    name: v.name.clone(),
-                    serves: g.serves.values().filter(|(owner, _)| owner == id).count() as u32,
-                    connected_unix: v.connected_unix,
-                })
-                .collect()
-        })
+        self.groups.get(group).map_or_else(Vec::new, Group::vnets)
     }
 
     /// Checks a data connection's pass for `purpose`: a live session, a
@@ -297,9 +163,9 @@ impl Registry {
         let slot = self
             .groups
             .get_mut(group)
-            .and_then(|g| g.vnets.get_mut(vnet_id))
+            .and_then(|g| g.vnet_mut(*vnet_id))
             .ok_or_else(refused)?;
-        if !slot.secret.verify(pass, purpose) || !slot.passes.admit(pass.counter) {
+        if !slot.admit(pass, purpose) {
             return Err(refused());
         }
         Ok(Admitted {
@@ -316,46 +182,26 @@ impl Registry {
     pub fn visit(&self, group: &str, serve_id: ServeId) -> Result<VisitTarget, Refusal> {
         let not_registered = || not_found(format!("serve {serve_id} is not registered"));
         let g = self.groups.get(group).ok_or_else(not_registered)?;
-        let (owner, _) = g.serves.get(&serve_id).ok_or_else(not_registered)?;
-        let slot = g.vnets.get(owner).ok_or_else(not_registered)?;
+        let (vnet_id, slot) = g.server(serve_id).ok_or_else(not_registered)?;
         Ok(VisitTarget {
             link: slot.link.clone(),
-            vnet_id: *owner,
+            vnet_id,
             session: slot.session,
         })
     }
 
     /// A vnet of `group` by id: its control link and name.
     pub fn vnet(&self, group: &str, vnet_id: VnetId) -> Option<(VnetLink, String)> {
-        let slot = self.groups.get(group)?.vnets.get(&vnet_id)?;
+        let slot = self.groups.get(group)?.vnet(vnet_id)?;
         Some((slot.link.clone(), slot.name.clone()))
-    }
-}
-
-fn entry(g: &Group, serve_id: ServeId, owner: VnetId, spec: &ServeSpec) -> ServeEntry {
-    ServeEntry {
-        serve_id,
-        vnet_id: owner,
-        vnet_name: g
-            .vnets
-            .get(&owner)
-            .map_or_else(String::new, |v| v.name.clone()),
-        spec: spec.clone(),
-    }
-}
-
-fn broadcast(g: &Group, msg: RouteMsg) {
-    for (id, vnet) in &g.vnets {
-        if let Err(mpsc::error::TrySendError::Full(_)) = vnet.link.tx.try_send(msg.clone()) {
-            tracing::warn!(vnet = %id, "control queue full (vnet not reading); dropping it");
-            vnet.link.cancel.cancel();
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
 
     fn link() -> (VnetLink, mpsc::Receiver<RouteMsg>) {
         let (tx, rx) = mpsc::channel(16);

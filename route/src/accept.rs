@@ -1,0 +1,93 @@
+//! The accept loop, and each connection's task up to the hand-off by the
+//! kind of its first message: a vnet's hello starts a control session,
+//! the others are data connections.
+//!
+//! The handshake runs inside the connection's own task, under a timeout,
+//! so a peer that never finishes it holds up nobody else. Every task is
+//! tracked, and ends when the route shuts down.
+use proto::message::VnetMsg;
+use proto::{Refusal, RefusalCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{info, warn, Instrument};
+
+use crate::conn::{self, refuse, Half};
+use crate::state::Hub;
+use crate::{control, streams};
+
+/// How long to pause after a failed accept (out of file descriptors and
+/// the like) instead of spinning.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Accepts until shutdown, one task per connection.
+pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
+    while let Some(accepted) = hub.shutdown.run_until_cancelled(listener.accept()).await {
+        match accepted {
+            Ok((stream, peer)) => {
+                let span = tracing::info_span!("conn", %peer);
+                let task = handle(stream, peer, hub.clone()).instrument(span);
+                hub.tracker.spawn(task);
+            }
+            Err(err) => {
+                warn!(%err, "accept failed");
+                let pause = tokio::time::sleep(ACCEPT_PAUSE);
+                if hub.shutdown.run_until_cancelled(pause).await.is_none() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One connection's task: its start, then the part its first message
+/// asks for.
+async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
+    let config = &hub.config;
+    net::socket::tune(&stream, config.heartbeat);
+    let start = conn::start(stream, config.tls.as_ref(), config.handshake_timeout);
+    let Some(started) = hub.shutdown.run_until_cancelled(start).await else {
+        return;
+    };
+    match started {
+        Ok((conn, first)) => dispatch(conn, first, peer, hub).await,
+        Err(err) => warn!(%err, "dropped peer"),
+    }
+}
+
+/// Hands a started connection to the part of the route its first message
+/// is for.
+async fn dispatch(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hub>) {
+    match first {
+        VnetMsg::Hello {
+            name,
+            group,
+            pake,
+            features,
+        } => {
+            let hello = control::Hello {
+                name,
+                group,
+                pake,
+                features,
+            };
+            control::join(conn, hello, hub).await
+        }
+        VnetMsg::Visit { serve_id, pass } => streams::visit(conn, serve_id, pass, hub).await,
+        VnetMsg::Accept {
+            ticket,
+            pass,
+            result,
+        } => streams::accept(conn, ticket, pass, result, hub).await,
+        VnetMsg::Spare { role, pass } => streams::spare(conn, role, pass, hub).await,
+        VnetMsg::Request { .. }
+        | VnetMsg::UnserveAnswer { .. }
+        | VnetMsg::Auth { .. }
+        | VnetMsg::Opened { .. } => {
+            info!(%peer, "dropped peer: request before hello");
+            let refusal = Refusal::new(RefusalCode::Protocol, "expected a hello first");
+            refuse(conn, refusal).await;
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! What a joined vnet sends on its control connection, and the route's
+//! answers: registry requests answered at once, unserve asks forwarded to
+//! the vnet asked, and its answers passed back to the asker.
+//!
+//! All of it is synchronous: the registry and the asks are locked briefly,
+//! and anything for another vnet goes on that vnet's bounded queue
+//! (`try_send`, never waiting on a slow reader).
+use proto::message::{Request, Response, RouteMsg, VnetMsg};
+use proto::text::Escaped;
+use proto::validate::Invalid;
+use proto::{AskId, Refusal, RefusalCode, ServeId, VnetId};
+use std::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::asks::{OpenAsk, MAX_OPEN_PER_VNET};
+use crate::state::Hub;
+
+/// A message that has no place on a control connection: the vnet is
+/// dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum Violation {
+    /// A message that breaks the protocol's limits.
+    #[error("invalid message: {0}")]
+    Invalid(Invalid),
+    /// A message of a handshake or a data connection.
+    #[error("unexpected message")]
+    Unexpected,
+}
+
+/// One joined vnet, as its control session sees it.
+pub struct Peer<'a> {
+    /// The route's state.
+    pub hub: &'a Hub,
+    /// The vnet's group.
+    pub group: &'a str,
+    /// Its name, shown to a vnet it asks for an unserve.
+    pub name: &'a str,
+    /// Its id in the group.
+    pub vnet_id: VnetId,
+}
+
+impl Peer<'_> {
+    /// Handles one message; returns what to send back, if anything now.
+    ///
+    /// # Errors
+    /// The message has no place on a control connection.
+    pub fn handle(&self, msg: VnetMsg) -> Result<Option<RouteMsg>, Violation> {
+        if let Err(invalid) = msg.validate() {
+            return match msg {
+                VnetMsg::Request { id, .. } => {
+                    let refusal = Refusal::new(RefusalCode::Protocol, invalid.to_string());
+                    Ok(Some(error_response(id, refusal)))
+                }
+                _ => Err(Violation::Invalid(invalid)),
+            };
+        }
+        match msg {
+            VnetMsg::Request {
+                id,
+                body: Request::Unserve { vnet_id, ip, port },
+            } => {
+                // Answered later, when the other vnet decides.
+                let asked = self.ask_unserve(id, vnet_id, ip, port);
+                Ok(asked.err().map(|refusal| error_response(id, refusal)))
+            }
+            VnetMsg::Request { id, body } => {
+                let body = self.answer(body);
+                Ok(Some(RouteMsg::Response { id, body }))
+            }
+            VnetMsg::UnserveAnswer { ask, result } => {
+                self.pass_unserve_answer(ask, result);
+                Ok(None)
+            }
+            _ => Err(Violation::Unexpected),
+        }
+    }
+
+    /// Answers a request about the registry.
+    fn answer(&self, request: Request) -> Response {
+        let (hub, group, vnet) = (self.hub, self.group, self.vnet_id);
+        debug!(%vnet, ?request, "request");
+        match request {
+            Request::RegisterServe(spec) if spec.kind != "tcp" => Response::Error(Refusal::new(
+                RefusalCode::Unsupported,
+                format!("type {:?} is not supported; only tcp", spec.kind),
+            )),
+            Request::RegisterServe(spec) => {
+                let name = spec.name.clone();
+                let wanted = spec.serve_id;
+                let max_serves = hub.config.max_serves_per_vnet;
+                let registered = hub.registry().register(group, vnet, spec, max_serves);
+                let name = Escaped(&name);
+                match registered {
+                    Ok(serve) => {
+                        info!(%vnet, %serve, %name, "serve registered");
+                        if wanted.is_some_and(|w| w != serve) {
+                            info!(%vnet, %serve, %name, "dynamic id was taken; reassigned");
+                        }
+                        Response::Registered { serve_id: serve }
+                    }
+                    Err(refusal) => {
+                        info!(%vnet, %name, reason = %refusal, "serve refused");
+                        Response::Error(refusal)
+                    }
+                }
+            }
+            Request::UnregisterServe { serve_id } => {
+                match hub.registry().unregister(group, vnet, serve_id) {
+                    Ok(()) => {
+                        info!(%vnet, serve = %serve_id, "serve withdrawn");
+                        Response::Done
+                    }
+                    Err(refusal) => Response::Error(refusal),
+                }
+            }
+            Request::Ping => Response::Pong,
+            Request::ListServes => Response::Serves(hub.registry().serves(group)),
+            Request::ListVnets => Response::Vnets(hub.registry().vnets(group)),
+            Request::Unserve { .. } => Response::Error(Refusal::new(
+                RefusalCode::Protocol,
+                "unserve is answered elsewhere",
+            )),
+        }
+    }
+
+    /// Forwards an unserve request to the vnet that has the service, under
+    /// an ask id of the route's own (see [`crate::asks`]).
+    fn ask_unserve(&self, request: u32, to: VnetId, ip: String, port: u16) -> Result<(), Refusal> {
+        let (hub, group, from) = (self.hub, self.group, self.vnet_id);
+        let (link, to_name) = hub.registry().vnet(group, to).ok_or_else(|| {
+            Refusal::new(RefusalCode::NotFound, format!("no vnet {to} in this group"))
+        })?;
+        let open = OpenAsk {
+            group: group.to_string(),
+            asker: from,
+            request,
+            asked: to,
+            since: Instant::now(),
+        };
+        let ask = hub.asks().open(open).ok_or_else(|| {
+            Refusal::new(
+                RefusalCode::Limit,
+                format!("too many unserve asks waiting (at most {MAX_OPEN_PER_VNET})"),
+            )
+        })?;
+        let (to_name, shown_ip) = (Escaped(&to_name), Escaped(&ip));
+        info!(%from, %to, %to_name, ip = %shown_ip, port, "unserve asked");
+        let msg = RouteMsg::UnserveAsk {
+            ask,
+            from,
+            from_name: self.name.to_string(),
+            ip,
+            port,
+        };
+        link.tx.try_send(msg).map_err(|_| {
+            hub.asks().answered(ask, group, to);
+            Refusal::new(RefusalCode::Busy, format!("vnet {to} is not answering"))
+        })
+    }
+
+    /// Passes an answer on to the vnet that asked, if this vnet was really
+    /// asked and the ask is still open; anything else is dropped.
+    fn pass_unserve_answer(&self, ask: AskId, result: Result<ServeId, Refusal>) {
+        let (hub, group, from) = (self.hub, self.group, self.vnet_id);
+        let Some(open) = hub.asks().answered(ask, group, from) else {
+            return warn!(vnet = %from, "unserve answer to no open ask of it; dropped");
+        };
+        let to = open.asker;
+        let Some((link, _)) = hub.registry().vnet(group, to) else {
+            return debug!(%from, %to, "unserve answer for a vnet that left");
+        };
+        info!(%from, %to, result = ?result.as_ref().map_err(|r| r.code), "unserve answered");
+        let body = match result {
+            Ok(serve_id) => Response::Unserved { serve_id },
+            Err(refusal) => Response::Error(refusal),
+        };
+        let _ = link.tx.try_send(RouteMsg::Response {
+            id: open.request,
+            body,
+        });
+    }
+}
+
+fn error_response(id: u32, refusal: Refusal) -> RouteMsg {
+    RouteMsg::Response {
+        id,
+        body: Response::Error(refusal),
+    }
+}

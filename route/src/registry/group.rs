@@ -1,0 +1,261 @@
+//! One group: its vnets, the serves they registered, and the events that
+//! tell every member about a change. A vnet only ever sees its own group.
+//!
+//! Events (`ServeUp`, `ServeDown`) go to every vnet of the group through
+//! its bounded control queue. A vnet whose queue is full is not reading its
+//! control connection; it is cut off rather than allowed to grow memory.
+use proto::auth::SessionSecret;
+use proto::message::{RouteMsg, ServeEntry, ServeSpec, VnetEntry};
+use proto::pass::{DataPass, Purpose, ReplayWindow};
+use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
+use std::collections::BTreeMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How to reach a connected vnet's control task.
+#[derive(Clone)]
+pub struct VnetLink {
+    /// Messages to write on its control connection.
+    pub tx: mpsc::Sender<RouteMsg>,
+    /// Cancelled to drop the vnet (slow reader, shutdown), and when its
+    /// control connection ends.
+    pub cancel: CancellationToken,
+}
+
+impl VnetLink {
+    /// A link for a new control connection.
+    pub fn new(tx: mpsc::Sender<RouteMsg>, cancel: CancellationToken) -> Self {
+        Self { tx, cancel }
+    }
+}
+
+/// One connected vnet.
+pub struct VnetSlot {
+    /// Its name, as it said in its hello.
+    pub name: String,
+    /// Its control task.
+    pub link: VnetLink,
+    /// Its session: names it in the passes of its data connections.
+    pub session: SessionId,
+    /// Admits the session's data connections.
+    secret: SessionSecret,
+    /// Pass counters used so far.
+    passes: ReplayWindow,
+    connected_unix: u64,
+}
+
+impl VnetSlot {
+    /// A vnet about to join, at `connected_unix`.
+    pub fn new(
+        name: &str,
+        link: VnetLink,
+        session: SessionId,
+        secret: SessionSecret,
+        connected_unix: u64,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            link,
+            session,
+            secret,
+            passes: ReplayWindow::default(),
+            connected_unix,
+        }
+    }
+
+    /// Whether `pass` was made with this session's secret for `purpose`,
+    /// with a counter not used before (it is used now).
+    pub fn admit(&mut self, pass: &DataPass, purpose: Purpose) -> bool {
+        self.secret.verify(pass, purpose) && self.passes.admit(pass.counter)
+    }
+}
+
+/// One group's vnets and serves.
+#[derive(Default)]
+pub struct Group {
+    vnets: BTreeMap<VnetId, VnetSlot>,
+    serves: BTreeMap<ServeId, (VnetId, ServeSpec)>,
+}
+
+impl Group {
+    /// Adds a vnet under the lowest free id; the id and the group's serves
+    /// for the vnet's first view.
+    ///
+    /// # Errors
+    /// The group is full.
+    pub fn join(&mut self, slot: VnetSlot) -> Result<(VnetId, Vec<RouteMsg>), Refusal> {
+        let Some(vnet_id) = (1..=u16::MAX)
+            .map(VnetId)
+            .find(|id| !self.vnets.contains_key(id))
+        else {
+            return Err(Refusal::new(
+                RefusalCode::Limit,
+                format!("group is full: {} vnets are in it", u16::MAX),
+            ));
+        };
+        self.vnets.insert(vnet_id, slot);
+        let snapshot = self
+            .serves
+            .iter()
+            .map(|(id, (owner, spec))| RouteMsg::ServeUp(self.entry(*id, *owner, spec)))
+            .collect();
+        Ok((vnet_id, snapshot))
+    }
+
+    /// Removes a vnet and withdraws its serves, telling the others; its
+    /// session, if it was here.
+    pub fn leave(&mut self, vnet_id: VnetId) -> Option<SessionId> {
+        let session = self.vnets.remove(&vnet_id).map(|slot| slot.session);
+        let gone: Vec<ServeId> = self
+            .serves
+            .iter()
+            .filter(|(_, (owner, _))| *owner == vnet_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for serve_id in gone {
+            self.serves.remove(&serve_id);
+            self.broadcast(RouteMsg::ServeDown { serve_id });
+        }
+        session
+    }
+
+    /// Whether no vnet is left.
+    pub fn is_empty(&self) -> bool {
+        self.vnets.is_empty()
+    }
+
+    /// A vnet by id.
+    pub fn vnet(&self, vnet_id: VnetId) -> Option<&VnetSlot> {
+        self.vnets.get(&vnet_id)
+    }
+
+    /// A vnet by id, to admit a pass.
+    pub fn vnet_mut(&mut self, vnet_id: VnetId) -> Option<&mut VnetSlot> {
+        self.vnets.get_mut(&vnet_id)
+    }
+
+    /// The vnet serving `serve_id`.
+    pub fn server(&self, serve_id: ServeId) -> Option<(VnetId, &VnetSlot)> {
+        let (owner, _) = self.serves.get(&serve_id)?;
+        Some((*owner, self.vnets.get(owner)?))
+    }
+
+    /// Registers a serve for `vnet_id`. A static id is never changed: a
+    /// conflict is refused. A taken or missing dynamic id is replaced by
+    /// the lowest free one.
+    ///
+    /// # Errors
+    /// The text says why, for the vnet to show its user.
+    pub fn register(
+        &mut self,
+        vnet_id: VnetId,
+        spec: ServeSpec,
+        max_serves: usize,
+    ) -> Result<ServeId, Refusal> {
+        let held = self.held_by(vnet_id);
+        if held >= max_serves {
+            return Err(Refusal::new(
+                RefusalCode::Limit,
+                format!(
+                    "vnet {vnet_id} holds {held} serves already \
+                     (max_serves_per_vnet={max_serves})"
+                ),
+            ));
+        }
+        let serve_id = match spec.serve_id {
+            Some(id) if id.is_static() => {
+                if let Some((owner, held)) = self.serves.get(&id) {
+                    let owner_name = self.vnets.get(owner).map_or("?", |v| v.name.as_str());
+                    let held = &held.name;
+                    return Err(Refusal::new(
+                        RefusalCode::Taken,
+                        format!(
+                            "static serve id {id} is already held by vnet {owner} ({owner_name}) \
+                             for serve {held:?}"
+                        ),
+                    ));
+                }
+                id
+            }
+            Some(id) if !self.serves.contains_key(&id) => id,
+            _ => (ServeId::DYNAMIC_MIN..=ServeId::DYNAMIC_MAX)
+                .filter_map(ServeId::new)
+                .find(|id| !self.serves.contains_key(id))
+                .ok_or_else(|| {
+                    Refusal::new(
+                        RefusalCode::Limit,
+                        "all dynamic serve ids (1-499) are taken",
+                    )
+                })?,
+        };
+        let spec = ServeSpec {
+            serve_id: Some(serve_id),
+            ..spec
+        };
+        let up = RouteMsg::ServeUp(self.entry(serve_id, vnet_id, &spec));
+        self.serves.insert(serve_id, (vnet_id, spec));
+        self.broadcast(up);
+        Ok(serve_id)
+    }
+
+    /// Withdraws a serve, if `vnet_id` holds it; whether it did.
+    pub fn unregister(&mut self, vnet_id: VnetId, serve_id: ServeId) -> bool {
+        match self.serves.get(&serve_id) {
+            Some((owner, _)) if *owner == vnet_id => {
+                self.serves.remove(&serve_id);
+                self.broadcast(RouteMsg::ServeDown { serve_id });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The serves, by id.
+    pub fn serves(&self) -> Vec<ServeEntry> {
+        self.serves
+            .iter()
+            .map(|(id, (owner, spec))| self.entry(*id, *owner, spec))
+            .collect()
+    }
+
+    /// The vnets, by id.
+    pub fn vnets(&self) -> Vec<VnetEntry> {
+        self.vnets
+            .iter()
+            .map(|(id, v)| VnetEntry {
+                vnet_id: *id,
+                name: v.name.clone(),
+                serves: self.held_by(*id) as u32,
+                connected_unix: v.connected_unix,
+            })
+            .collect()
+    }
+
+    fn held_by(&self, vnet_id: VnetId) -> usize {
+        self.serves
+            .values()
+            .filter(|(owner, _)| *owner == vnet_id)
+            .count()
+    }
+
+    fn entry(&self, serve_id: ServeId, owner: VnetId, spec: &ServeSpec) -> ServeEntry {
+        ServeEntry {
+            serve_id,
+            vnet_id: owner,
+            vnet_name: self
+                .vnets
+                .get(&owner)
+                .map_or_else(String::new, |v| v.name.clone()),
+            spec: spec.clone(),
+        }
+    }
+
+    fn broadcast(&self, msg: RouteMsg) {
+        for (id, vnet) in &self.vnets {
+            if let Err(mpsc::error::TrySendError::Full(_)) = vnet.link.tx.try_send(msg.clone()) {
+                tracing::warn!(vnet = %id, "control queue full (vnet not reading); dropping it");
+                vnet.link.cancel.cancel();
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The state every task of the route shares, made once by [`crate::run`]
+//! and handed to each connection's task behind an `Arc`.
+//!
+//! It owns the config, the registry and open unserve asks (each behind a
+//! std `Mutex`, never held across an `.await`), the data connections
+//! waiting for their other half, and the shutdown token and task tracker
+//! that let `run` stop everything and wait for it.
+use std::sync::{Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::asks::Asks;
+use crate::config::RouteConfig;
+use crate::registry::Registry;
+use crate::streams::spares::SparePools;
+use crate::streams::tickets::Pending;
+
+/// State shared by all of the route's tasks.
+pub struct Hub {
+    /// What the route runs with.
+    pub config: RouteConfig,
+    registry: Mutex<Registry>,
+    asks: Mutex<Asks>,
+    /// Visitors waiting for a dialed-back serving half, by ticket.
+    pub tickets: Pending,
+    /// Each live session's idle spare data connections.
+    pub spares: SparePools,
+    /// Cancelled to stop the route: every task watches it.
+    pub shutdown: CancellationToken,
+    /// Every connection's task, so `run` can wait for them.
+    pub tracker: TaskTracker,
+}
+
+impl Hub {
+    /// Empty state for a route that stops when `shutdown` is cancelled.
+    pub fn new(config: RouteConfig, shutdown: CancellationToken) -> Self {
+        Self {
+            config,
+            registry: Mutex::default(),
+            asks: Mutex::default(),
+            tickets: Pending::default(),
+            spares: SparePools::default(),
+            shutdown,
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// The registry, locked. Never hold the guard across an `.await`.
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().expect("registry poisoned")
+    }
+
+    /// The open unserve asks, locked. Never hold the guard across an
+    /// `.await`.
+    pub fn asks(&self) -> MutexGuard<'_, Asks> {
+        self.asks.lock().expect("asks poisoned")
+    }
+}

@@ -1,0 +1,130 @@
+//! Pairing an admitted visitor with the serving half, then bridging the
+//! two until both directions are done.
+//!
+//! The serving half is one of the serving vnet's spares when it has one
+//! left (the visitor's first bytes go right behind the `Open`, see
+//! `net::ahead`); otherwise the vnet is asked, on its control connection,
+//! to dial back with a ticket. The visitor's task owns all of it: the
+//! wait, the ticket, and the bridge.
+use net::ahead::Ahead;
+use net::handshake::send_message;
+use net::relay::bridge;
+use net::Unframed;
+use proto::message::RouteMsg;
+use proto::text::Escaped;
+use proto::{Refusal, RefusalCode, ServeId};
+use std::time::Duration;
+use tracing::{debug, info};
+
+use super::spares::{offer, Offered};
+use super::tickets::ServingHalf;
+use crate::conn::{refuse, Half};
+use crate::registry::VisitTarget;
+use crate::state::Hub;
+
+/// How long a visitor waits for the serving vnet to dial back (or to
+/// answer on a spare).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a visitor gets no serving half.
+enum NotServed {
+    /// Refused, with the reason for the visitor.
+    Refused(Refusal),
+    /// The visitor left meanwhile.
+    VisitorGone,
+}
+
+/// Finds the serving half for a visitor to `serve_id` on `target`, tells
+/// both sides the stream is ready, and bridges them.
+pub async fn pair(mut visitor: Half, target: VisitTarget, serve_id: ServeId, hub: &Hub) {
+    // The visitor's first bytes may have come with its hello.
+    let mut ahead = Ahead::new(&visitor.read_buffer_mut().split());
+    let serving = serving_half(&target, serve_id, hub, &mut visitor, &mut ahead);
+    let Some(serving) = hub.shutdown.run_until_cancelled(serving).await else {
+        return;
+    };
+    let (mut server, on_spare) = match serving {
+        Ok(serving) => serving,
+        Err(NotServed::VisitorGone) => return,
+        Err(NotServed::Refused(refusal)) => {
+            let (vnet, reason) = (target.vnet_id, Escaped(&refusal.text));
+            info!(serve = %serve_id, %vnet, %reason, "visit refused");
+            return refuse(visitor, refusal).await;
+        }
+    };
+    if send_message(&mut visitor, RouteMsg::Ready).await.is_err()
+        || (!on_spare && send_message(&mut server, RouteMsg::Ready).await.is_err())
+    {
+        debug!(serve = %serve_id, "a side left before the stream started");
+        return;
+    }
+    debug!(serve = %serve_id, vnet = %target.vnet_id, "stream paired");
+    let mut visitor = Unframed::from_framed(visitor);
+    if !on_spare {
+        // Nothing went ahead on a dialed-back half: it gets the bytes first.
+        visitor.leftover = std::mem::take(&mut ahead.bytes).freeze();
+    }
+    drop(ahead); // delivered or handed on: not kept for the stream's life
+    let bridged = bridge(visitor, Unframed::from_framed(server));
+    match hub.shutdown.run_until_cancelled(bridged).await {
+        Some(Ok((up, down))) => debug!(serve = %serve_id, up, down, "stream closed"),
+        Some(Err(err)) => debug!(serve = %serve_id, %err, "stream ended with an error"),
+        None => {}
+    }
+}
+
+/// The serving vnet's half of a stream to `serve_id`: on one of its spares
+/// if it has one left, with the visitor's first bytes sent ahead, else
+/// dialed back on request. Also says whether it is a spare (a dialed-back
+/// half waits for `Ready`; a spare carries bytes as soon as it has
+/// answered, and has been sent everything in `ahead`).
+async fn serving_half(
+    target: &VisitTarget,
+    serve_id: ServeId,
+    hub: &Hub,
+    visitor: &mut Half,
+    ahead: &mut Ahead,
+) -> Result<(Half, bool), NotServed> {
+    if let Some(spares) = hub.spares.of(target.session) {
+        while let Some(spare) = spares.claim() {
+            match offer(spare, serve_id, OPEN_TIMEOUT, visitor.get_mut(), ahead).await {
+                Offered::Open(conn) => return Ok((conn, true)),
+                Offered::Refused(reason) => return Err(NotServed::Refused(reason)),
+                Offered::VisitorGone => return Err(NotServed::VisitorGone),
+                Offered::Dead => {}
+            }
+        }
+    }
+    dial_back(target, serve_id, hub)
+        .await
+        .map(|conn| (conn, false))
+        .map_err(NotServed::Refused)
+}
+
+/// Asks the serving vnet on its control connection to dial back with a
+/// fresh ticket, and waits for that connection.
+async fn dial_back(target: &VisitTarget, serve_id: ServeId, hub: &Hub) -> Result<Half, Refusal> {
+    let vnet = target.vnet_id;
+    let (guard, answer) = hub.tickets.open(target.session);
+    let ticket = guard.ticket();
+    if target
+        .link
+        .tx
+        .try_send(RouteMsg::OpenStream { ticket, serve_id })
+        .is_err()
+    {
+        return Err(Refusal::new(
+            RefusalCode::Busy,
+            format!("vnet {vnet} serving {serve_id} is not answering (not keeping up)"),
+        ));
+    }
+    let answer = tokio::time::timeout(OPEN_TIMEOUT, answer).await;
+    drop(guard);
+    match answer {
+        Ok(Ok(ServingHalf { conn, result })) => result.map(|()| conn),
+        Ok(Err(_)) | Err(_) => Err(Refusal::new(
+            RefusalCode::Busy,
+            format!("vnet {vnet} serving {serve_id} did not answer in time"),
+        )),
+    }
+}
