@@ -24,8 +24,11 @@ use crate::traffic::Traffic;
 /// How a use's task ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Exit {
-    /// Closed, stopped or failed; whoever stopped it owns its status.
+    /// Closed or stopped; whoever stopped it owns its status.
     Stopped,
+    /// It could not listen; the reason goes into its status once the task
+    /// is gone, so a `use open` seeing the error can start a new one.
+    Failed(String),
     /// The grant behind this mapping was withdrawn: the use goes.
     Withdrawn,
 }
@@ -101,8 +104,7 @@ impl Listener {
                 let reason = format!("cannot listen on {addr}: {err}{held}");
                 // The span may be filtered out at warn level; name the use here.
                 error!(r#use = %self.key, %reason, "use failed");
-                self.set_status(|u| u.error = Some(reason));
-                return Exit::Stopped;
+                return Exit::Failed(reason);
             }
         };
         let local = listener.local_addr().ok();

@@ -146,6 +146,13 @@ impl Uses {
                     tasks.remove(&key);
                 }
             }
+            if let (Exit::Failed(reason), false) = (exit, cancel.is_cancelled()) {
+                owner.model.send_modify(|s| {
+                    if let Some(u) = s.uses.get_mut(&key) {
+                        u.error = Some(reason);
+                    }
+                });
+            }
             if withdrawn {
                 // Nobody stopped us, so the use is still ours to remove.
                 cancel.cancel();
