@@ -210,6 +210,10 @@ pub enum RouteMsg {
     ServeDown {
         /// Its id.
         serve_id: ServeId,
+        /// Whether its vnet withdrew it (a serve closed, a grant over);
+        /// otherwise its vnet left, and the serve may come back with it.
+        #[serde(default)]
+        withdrawn: bool,
     },
     /// Another vnet asks for a grant to one of this vnet's unregistered
     /// services; answer with [`VnetMsg::UnserveAnswer`] and this ask's id.

@@ -288,7 +288,10 @@ fn route_msg() -> impl Strategy<Value = RouteMsg> {
         Just(RouteMsg::Ready),
         (any::<u32>(), response()).prop_map(|(id, body)| RouteMsg::Response { id, body }),
         serve_entry().prop_map(RouteMsg::ServeUp),
-        serve_id().prop_map(|serve_id| RouteMsg::ServeDown { serve_id }),
+        (serve_id(), any::<bool>()).prop_map(|(serve_id, withdrawn)| RouteMsg::ServeDown {
+            serve_id,
+            withdrawn
+        }),
         (any::<u64>(), vnet_id(), text(), text(), any::<u16>()).prop_map(
             |(ask, from, from_name, ip, port)| RouteMsg::UnserveAsk {
                 ask: AskId(ask),

@@ -9,10 +9,11 @@ use proto::message::VnetMsg;
 use proto::{Refusal, RefusalCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
+use crate::admission::Place;
 use crate::conn::{self, refuse, Half};
 use crate::state::Hub;
 use crate::{control, streams};
@@ -41,24 +42,37 @@ pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
     }
 }
 
-/// One connection's task: its start, then the part its first message
-/// asks for.
+/// One connection's task: a place among the unauthenticated ones, its
+/// start, then the part its first message asks for.
 async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
+    let place = match hub.admission.admit(peer.ip(), Instant::now()) {
+        Ok(place) => place,
+        Err(throttled) => return debug!(%throttled, "dropped peer"),
+    };
     let config = &hub.config;
     net::socket::tune(&stream, config.heartbeat);
-    let start = conn::start(stream, config.tls.as_ref(), config.handshake_timeout);
-    let Some(started) = hub.shutdown.run_until_cancelled(start).await else {
-        return;
+    let start = conn::start(
+        stream,
+        config.tls.as_ref(),
+        config.handshake_timeout,
+        &place,
+    );
+    let started = tokio::select! {
+        started = start => started,
+        _ = hub.shutdown.cancelled() => return,
+        _ = place.evicted.cancelled() => return debug!("dropped peer: others made progress"),
     };
     match started {
-        Ok((conn, first)) => dispatch(conn, first, peer, hub).await,
+        Ok((conn, first)) => dispatch(conn, first, peer, place, hub).await,
         Err(err) => warn!(%err, "dropped peer"),
     }
 }
 
 /// Hands a started connection to the part of the route its first message
-/// is for.
-async fn dispatch(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hub>) {
+/// is for. A data connection's pass is checked at once, so its place
+/// among the unauthenticated goes now; a vnet keeps its place until it
+/// has proved the token.
+async fn dispatch(conn: Half, first: VnetMsg, peer: SocketAddr, place: Place, hub: Arc<Hub>) {
     match first {
         VnetMsg::Hello {
             name,
@@ -72,8 +86,18 @@ async fn dispatch(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hub>) {
                 pake,
                 features,
             };
-            control::join(conn, hello, hub).await
+            control::join(conn, hello, peer, place, hub).await
         }
+        _ => {
+            drop(place);
+            dispatch_data(conn, first, peer, hub).await
+        }
+    }
+}
+
+/// The data connections, and what has no place first.
+async fn dispatch_data(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hub>) {
+    match first {
         VnetMsg::Visit { serve_id, pass } => streams::visit(conn, serve_id, pass, hub).await,
         VnetMsg::Accept {
             ticket,
@@ -81,7 +105,8 @@ async fn dispatch(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hub>) {
             result,
         } => streams::accept(conn, ticket, pass, result, hub).await,
         VnetMsg::Spare { role, pass } => streams::spare(conn, role, pass, hub).await,
-        VnetMsg::Request { .. }
+        VnetMsg::Hello { .. }
+        | VnetMsg::Request { .. }
         | VnetMsg::UnserveAnswer { .. }
         | VnetMsg::Auth { .. }
         | VnetMsg::Opened { .. } => {

@@ -34,8 +34,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            total: 256,
-            per_source: 32,
+            // A vnet opens a data connection per stream, so a burst of
+            // clients is a burst of connections from one address: room for
+            // that, and still only a few MiB held by a flood.
+            total: 1024,
+            per_source: 256,
             failures: 10,
             refill: Duration::from_secs(6),
         }
@@ -110,7 +113,6 @@ pub struct Admission {
 pub struct Place {
     admission: Arc<Admission>,
     id: u64,
-    source: Source,
     /// Cancelled when this connection is dropped to make room.
     pub evicted: CancellationToken,
 }
@@ -164,13 +166,13 @@ impl Admission {
         Ok(Place {
             admission: self.clone(),
             id,
-            source,
             evicted,
         })
     }
 
-    /// Takes note of a failed token proof from `ip`.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
+    /// Takes note of a failed token proof from `ip`; whether that has
+    /// just spent the source's bucket (so it is turned away from now on).
+    pub fn failed(&self, ip: IpAddr, now: Instant) -> bool {
         let source = Source::from(ip);
         let mut inner = self.lock();
         if !inner.failures.contains_key(&source) && inner.failures.len() >= REMEMBERED {
@@ -190,10 +192,13 @@ impl Admission {
             at: now,
         });
         refill(bucket, limits, now);
+        let had = bucket.tokens >= 1.0;
         bucket.tokens = (bucket.tokens - 1.0).max(0.0);
+        had && bucket.tokens < 1.0
     }
 
     /// Unauthenticated connections held now.
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.lock().waiting.len()
     }
@@ -242,11 +247,6 @@ impl Place {
         if let Some(waiting) = self.admission.lock().waiting.get_mut(&self.id) {
             waiting.progress = now;
         }
-    }
-
-    /// Where it came from.
-    pub fn source(&self) -> Source {
-        self.source
     }
 }
 

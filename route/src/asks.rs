@@ -69,10 +69,11 @@ impl Asks {
         self.open.remove(&id)
     }
 
-    /// Forgets every ask from or to a vnet that has left.
+    /// Forgets the asks sent to a vnet that has left. Asks from it stay
+    /// until answered or expired: the vnet asked may still answer, and an
+    /// answer to an ask the route forgot would pass for a forgery.
     pub fn forget(&mut self, group: &str, vnet: VnetId) {
-        self.open
-            .retain(|_, o| o.group != group || (o.asker != vnet && o.asked != vnet));
+        self.open.retain(|_, o| o.group != group || o.asked != vnet);
     }
 }
 
@@ -124,8 +125,11 @@ mod tests {
             asks.open(ask(1, 2, start + ASK_TIMEOUT)).is_some(),
             "old ones expired"
         );
-        let id = asks.open(ask(5, 6, start + ASK_TIMEOUT)).unwrap();
+        let to_gone = asks.open(ask(5, 6, start + ASK_TIMEOUT)).unwrap();
+        let from_gone = asks.open(ask(7, 8, start + ASK_TIMEOUT)).unwrap();
         asks.forget("g", VnetId(6));
-        assert!(asks.answered(id, "g", VnetId(6)).is_none());
+        asks.forget("g", VnetId(7));
+        assert!(asks.answered(to_gone, "g", VnetId(6)).is_none());
+        assert!(asks.answered(from_gone, "g", VnetId(8)).is_some());
     }
 }

@@ -11,6 +11,7 @@ use proto::ini::{ConfigError, IniFile, RouteBasics};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::admission::Limits;
 use crate::tls::{self, CertSource, ServerTls};
 
 /// Everything the route runs with, validated.
@@ -29,9 +30,15 @@ pub struct RouteConfig {
     pub max_vnets: usize,
     /// Most serves one vnet may register.
     pub max_serves_per_vnet: usize,
+    /// Most streams open at once to one serve, and from one vnet to one
+    /// serve: the route holds two sockets each, and does not count on
+    /// vnets to keep their own `max_connections`.
+    pub max_connections: usize,
     /// How long a new connection may take to send its preamble and hello
     /// (and a vnet its token proof): a peer that never finishes is dropped.
     pub handshake_timeout: Duration,
+    /// Bounds on connections that have not proved the token yet.
+    pub admission: Limits,
     /// TLS on every connection, when set.
     pub tls: Option<ServerTls>,
 }
@@ -47,7 +54,9 @@ impl Default for RouteConfig {
             heartbeat: Duration::from_secs(30),
             max_vnets: 1000,
             max_serves_per_vnet: 100,
-            handshake_timeout: Duration::from_secs(10),
+            max_connections: 16384,
+            handshake_timeout: Duration::from_secs(5),
+            admission: Limits::default(),
             tls: None,
         }
     }
@@ -104,6 +113,7 @@ impl RouteConfig {
         };
         let max_vnets = section.number("max_vnets", 1..=100_000)?.unwrap_or(1000);
         let max_serves = section.number("max_serves_per_vnet", 1..=999)?;
+        let max_connections = section.number("max_connections", 1..=1_000_000)?;
         // Last: it reads and may write files, so only for a config that is
         // otherwise good.
         let tls = if basics.tls {
@@ -115,6 +125,7 @@ impl RouteConfig {
             heartbeat: Duration::from_secs(u64::from(basics.heartbeat)),
             max_vnets: max_vnets as usize,
             max_serves_per_vnet: max_serves.unwrap_or(100) as usize,
+            max_connections: max_connections.unwrap_or(16384) as usize,
             tls,
             ip: basics.ip,
             port: basics.port,

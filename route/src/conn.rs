@@ -10,10 +10,11 @@ use proto::codec::RouteCodec;
 use proto::message::{RouteMsg, VnetMsg};
 use proto::preamble::PreambleError;
 use proto::{Refusal, RefusalCode, MAX_HELLO_LEN};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
+use crate::admission::Place;
 use crate::tls::ServerTls;
 
 /// A connection as the route handles it: plain or TLS.
@@ -35,8 +36,9 @@ pub enum StartError {
 }
 
 /// Completes TLS if configured, reads the peer's preamble, answers with
-/// ours, and reads the first frame, all within `timeout`. The frame limit
-/// stays small until a vnet has proved the token.
+/// ours, and reads the first frame, all within `timeout`, telling `place`
+/// of each step. The frame limit stays small until a vnet has proved the
+/// token.
 ///
 /// # Errors
 /// The peer is too slow, is not a vnet of our protocol version, or sent an
@@ -45,8 +47,9 @@ pub async fn start(
     stream: TcpStream,
     tls: Option<&ServerTls>,
     timeout: Duration,
+    place: &Place,
 ) -> Result<(Half, VnetMsg), StartError> {
-    match tokio::time::timeout(timeout, handshake(stream, tls)).await {
+    match tokio::time::timeout(timeout, handshake(stream, tls, place)).await {
         Ok(started) => Ok(started?),
         Err(_) => Err(StartError::TimedOut(timeout)),
     }
@@ -55,10 +58,15 @@ pub async fn start(
 async fn handshake(
     stream: TcpStream,
     tls: Option<&ServerTls>,
+    place: &Place,
 ) -> Result<(Half, VnetMsg), HandshakeError> {
     let mut stream = match tls {
         None => Conn::Plain(stream),
-        Some(tls) => Conn::Tls(Box::new(tls.acceptor.accept(stream).await?.into())),
+        Some(tls) => {
+            let secured = tls.acceptor.accept(stream).await?;
+            place.progressed(Instant::now());
+            Conn::Tls(Box::new(secured.into()))
+        }
     };
     match read_preamble(&mut stream).await {
         Ok(()) => {}
@@ -69,9 +77,11 @@ async fn handshake(
         }
         Err(err) => return Err(err),
     }
+    place.progressed(Instant::now());
     write_preamble_and::<_, VnetMsg, RouteMsg>(&mut stream, None).await?;
     let mut conn = Framed::new(stream, RouteCodec::with_limit(MAX_HELLO_LEN));
     let first = next_message(&mut conn).await?;
+    place.progressed(Instant::now());
     if let Err(err) = first.validate() {
         refuse(conn, Refusal::new(RefusalCode::Protocol, err.to_string())).await;
         return Err(HandshakeError::Invalid(err));

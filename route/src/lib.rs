@@ -37,6 +37,7 @@ mod asks;
 pub mod config;
 mod conn;
 mod control;
+mod link;
 mod registry;
 mod state;
 mod streams;

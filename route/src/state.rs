@@ -5,13 +5,15 @@
 //! std `Mutex`, never held across an `.await`), the data connections
 //! waiting for their other half, and the shutdown token and task tracker
 //! that let `run` stop everything and wait for it.
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Admission;
 use crate::asks::Asks;
 use crate::config::RouteConfig;
 use crate::registry::Registry;
+use crate::streams::counts::StreamCounts;
 use crate::streams::spares::SparePools;
 use crate::streams::tickets::Pending;
 
@@ -25,6 +27,10 @@ pub struct Hub {
     pub tickets: Pending,
     /// Each live session's idle spare data connections.
     pub spares: SparePools,
+    /// Streams open now, per serve and per visitor.
+    pub streams: StreamCounts,
+    /// Connections that have not proved the token, held to bounds.
+    pub admission: Arc<Admission>,
     /// Cancelled to stop the route: every task watches it.
     pub shutdown: CancellationToken,
     /// Every connection's task, so `run` can wait for them.
@@ -35,11 +41,13 @@ impl Hub {
     /// Empty state for a route that stops when `shutdown` is cancelled.
     pub fn new(config: RouteConfig, shutdown: CancellationToken) -> Self {
         Self {
+            admission: Arc::new(Admission::new(config.admission.clone())),
             config,
             registry: Mutex::default(),
             asks: Mutex::default(),
             tickets: Pending::default(),
             spares: SparePools::default(),
+            streams: StreamCounts::default(),
             shutdown,
             tracker: TaskTracker::new(),
         }

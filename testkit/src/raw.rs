@@ -127,9 +127,12 @@ impl Session {
         let RouteMsg::Challenge { pake, confirm, .. } = answer else {
             return Err(answer);
         };
-        let (confirm, secret) = exchange
-            .finish(&pake, &confirm)
-            .expect("the route's confirmation");
+        let Ok((confirm, secret)) = exchange.finish(&pake, &confirm) else {
+            // Another token: confirm anyway, and see the route refuse.
+            let confirm = proto::auth::Proof([0; 32]);
+            control.send(VnetMsg::Auth { confirm }).await.unwrap();
+            return Err(next(&mut control).await);
+        };
         control.send(VnetMsg::Auth { confirm }).await.unwrap();
         match next(&mut control).await {
             RouteMsg::Welcome {

@@ -255,3 +255,30 @@ async fn only_a_fresh_pass_of_the_session_opens_a_data_connection() {
 fn rand_like(seed: u64) -> u64 {
     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(std::process::id())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_the_token_is_throttled_per_address() {
+    let route = route_with_token("right").await;
+    // Ten live guesses are allowed (each one is answered)...
+    for n in 0..10 {
+        let token = format!("guess{n}");
+        let refused = raw::Session::try_join(route.addr, "guesser", "default", &token)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&refused, RouteMsg::Refused(r) if r.code == RefusalCode::Auth),
+            "guess {n}: {refused:?}"
+        );
+    }
+    // ... then the address is turned away before any exchange.
+    let mut stream = tokio::net::TcpStream::connect(route.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = within(
+        "the route hangs up",
+        tokio::io::AsyncReadExt::read(&mut stream, &mut buf),
+    )
+    .await;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    route.stop().await;
+}

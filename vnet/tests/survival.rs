@@ -107,16 +107,24 @@ async fn pump(
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let Ok(n) = from.read(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            let _ = to.shutdown().await;
+        let read = from.read(&mut buf).await;
+        // Nothing passes while paused, as on a dead link: not bytes, not
+        // an end.
+        if paused.wait_for(|p| !p).await.is_err() {
             return;
         }
-        // Bytes that arrive while paused are held, as on a dead link.
-        if paused.wait_for(|p| !p).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
-            return;
+        match read {
+            Ok(0) => {
+                let _ = to.shutdown().await;
+                return;
+            }
+            Ok(n) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+            // A reset is not turned into a clean end on the other side.
+            Err(_) => return to.forget(),
         }
     }
 }
@@ -269,7 +277,10 @@ async fn a_stream_through_a_lost_route_ends_in_a_reset_within_the_heartbeat() {
     let via = relay(route.addr, paused).await;
     let echo = tagged_echo("cut").await;
     let home = vnet_at(route.addr, &serve_section("echo", 703, echo));
-    let far = vnet_at(via, &format!("[vnet]\nspares=0\n{}", use_section("echo", 703)));
+    let far = vnet_at(
+        via,
+        &format!("[vnet]\nspares=0\n{}", use_section("echo", 703)),
+    );
     let (mut stream, tag) = connect_tagged(far.open_use("echo").await).await;
     assert_eq!(tag, "cut");
 

@@ -14,6 +14,7 @@ pub const ROUTE_KEYS: &[&str] = &[
     "heartbeat",
     "max_vnets",
     "max_serves_per_vnet",
+    "max_connections",
     "tls",
     "cert",
     "key",

@@ -3,28 +3,32 @@
 //! After the token exchange ([`auth`]) the vnet joins its group in the
 //! registry, gets its welcome and the group's serves, and its session
 //! opens a spare pool. Then one loop serves it: it reads the vnet's
-//! messages ([`requests`] answers them), watches the heartbeat and the
-//! session's cancel token, and writes what the link's queue brings
-//! (registry events, dial-back requests, unserve asks and answers). All
-//! writes to the socket go through [`Session::write`]. When the loop ends, for whatever reason,
-//! the vnet, its serves, its open asks and its spares are gone.
-use futures::{SinkExt, StreamExt};
+//! messages ([`requests`] answers them) and watches the heartbeat, the
+//! session's cancel token and its writer. It never writes: everything for
+//! the vnet, its own answers included, goes through its link's queues to
+//! the writer task ([`crate::link`]), so a vnet that stops reading cannot
+//! keep its heartbeat from being watched. When the loop ends, for
+//! whatever reason, the vnet, its serves and its spares are gone, and a
+//! vnet lost (silent, or not reading) has its streams reset.
+use futures::stream::SplitStream;
+use futures::StreamExt;
 use proto::auth::SessionSecret;
 use proto::codec::ProtoError;
 use proto::features::Features;
 use proto::message::{RouteMsg, VnetMsg};
 use proto::text::Escaped;
-use proto::{Refusal, MAX_FRAME_LEN};
+use proto::{Refusal, RefusalCode, MAX_FRAME_LEN};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::admission::Place;
 use crate::conn::{refuse, Half};
-use crate::registry::VnetLink;
+use crate::link::{self, VnetLink, WriteFailed};
 use crate::state::Hub;
 use auth::NotProved;
 use requests::{Peer, Violation};
@@ -34,16 +38,19 @@ mod requests;
 
 pub use auth::Hello;
 
-/// Messages queued for one vnet before it counts as not reading.
-const CONTROL_QUEUE: usize = 1024;
-
 /// Why a control session ended.
 #[derive(Debug, thiserror::Error)]
 pub enum Ended {
-    /// Its cancel token: the route shuts down, or the vnet did not read
-    /// its queue.
+    /// Its cancel token: the route shuts down.
     #[error("dropped by the route")]
     Dropped,
+    /// The vnet was cut off: it did not read what the route queued for it.
+    #[error("cut off: {0}")]
+    CutOff(&'static str),
+    /// The vnet took nothing the route wrote to it for a heartbeat, or the
+    /// writing failed.
+    #[error("{0}")]
+    NotWritten(#[from] WriteFailed),
     /// Nothing came from the vnet for a whole heartbeat.
     #[error("heartbeat missed")]
     HeartbeatMissed,
@@ -59,13 +66,17 @@ pub enum Ended {
 }
 
 /// Takes a control connection whose hello has been read: the token
-/// exchange (under the handshake timeout), then the session.
-pub async fn join(mut conn: Half, hello: Hello, hub: Arc<Hub>) {
+/// exchange (under the handshake timeout, and while it keeps its `place`
+/// among the unauthenticated), then the session.
+pub async fn join(mut conn: Half, hello: Hello, peer: SocketAddr, place: Place, hub: Arc<Hub>) {
     let config = &hub.config;
     let proof = auth::prove(&mut conn, &hello, &config.token, config.handshake_timeout);
-    let Some(proved) = hub.shutdown.run_until_cancelled(proof).await else {
-        return;
+    let proved = tokio::select! {
+        proved = proof => proved,
+        _ = hub.shutdown.cancelled() => return,
+        _ = place.evicted.cancelled() => return debug!("dropped peer: others made progress"),
     };
+    drop(place);
     match proved {
         Ok(secret) => {
             // Proved: now the larger frames of a control connection.
@@ -73,6 +84,10 @@ pub async fn join(mut conn: Half, hello: Hello, hub: Arc<Hub>) {
             run(conn, hello, secret, hub).await
         }
         Err(NotProved::Refused(refusal)) => {
+            let failed = refusal.code == RefusalCode::Auth;
+            if failed && hub.admission.failed(peer.ip(), std::time::Instant::now()) {
+                warn!(%peer, "too many failed token proofs: this address is turned away for a while");
+            }
             refuse_vnet(conn, &hello.name, &hello.group, refusal).await
         }
         Err(NotProved::TimedOut(_)) => {
@@ -97,16 +112,15 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
         features,
         ..
     } = hello;
-    let (tx, queue) = mpsc::channel(CONTROL_QUEUE);
     let cancel = hub.shutdown.child_token();
     // Visiting spares wait on this token, so they close with this
     // connection; idle serving spares are closed below.
     let _close_spares = cancel.clone().drop_guard();
-    let link = VnetLink::new(tx, cancel.clone());
+    let (link, queues) = VnetLink::new(cancel);
     let max_vnets = hub.config.max_vnets;
     let joined = hub
         .registry()
-        .join(&group, &name, link, secret, now_unix(), max_vnets);
+        .join(&group, &name, link.clone(), secret, now_unix(), max_vnets);
     let (vnet_id, session_id, snapshot) = match joined {
         Ok(joined) => joined,
         Err(refusal) => return refuse_vnet(conn, &name, &group, refusal).await,
@@ -121,10 +135,17 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
         heartbeat_secs: u32::try_from(heartbeat.as_secs()).unwrap_or(u32::MAX),
         features: Features::ours().common(&features),
     };
+    // The greeting goes first: nothing else is queued for a vnet before
+    // its welcome.
+    for msg in std::iter::once(welcome).chain(snapshot) {
+        link.event(msg);
+    }
+    let (sink, reader) = conn.split();
+    let writer = tokio::spawn(link::write(sink, queues, heartbeat));
     let mut session = Session {
-        conn,
-        queue,
-        cancel,
+        reader,
+        writer,
+        link: link.clone(),
         heartbeat,
         silence: Box::pin(tokio::time::sleep(heartbeat)),
         peer: Peer {
@@ -134,20 +155,22 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
             vnet_id,
         },
     };
-    let ended = session
-        .serve(std::iter::once(welcome).chain(snapshot))
-        .await;
+    let ended = session.serve().await;
+    session.writer.abort();
 
     hub.registry().leave(&group, vnet_id);
     hub.asks().forget(&group, vnet_id);
     // Idle spares must not outlive the session; one arriving now is
     // refused by the closed pool.
     hub.spares.close(session_id);
+    if ended.vnet_is_lost() {
+        link.lost.cancel();
+    }
     match ended {
-        Ended::Broken(_) | Ended::Violation(_) => {
-            warn!(vnet = %vnet_id, name = %shown_name, err = %ended, "vnet left")
+        Ended::Closed | Ended::Dropped => {
+            info!(vnet = %vnet_id, name = %shown_name, why = %ended, "vnet left")
         }
-        _ => info!(vnet = %vnet_id, name = %shown_name, why = %ended, "vnet left"),
+        _ => warn!(vnet = %vnet_id, name = %shown_name, why = %ended, "vnet left"),
     }
 }
 
@@ -157,15 +180,23 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A joined vnet's control session.
+impl Ended {
+    /// Whether the vnet itself is gone or frozen (silent, or not taking
+    /// what the route writes), rather than just this connection ending.
+    fn vnet_is_lost(&self) -> bool {
+        matches!(
+            self,
+            Ended::HeartbeatMissed | Ended::CutOff(_) | Ended::NotWritten(WriteFailed::Stuck(_))
+        )
+    }
+}
+
+/// A joined vnet's control session: the reading side and the watches.
 struct Session<'a> {
-    conn: Half,
-    /// Messages for this vnet from elsewhere: registry events, dial-back
-    /// requests, unserve asks and answers. Its sender is the registry's
-    /// `VnetLink`.
-    queue: mpsc::Receiver<RouteMsg>,
-    /// Cancelled to drop the vnet (shutdown, a full queue).
-    cancel: CancellationToken,
+    reader: SplitStream<Half>,
+    /// Writes what the link's queues bring; its end ends the session.
+    writer: JoinHandle<Result<(), WriteFailed>>,
+    link: VnetLink,
     /// A vnet pings well within this; silence this long means it is gone
     /// (cable pulled, process frozen).
     heartbeat: Duration,
@@ -174,12 +205,8 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// Greets the vnet, then serves it until the session ends; says why.
-    async fn serve(&mut self, greeting: impl IntoIterator<Item = RouteMsg>) -> Ended {
-        if let Err(err) = self.write(greeting).await {
-            return err.into();
-        }
-        self.silence.as_mut().reset(Instant::now() + self.heartbeat);
+    /// Serves the vnet until the session ends; says why.
+    async fn serve(&mut self) -> Ended {
         loop {
             if let Err(ended) = self.step().await {
                 return ended;
@@ -187,36 +214,29 @@ impl Session<'_> {
         }
     }
 
-    /// Waits for the next message either way, and passes it on.
+    /// Waits for the next message from the vnet, or for the session's end.
     async fn step(&mut self) -> Result<(), Ended> {
-        let out = tokio::select! {
-            _ = self.cancel.cancelled() => return Err(Ended::Dropped),
-            _ = self.silence.as_mut() => return Err(Ended::HeartbeatMissed),
-            Some(queued) = self.queue.recv() => queued,
-            frame = self.conn.next() => match self.received(frame)? {
-                Some(reply) => reply,
-                None => return Ok(()),
-            },
-        };
-        Ok(self.write([out]).await?)
+        tokio::select! {
+            _ = self.link.cancel.cancelled() => Err(match self.link.cut_reason() {
+                Some(why) => Ended::CutOff(why),
+                None => Ended::Dropped,
+            }),
+            _ = self.silence.as_mut() => Err(Ended::HeartbeatMissed),
+            written = &mut self.writer => Err(match written {
+                Ok(Err(failed)) => failed.into(),
+                _ => Ended::Dropped,
+            }),
+            frame = self.reader.next() => self.received(frame),
+        }
     }
 
-    /// Handles what came from the vnet; the reply to write, if any now.
-    fn received(
-        &mut self,
-        frame: Option<Result<VnetMsg, ProtoError>>,
-    ) -> Result<Option<RouteMsg>, Ended> {
+    /// Handles what came from the vnet; its answer goes on the link.
+    fn received(&mut self, frame: Option<Result<VnetMsg, ProtoError>>) -> Result<(), Ended> {
         let msg = frame.ok_or(Ended::Closed)??;
         self.silence.as_mut().reset(Instant::now() + self.heartbeat);
-        Ok(self.peer.handle(msg)?)
-    }
-
-    /// Writes `msgs` and flushes them together. The one place this session
-    /// writes to its socket.
-    async fn write(&mut self, msgs: impl IntoIterator<Item = RouteMsg>) -> Result<(), ProtoError> {
-        for msg in msgs {
-            self.conn.feed(msg).await?;
+        if let Some(reply) = self.peer.handle(msg)? {
+            self.link.event(reply);
         }
-        self.conn.flush().await
+        Ok(())
     }
 }

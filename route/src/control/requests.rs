@@ -10,7 +10,7 @@ use proto::text::Escaped;
 use proto::validate::Invalid;
 use proto::{AskId, Refusal, RefusalCode, ServeId, VnetId};
 use std::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::asks::{OpenAsk, MAX_OPEN_PER_VNET};
 use crate::state::Hub;
@@ -25,6 +25,10 @@ pub enum Violation {
     /// A message of a handshake or a data connection.
     #[error("unexpected message")]
     Unexpected,
+    /// An unserve answer to no ask this vnet was sent (or to one answered
+    /// already).
+    #[error("an unserve answer to no open ask")]
+    ForgedAnswer,
 }
 
 /// One joined vnet, as its control session sees it.
@@ -68,7 +72,7 @@ impl Peer<'_> {
                 Ok(Some(RouteMsg::Response { id, body }))
             }
             VnetMsg::UnserveAnswer { ask, result } => {
-                self.pass_unserve_answer(ask, result);
+                self.pass_unserve_answer(ask, result)?;
                 Ok(None)
             }
             _ => Err(Violation::Unexpected),
@@ -152,32 +156,45 @@ impl Peer<'_> {
             ip,
             port,
         };
-        link.tx.try_send(msg).map_err(|_| {
+        link.aside(msg).map_err(|_| {
             hub.asks().answered(ask, group, to);
             Refusal::new(RefusalCode::Busy, format!("vnet {to} is not answering"))
         })
     }
 
     /// Passes an answer on to the vnet that asked, if this vnet was really
-    /// asked and the ask is still open; anything else is dropped.
-    fn pass_unserve_answer(&self, ask: AskId, result: Result<ServeId, Refusal>) {
+    /// asked and the ask is still open.
+    ///
+    /// # Errors
+    /// It was not: the vnet answers what nobody asked it.
+    fn pass_unserve_answer(
+        &self,
+        ask: AskId,
+        result: Result<ServeId, Refusal>,
+    ) -> Result<(), Violation> {
         let (hub, group, from) = (self.hub, self.group, self.vnet_id);
-        let Some(open) = hub.asks().answered(ask, group, from) else {
-            return warn!(vnet = %from, "unserve answer to no open ask of it; dropped");
-        };
+        let open = hub
+            .asks()
+            .answered(ask, group, from)
+            .ok_or(Violation::ForgedAnswer)?;
         let to = open.asker;
         let Some((link, _)) = hub.registry().vnet(group, to) else {
-            return debug!(%from, %to, "unserve answer for a vnet that left");
+            debug!(%from, %to, "unserve answer for a vnet that left");
+            return Ok(());
         };
         info!(%from, %to, result = ?result.as_ref().map_err(|r| r.code), "unserve answered");
         let body = match result {
             Ok(serve_id) => Response::Unserved { serve_id },
             Err(refusal) => Response::Error(refusal),
         };
-        let _ = link.tx.try_send(RouteMsg::Response {
+        let answer = RouteMsg::Response {
             id: open.request,
             body,
-        });
+        };
+        if link.aside(answer).is_err() {
+            debug!(%from, %to, "unserve answer dropped: the asker is not keeping up");
+        }
+        Ok(())
     }
 }
 

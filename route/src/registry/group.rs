@@ -8,26 +8,9 @@ use proto::auth::SessionSecret;
 use proto::message::{RouteMsg, ServeEntry, ServeSpec, VnetEntry};
 use proto::pass::{DataPass, Purpose, ReplayWindow};
 use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
+
+use crate::link::VnetLink;
 use std::collections::BTreeMap;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-/// How to reach a connected vnet's control task.
-#[derive(Clone)]
-pub struct VnetLink {
-    /// Messages to write on its control connection.
-    pub tx: mpsc::Sender<RouteMsg>,
-    /// Cancelled to drop the vnet (slow reader, shutdown), and when its
-    /// control connection ends.
-    pub cancel: CancellationToken,
-}
-
-impl VnetLink {
-    /// A link for a new control connection.
-    pub fn new(tx: mpsc::Sender<RouteMsg>, cancel: CancellationToken) -> Self {
-        Self { tx, cancel }
-    }
-}
 
 /// One connected vnet.
 pub struct VnetSlot {
@@ -114,7 +97,10 @@ impl Group {
             .collect();
         for serve_id in gone {
             self.serves.remove(&serve_id);
-            self.broadcast(RouteMsg::ServeDown { serve_id });
+            self.broadcast(RouteMsg::ServeDown {
+                serve_id,
+                withdrawn: false,
+            });
         }
         session
     }
@@ -203,7 +189,10 @@ impl Group {
         match self.serves.get(&serve_id) {
             Some((owner, _)) if *owner == vnet_id => {
                 self.serves.remove(&serve_id);
-                self.broadcast(RouteMsg::ServeDown { serve_id });
+                self.broadcast(RouteMsg::ServeDown {
+                    serve_id,
+                    withdrawn: true,
+                });
                 true
             }
             _ => false,
@@ -251,11 +240,8 @@ impl Group {
     }
 
     fn broadcast(&self, msg: RouteMsg) {
-        for (id, vnet) in &self.vnets {
-            if let Err(mpsc::error::TrySendError::Full(_)) = vnet.link.tx.try_send(msg.clone()) {
-                tracing::warn!(vnet = %id, "control queue full (vnet not reading); dropping it");
-                vnet.link.cancel.cancel();
-            }
+        for vnet in self.vnets.values() {
+            vnet.link.event(msg.clone());
         }
     }
 }

@@ -12,11 +12,10 @@ use proto::pass::{DataPass, Purpose};
 use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
 use std::collections::HashMap;
 
+use crate::link::VnetLink;
 use group::{Group, VnetSlot};
 
 mod group;
-
-pub use group::VnetLink;
 
 /// Where a visit goes.
 pub struct VisitTarget {
@@ -200,12 +199,11 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc;
+    use crate::link::Queues;
     use tokio_util::sync::CancellationToken;
 
-    fn link() -> (VnetLink, mpsc::Receiver<RouteMsg>) {
-        let (tx, rx) = mpsc::channel(16);
-        (VnetLink::new(tx, CancellationToken::new()), rx)
+    fn link() -> (VnetLink, Queues) {
+        VnetLink::with_room(CancellationToken::new(), 16, 16)
     }
 
     fn secret() -> SessionSecret {
@@ -258,9 +256,15 @@ mod tests {
         let id = reg.register("g", va, spec("x", 700), 100).unwrap();
         assert!(reg.visit("g", id).is_ok());
         assert!(reg.visit("other", id).is_err());
-        assert!(matches!(rb.try_recv(), Ok(RouteMsg::ServeUp(_))));
+        assert!(matches!(rb.try_event(), Some(RouteMsg::ServeUp(_))));
         reg.leave("g", va);
-        assert!(matches!(rb.try_recv(), Ok(RouteMsg::ServeDown { .. })));
+        assert!(matches!(
+            rb.try_event(),
+            Some(RouteMsg::ServeDown {
+                withdrawn: false,
+                ..
+            })
+        ));
         assert!(reg.visit("g", id).is_err());
         assert!(reg.serves("g").is_empty());
     }
@@ -315,8 +319,7 @@ mod tests {
     #[test]
     fn a_vnet_that_does_not_read_is_cut_off() {
         let mut reg = Registry::default();
-        let (tx, _rx) = mpsc::channel(1);
-        let slow = VnetLink::new(tx, CancellationToken::new());
+        let (slow, _queues) = VnetLink::with_room(CancellationToken::new(), 1, 1);
         let cancel = slow.cancel.clone();
         let (a, _ra) = link();
         reg.join("g", "slow", slow, secret(), 0, 10).unwrap();
@@ -325,5 +328,14 @@ mod tests {
         assert!(!cancel.is_cancelled());
         reg.register("g", va, spec("y", 0), 100).unwrap();
         assert!(cancel.is_cancelled());
+        assert_eq!(
+            slow_reason(&reg),
+            Some("not reading its control connection")
+        );
+    }
+
+    fn slow_reason(reg: &Registry) -> Option<&'static str> {
+        let (link, _) = reg.vnet("g", VnetId(1))?;
+        link.cut_reason()
     }
 }

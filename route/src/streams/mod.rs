@@ -27,6 +27,7 @@ use crate::state::Hub;
 use spares::{Spares, MAX_SPARES};
 use tickets::ServingHalf;
 
+pub mod counts;
 mod pairing;
 pub mod spares;
 pub mod tickets;
@@ -38,10 +39,24 @@ pub async fn visit(visitor: Half, serve_id: ServeId, pass: DataPass, hub: Arc<Hu
         let mut registry = hub.registry();
         registry
             .admit(&pass, Purpose::Visit(serve_id))
-            .and_then(|admitted| registry.visit(&admitted.group, serve_id))
+            .and_then(|admitted| Ok((registry.visit(&admitted.group, serve_id)?, admitted)))
     };
     match target {
-        Ok(target) => pairing::pair(visitor, target, serve_id, &hub).await,
+        Ok((target, admitted)) => {
+            let max = hub.config.max_connections;
+            let counted = hub
+                .streams
+                .open(target.session, pass.session, serve_id, max);
+            match counted {
+                Ok(_counted) => {
+                    pairing::pair(visitor, &admitted.link, target, serve_id, &hub).await
+                }
+                Err(refusal) => {
+                    info!(serve = %serve_id, reason = %refusal, "visit refused");
+                    refuse(visitor, refusal).await
+                }
+            }
+        }
         Err(refusal) => {
             info!(serve = %serve_id, reason = %refusal, "visit refused");
             refuse(visitor, refusal).await

@@ -19,6 +19,7 @@ use tracing::{debug, info};
 use super::spares::{offer, Offered};
 use super::tickets::ServingHalf;
 use crate::conn::{refuse, Half};
+use crate::link::VnetLink;
 use crate::registry::VisitTarget;
 use crate::state::Hub;
 
@@ -34,9 +35,17 @@ enum NotServed {
     VisitorGone,
 }
 
-/// Finds the serving half for a visitor to `serve_id` on `target`, tells
-/// both sides the stream is ready, and bridges them.
-pub async fn pair(mut visitor: Half, target: VisitTarget, serve_id: ServeId, hub: &Hub) {
+/// Finds the serving half for a visitor (of the vnet on `visiting`) to
+/// `serve_id` on `target`, tells both sides the stream is ready, and
+/// bridges them until both are done, the route stops, or either vnet is
+/// lost (then both ends are reset).
+pub async fn pair(
+    mut visitor: Half,
+    visiting: &VnetLink,
+    target: VisitTarget,
+    serve_id: ServeId,
+    hub: &Hub,
+) {
     // The visitor's first bytes may have come with its hello.
     let mut ahead = Ahead::new(&visitor.read_buffer_mut().split());
     let serving = serving_half(&target, serve_id, hub, &mut visitor, &mut ahead);
@@ -66,10 +75,20 @@ pub async fn pair(mut visitor: Half, target: VisitTarget, serve_id: ServeId, hub
     }
     drop(ahead); // delivered or handed on: not kept for the stream's life
     let bridged = bridge(visitor, Unframed::from_framed(server));
-    match hub.shutdown.run_until_cancelled(bridged).await {
-        Some(Ok((up, down))) => debug!(serve = %serve_id, up, down, "stream closed"),
-        Some(Err(err)) => debug!(serve = %serve_id, %err, "stream ended with an error"),
-        None => {}
+    let lost = async {
+        tokio::select! {
+            _ = visiting.lost.cancelled() => "visiting",
+            _ = target.link.lost.cancelled() => "serving",
+        }
+    };
+    // Dropping the bridge resets both ends.
+    tokio::select! {
+        done = bridged => match done {
+            Ok((up, down)) => debug!(serve = %serve_id, up, down, "stream closed"),
+            Err(err) => debug!(serve = %serve_id, %err, "stream ended with an error"),
+        },
+        _ = hub.shutdown.cancelled() => {}
+        side = lost => debug!(serve = %serve_id, side, "a vnet was lost; stream reset"),
     }
 }
 
@@ -109,8 +128,7 @@ async fn dial_back(target: &VisitTarget, serve_id: ServeId, hub: &Hub) -> Result
     let ticket = guard.ticket();
     if target
         .link
-        .tx
-        .try_send(RouteMsg::OpenStream { ticket, serve_id })
+        .aside(RouteMsg::OpenStream { ticket, serve_id })
         .is_err()
     {
         return Err(Refusal::new(

@@ -8,8 +8,9 @@ use tokio::sync::mpsc;
 
 use super::session::Session;
 
-/// Asks waiting for their reader at most, of each kind.
-const QUEUE: usize = 64;
+/// Asks waiting for their reader at most, of each kind: a burst of
+/// clients at a use elsewhere is a burst of stream requests here.
+const QUEUE: usize = 1024;
 
 /// The route wants a stream to serve `serve_id`, paired by `ticket`.
 pub(crate) struct StreamAsk {

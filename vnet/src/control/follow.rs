@@ -201,7 +201,7 @@ impl Follow<'_> {
                     a.insert(entry.serve_id, entry);
                 });
             }
-            RouteMsg::ServeDown { serve_id } => {
+            RouteMsg::ServeDown { serve_id, .. } => {
                 debug!(serve = %serve_id, "serve down");
                 self.parts.group.send_modify(|a| {
                     a.remove(&serve_id);
