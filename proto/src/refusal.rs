@@ -77,9 +77,11 @@ impl Refusal {
     }
 }
 
+/// The text, escaped: it came from a peer, and is shown in logs and at
+/// terminals (see [`crate::text`]).
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&crate::text::escape(&self.text))
     }
 }
 
@@ -88,6 +90,12 @@ impl std::error::Error for Refusal {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_is_shown_escaped() {
+        let r = Refusal::new(RefusalCode::Other, "no\n2026 INFO forged");
+        assert_eq!(r.to_string(), "no\\n2026 INFO forged");
+    }
 
     #[test]
     fn unknown_codes_read_as_other() {

@@ -194,7 +194,7 @@ impl Follow<'_> {
                 debug!(
                     serve = %entry.serve_id,
                     vnet = %entry.vnet_id,
-                    name = %entry.spec.name,
+                    name = %proto::text::Escaped(&entry.spec.name),
                     "serve up"
                 );
                 self.parts.group.send_modify(|a| {

@@ -149,7 +149,10 @@ impl Listener {
         }
         *open = now.is_some();
         match now {
-            Some((vnet, vnet_name)) => info!(%vnet, %vnet_name, "serve available; use open"),
+            Some((vnet, vnet_name)) => {
+                let vnet_name = proto::text::Escaped(&vnet_name);
+                info!(%vnet, %vnet_name, "serve available; use open")
+            }
             None if self.grant.is_some() => return Some(self.withdrawn()),
             None => info!("serve gone; standby, new connections are refused until it returns"),
         }
