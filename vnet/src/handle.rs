@@ -69,7 +69,7 @@ impl VnetHandle {
             .wait_for(|a| ready(a))
             .await
             .expect("the handle keeps the sender alive");
-        seen.clone()
+        (**seen).clone()
     }
 
     /// This vnet's options and route, as in force now.

@@ -80,7 +80,7 @@ use uses::Uses;
 /// Starts a vnet from `config`. Must be called inside a tokio runtime.
 pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
     let model = watch::Sender::new(Status::at_start(&config));
-    let group = watch::Sender::new(GroupServes::new());
+    let group = watch::Sender::new(GroupServes::default());
     let session = watch::Sender::new(None);
     let current = Current::new(InForce::new(&config));
     let local = LocalServes::default();

@@ -18,8 +18,52 @@ use crate::traffic::{Counted, Traffic};
 /// The model's channel: every task that changes the state publishes here.
 pub(crate) type Model = watch::Sender<Status>;
 
-/// The group's serves by id, as the route last announced them.
-pub(crate) type GroupServes = BTreeMap<ServeId, ServeEntry>;
+/// The group's serves by id, as the route last announced them, and which
+/// of those gone were withdrawn by their vnet (rather than gone with it).
+/// Reads as the map of serves.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupServes {
+    serves: BTreeMap<ServeId, ServeEntry>,
+    /// Serve id -> the vnet that withdrew it, until the id is announced
+    /// again.
+    withdrawn: BTreeMap<ServeId, VnetId>,
+}
+
+impl std::ops::Deref for GroupServes {
+    type Target = BTreeMap<ServeId, ServeEntry>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.serves
+    }
+}
+
+impl GroupServes {
+    /// A serve announced.
+    pub(crate) fn up(&mut self, entry: ServeEntry) {
+        self.withdrawn.remove(&entry.serve_id);
+        self.serves.insert(entry.serve_id, entry);
+    }
+
+    /// A serve gone: `withdrawn` by its vnet, or gone with it.
+    pub(crate) fn down(&mut self, serve_id: ServeId, withdrawn: bool) {
+        if let Some(entry) = self.serves.remove(&serve_id) {
+            if withdrawn {
+                self.withdrawn.insert(serve_id, entry.vnet_id);
+            }
+        }
+    }
+
+    /// Everything forgotten: the session ended.
+    pub(crate) fn clear(&mut self) {
+        self.serves.clear();
+        self.withdrawn.clear();
+    }
+
+    /// The vnet that withdrew `serve_id` last, if it was withdrawn.
+    pub(crate) fn withdrawn_by(&self, serve_id: ServeId) -> Option<VnetId> {
+        self.withdrawn.get(&serve_id).copied()
+    }
+}
 
 /// A snapshot of the vnet's state.
 #[derive(Debug, Clone, Default)]

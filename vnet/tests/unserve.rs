@@ -578,3 +578,73 @@ async fn no_mapping_for_a_grant_that_is_gone_or_an_id_another_vnet_holds() {
     );
     stop_all(route, [asker, granter, other]).await;
 }
+
+/// Waits until the mapping `key` carries the tagged service again.
+async fn mapped_again(asker: &Vnet, key: &str, addr: SocketAddr, tag: &str) {
+    asker.open_use(key).await;
+    assert_eq!(connect_tagged(addr).await.1, tag);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grants_mapping_survives_reconnects_of_either_vnet_and_of_the_route() {
+    let route = Route::start().await;
+    let port = route.addr.port();
+    let granter = Vnet::start(&route, "[vnet]\nname=granter\nallow_unserve=true\n");
+    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
+    let granter_id = connected(&granter).await;
+    connected(&asker).await;
+    let service = tagged_echo_on(LOOPBACK, "granted").await;
+    let (_, key, mapped) = grant_and_map(&asker, granter_id, "127.0.0.1", service.port()).await;
+    assert_eq!(connect_tagged(mapped).await.1, "granted");
+
+    // The route restarts: both vnets reconnect (possibly under new ids);
+    // the granter registers its grant again, and the mapping follows.
+    route.stop().await;
+    asker
+        .wait("the mapping waits in standby", |s| !s.uses[&key].open)
+        .await;
+    let route = Route::start_on(port).await;
+    mapped_again(&asker, &key, mapped, "granted").await;
+
+    // The asker reconnects (a reload that renames it).
+    let body = format!("[route]\nip=127.0.0.1\nport={port}\n[vnet]\nname=asker-renamed\n");
+    let before = asker.handle.status().connects;
+    let summary = within(
+        "reload",
+        asker
+            .handle
+            .reload(vnet::VnetConfig::parse("a.ini", &body).unwrap()),
+    )
+    .await;
+    assert!(summary.reconnected);
+    asker
+        .wait("reconnected", |s| {
+            s.connects > before && s.vnet_id.is_some()
+        })
+        .await;
+    mapped_again(&asker, &key, mapped, "granted").await;
+
+    // The granter reconnects (a reload that changes its heartbeat).
+    let body = format!(
+        "[route]\nip=127.0.0.1\nport={port}\nheartbeat=29\n[vnet]\nname=granter\nallow_unserve=true\n"
+    );
+    let before = granter.handle.status().connects;
+    let summary = within(
+        "reload",
+        granter
+            .handle
+            .reload(vnet::VnetConfig::parse("g.ini", &body).unwrap()),
+    )
+    .await;
+    assert!(summary.reconnected);
+    let grant = grant_key("127.0.0.1", service.port());
+    granter
+        .wait("the grant registered again", |s| {
+            s.connects > before && s.serve_id(&grant).is_some()
+        })
+        .await;
+    mapped_again(&asker, &key, mapped, "granted").await;
+    assert!(asker.handle.status().uses.contains_key(&key));
+
+    stop_all(route, [asker, granter]).await;
+}

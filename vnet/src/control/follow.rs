@@ -197,15 +197,16 @@ impl Follow<'_> {
                     name = %proto::text::Escaped(&entry.spec.name),
                     "serve up"
                 );
-                self.parts.group.send_modify(|a| {
-                    a.insert(entry.serve_id, entry);
-                });
+                self.parts.group.send_modify(|a| a.up(entry));
             }
-            RouteMsg::ServeDown { serve_id, .. } => {
-                debug!(serve = %serve_id, "serve down");
-                self.parts.group.send_modify(|a| {
-                    a.remove(&serve_id);
-                });
+            RouteMsg::ServeDown {
+                serve_id,
+                withdrawn,
+            } => {
+                debug!(serve = %serve_id, withdrawn, "serve down");
+                self.parts
+                    .group
+                    .send_modify(|a| a.down(serve_id, withdrawn));
             }
             RouteMsg::OpenStream { ticket, serve_id } => {
                 let session = self.session.clone();

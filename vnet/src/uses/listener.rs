@@ -5,14 +5,20 @@
 //! configured, else when the serve first appears and tells its own port)
 //! and stays bound. While the serve is not available the use is in
 //! standby: connections are closed at once with a log line. It opens by
-//! itself when the route announces the serve again. The mapping of an
-//! unserve grant ends instead, once its serve has gone.
+//! itself when the route announces the serve again.
+//!
+//! The mapping of an unserve grant does the same while its serve is gone
+//! with its vnet (either vnet, or the route, reconnecting), and knows the
+//! granting vnet again by its name when its id changed. It ends when the
+//! granting vnet withdraws the grant, or when the serve has been gone
+//! for [`GRANT_STANDBY`].
 use proto::{ServeId, VnetId};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
@@ -20,6 +26,20 @@ use tracing::{error, info, warn, Instrument};
 use crate::model::{GroupServes, Model, UseStatus};
 use crate::streams::visit::{self, Visiting};
 use crate::traffic::Traffic;
+
+/// How long the mapping of a grant waits in standby for its serve to come
+/// back: longer than a grant lives unused by default, so a granting vnet
+/// that comes back with the grant finds the mapping still there.
+pub(crate) const GRANT_STANDBY: Duration = Duration::from_secs(600);
+
+/// The vnet that granted a mapped grant, as last seen.
+#[derive(Debug, Clone)]
+struct Granter {
+    id: VnetId,
+    /// Learned when the grant's serve is first seen; how the granting
+    /// vnet is known again after its id changed (a route restart).
+    name: Option<String>,
+}
 
 /// How a use's task ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,11 +74,21 @@ pub(crate) struct Listener {
 
 impl Listener {
     /// The serve this use reaches, if it is available: for a grant's
-    /// mapping only while the granting vnet holds the id.
-    fn target(&self, available: &GroupServes) -> Option<(VnetId, String)> {
+    /// mapping only while the granting vnet (by id, or by name after its
+    /// id changed) holds the id.
+    fn target(
+        &self,
+        available: &GroupServes,
+        granter: &mut Option<Granter>,
+    ) -> Option<(VnetId, String)> {
         let entry = available.get(&self.serve_id)?;
-        if self.grant.is_some_and(|from| from != entry.vnet_id) {
-            return None;
+        if let Some(granter) = granter {
+            let same_name = granter.name.as_deref() == Some(entry.vnet_name.as_str());
+            if entry.vnet_id != granter.id && !same_name {
+                return None;
+            }
+            granter.id = entry.vnet_id;
+            granter.name = Some(entry.vnet_name.clone());
         }
         Some((entry.vnet_id, entry.vnet_name.clone()))
     }
@@ -108,11 +138,16 @@ impl Listener {
             }
         };
         let local = listener.local_addr().ok();
-        let mut open = self.target(&available.borrow_and_update()).is_some();
-        if self.grant.is_some() && !open {
+        let mut granter = self.grant.map(|id| Granter { id, name: None });
+        let mut open = self
+            .target(&available.borrow_and_update(), &mut granter)
+            .is_some();
+        if granter.is_some() && !open {
             // The grant went while the mapping was being set up.
             return self.withdrawn();
         }
+        // While a grant's serve is gone: when to give up on it.
+        let mut give_up: Option<Instant> = None;
         let shown = local.map_or_else(|| format!("{ip}:{port}"), |a| a.to_string());
         let state = if open { "open" } else { "standby" };
         info!(addr = %shown, state, "use listening");
@@ -131,34 +166,55 @@ impl Listener {
                     if changed.is_err() {
                         return Exit::Stopped;
                     }
-                    let now = self.target(&available.borrow_and_update());
-                    if let Some(exit) = self.serve_changed(now, &mut open) {
-                        return exit;
+                    let group = available.borrow_and_update().clone();
+                    let now = self.target(&group, &mut granter);
+                    if let Some(granter) = &granter {
+                        // Withdrawn by the granting vnet, or its id taken by
+                        // another: the grant is over. Merely gone: standby.
+                        let withdrawn = group.withdrawn_by(self.serve_id) == Some(granter.id);
+                        let taken = group.contains_key(&self.serve_id);
+                        if now.is_none() && (withdrawn || taken) {
+                            return self.withdrawn();
+                        }
+                        give_up = match (&now, give_up) {
+                            (Some(_), _) => None,
+                            (None, None) => Some(Instant::now() + GRANT_STANDBY),
+                            (None, later) => later,
+                        };
                     }
+                    self.serve_changed(now, &mut open);
+                }
+                _ = sleep_until_some(give_up) => {
+                    info!(after = ?GRANT_STANDBY, "the grant's serve did not come back; mapping removed");
+                    return Exit::Withdrawn;
                 }
                 accepted = listener.accept() => self.accepted(accepted, open).await,
             }
         }
     }
 
-    /// The serve appeared or went (`now`): open, standby, or the end of a
-    /// grant's mapping.
-    fn serve_changed(&self, now: Option<(VnetId, String)>, open: &mut bool) -> Option<Exit> {
+    /// The serve appeared or went (`now`): open or standby.
+    fn serve_changed(&self, now: Option<(VnetId, String)>, open: &mut bool) {
         if now.is_some() == *open {
-            return None;
+            return;
         }
         *open = now.is_some();
-        match now {
+        match &now {
             Some((vnet, vnet_name)) => {
-                let vnet_name = proto::text::Escaped(&vnet_name);
+                let vnet_name = proto::text::Escaped(vnet_name);
                 info!(%vnet, %vnet_name, "serve available; use open")
             }
-            None if self.grant.is_some() => return Some(self.withdrawn()),
             None => info!("serve gone; standby, new connections are refused until it returns"),
         }
         let open = *open;
-        self.set_status(|u| u.open = open);
-        None
+        let grant = now.filter(|_| self.grant.is_some()).map(|(vnet, _)| vnet);
+        self.set_status(|u| {
+            u.open = open;
+            // The granting vnet may have come back under another id.
+            if let Some(vnet) = grant {
+                u.grant = Some(vnet);
+            }
+        });
     }
 
     /// Carries an accepted connection, or closes it with a log line.
@@ -194,5 +250,13 @@ impl Listener {
     fn withdrawn(&self) -> Exit {
         info!("grant withdrawn by its vnet; mapping removed");
         Exit::Withdrawn
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
