@@ -154,6 +154,13 @@ impl Session {
         self.secret.pass(self.id, self.counter, purpose)
     }
 
+    /// Opens a data connection visiting serve `id` with a fresh pass;
+    /// the connection and the route's answer.
+    pub async fn visit(&mut self, route: SocketAddr, id: ServeId) -> (Link, RouteMsg) {
+        let pass = self.pass(Purpose::Visit(id));
+        ask(route, VnetMsg::Visit { serve_id: id, pass }).await
+    }
+
     /// Sends a request without waiting for its answer.
     pub async fn send(&mut self, id: u32, body: Request) {
         self.control

@@ -159,29 +159,11 @@ async fn the_route_holds_a_vnet_to_its_own_connection_limit() {
     let serve = ServeId::new(700).unwrap();
     let mut open = Vec::new();
     for _ in 0..3 {
-        let pass = greedy.pass(proto::pass::Purpose::Visit(serve));
-        let (link, answer) = raw::ask(
-            route.addr,
-            VnetMsg::Visit {
-                serve_id: serve,
-                pass,
-            },
-        )
-        .await;
+        let (link, answer) = greedy.visit(route.addr, serve).await;
         assert_eq!(answer, RouteMsg::Ready);
         open.push(link);
     }
-    let pass = greedy.pass(proto::pass::Purpose::Visit(serve));
-    match raw::ask(
-        route.addr,
-        VnetMsg::Visit {
-            serve_id: serve,
-            pass,
-        },
-    )
-    .await
-    .1
-    {
+    match greedy.visit(route.addr, serve).await.1 {
         RouteMsg::Refused(refusal) => {
             assert_eq!(refusal.code, RefusalCode::Limit);
             assert!(refusal.text.contains("max_connections"), "{refusal}");
@@ -196,15 +178,7 @@ async fn the_route_holds_a_vnet_to_its_own_connection_limit() {
     .await;
     let mut answers = Vec::new();
     for _ in 0..20 {
-        let pass = greedy.pass(proto::pass::Purpose::Visit(serve));
-        let (link, answer) = raw::ask(
-            route.addr,
-            VnetMsg::Visit {
-                serve_id: serve,
-                pass,
-            },
-        )
-        .await;
+        let (link, answer) = greedy.visit(route.addr, serve).await;
         answers.push(answer.clone());
         if answer == RouteMsg::Ready {
             open.push(link);

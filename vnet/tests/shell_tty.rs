@@ -17,6 +17,20 @@ fn shell(config: &std::path::Path, home: &std::path::Path) -> PtySession {
     spawn_command(command, Some(EXPECT_MS)).unwrap()
 }
 
+/// A folder of its own (the shell's home, for its history) with an
+/// office.ini for a `terminal=true` vnet at `route`.
+fn office_config(route: &Route, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("vnet-tty-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("office.ini");
+    let text = format!(
+        "[route]\nip=127.0.0.1\nport={}\n[vnet]\nname=office\nterminal=true\n",
+        route.addr.port()
+    );
+    std::fs::write(&config, text).unwrap();
+    (dir, config)
+}
+
 /// Waits for the shell to end and checks it exited with status 0.
 fn exits_cleanly(mut p: PtySession) {
     p.exp_eof().unwrap();
@@ -37,17 +51,7 @@ fn prompt_completion_prompts_history_and_exit() {
         home.registered("echo").await;
         home
     });
-    let dir = std::env::temp_dir().join(format!("vnet-tty-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("office.ini");
-    std::fs::write(
-        &config,
-        format!(
-            "[route]\nip=127.0.0.1\nport={}\n[vnet]\nname=office\nterminal=true\n",
-            route.addr.port()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = office_config(&route, "main");
 
     let mut p = shell(&config, &dir);
     p.exp_string(">: ").unwrap();
@@ -108,17 +112,7 @@ fn prompt_completion_prompts_history_and_exit() {
 fn inline_arguments_are_never_prompted_and_ctrl_c_at_a_question_cancels() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let route = rt.block_on(Route::start());
-    let dir = std::env::temp_dir().join(format!("vnet-tty-ask-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("office.ini");
-    std::fs::write(
-        &config,
-        format!(
-            "[route]\nip=127.0.0.1\nport={}\n[vnet]\nname=office\nterminal=true\n",
-            route.addr.port()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = office_config(&route, "ask");
     let mut p = shell(&config, &dir);
     p.exp_string(">: ").unwrap();
 
