@@ -13,16 +13,23 @@
 //! uses only those below it (`python3 .ci/layout.py` checks there are no
 //! import cycles).
 //!
-//! - `accept`: the accept loop; one task per connection, which starts it
-//!   (`conn`) and hands it on by the kind of its first message.
+//! - `accept`: the accept loop; one task per connection, which takes a
+//!   place among the unauthenticated (`admission`: bounded in all and per
+//!   source, the stalest dropped first, failed proofs throttled), starts
+//!   the connection (`conn`) and hands it on by its first message.
 //! - `control`: a vnet's control session. `control::auth` is the token
 //!   exchange after the hello, `control::requests` the answers to what
 //!   the vnet asks (registry requests, unserve asks between vnets).
 //! - `streams`: data connections. `streams::pairing` finds a visitor's
 //!   serving half and bridges the two; `streams::tickets` holds visitors
-//!   waiting for a dial-back; `streams::spares` each session's spare pool.
+//!   waiting for a dial-back; `streams::spares` each session's spare pool;
+//!   `streams::counts` holds streams to the route's `max_connections`.
+//! - `link`: how the rest reaches a vnet's control connection (two
+//!   queues: events it must not miss, best-effort requests) and the task
+//!   that writes to it, so no session ever waits on a write.
 //! - `state`: what all tasks share (the `Hub`): config, registry, asks,
-//!   tickets, spare pools, shutdown token and task tracker.
+//!   tickets, spare pools, stream counts, admission, shutdown token and
+//!   task tracker.
 //! - `registry`: pure state: groups, their vnets and serves, sessions and
 //!   the passes that admit data connections. `asks`: open unserve asks.
 //! - `conn`: a connection's start (TLS, preambles, first message), its
