@@ -40,6 +40,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Runs until shutdown.
 pub(crate) async fn run(parts: ControlParts, mut commands: mpsc::Receiver<Command>) {
     let mut backoff = BACKOFF_MIN;
+    let mut failed: Option<String> = None;
     loop {
         let wanted = parts.current.get();
         let connecting = handshake::connect(&wanted, &parts.shutdown);
@@ -82,22 +83,21 @@ pub(crate) async fn run(parts: ControlParts, mut commands: mpsc::Receiver<Comman
                     Ended::Lost(why) => warn!(%why, "lost the route; reconnecting"),
                 }
             }
-            Ok(Err(err)) => {
-                warn!(route = %settings.route.addr(), %err, "cannot connect to route");
-                parts
-                    .model
-                    .send_modify(|s| s.route_error = Some(err.to_string()));
-            }
-            Err(_) => {
-                warn!(route = %settings.route.addr(), "route did not answer in time");
-                parts
-                    .model
-                    .send_modify(|s| s.route_error = Some("route did not answer in time".into()));
-            }
+            Ok(Err(err)) => failed = Some(err.to_string()),
+            Err(_) => failed = Some("route did not answer in time".into()),
         }
         let delay = jitter(backoff);
         backoff = (backoff * 2).min(BACKOFF_MAX);
-        debug!(?delay, "next attempt");
+        if let Some(why) = failed.take() {
+            let (route, next) = (
+                settings.route.addr(),
+                format!("{:.1}s", delay.as_secs_f64()),
+            );
+            warn!(%route, %why, "cannot connect to route; next attempt in {next}");
+            parts.model.send_modify(|s| s.route_error = Some(why));
+        } else {
+            debug!(?delay, "next attempt");
+        }
         if !wait_to_retry(&parts, &mut commands, delay).await {
             return;
         }

@@ -45,6 +45,7 @@ pub(crate) fn registered(
         other => Err(VnetError::Protocol(format!("unexpected answer {other:?}"))),
     };
     let mut withdraw = None;
+    let mut probe = None;
     parts.model.send_modify(|s| {
         let Some(serve) = s.serves.get_mut(&key).filter(|s| s.config.active) else {
             // Closed or deleted while the request was in flight.
@@ -70,6 +71,11 @@ pub(crate) fn registered(
                         "serve registered"
                     ),
                 }
+                // A first registration says so if nothing answers there
+                // yet; it stays registered (the service may start later).
+                if serve.last_id.is_none() && serve.grant.is_none() {
+                    probe = Some((key.clone(), c.ip.clone(), c.port));
+                }
                 // Keep the id: a reconnect asks for it again.
                 serve.last_id = Some(*serve_id);
                 // In the table before the model says registered: a stream
@@ -94,5 +100,24 @@ pub(crate) fn registered(
     for waiter in waiters {
         let _ = waiter.send(outcome.clone());
     }
+    if let Some((key, ip, port)) = probe {
+        tokio::spawn(probe_service(key, ip, port));
+    }
     withdraw
+}
+
+/// How long the probe of a newly registered serve's service may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Warns (once, at registration) when nothing answers at a serve's
+/// address, so a typo in a port does not go unseen until a visitor fails.
+async fn probe_service(key: String, ip: String, port: u16) {
+    let connect = tokio::net::TcpStream::connect((ip.as_str(), port));
+    let why = match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
+        Ok(Ok(_)) => return,
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+    };
+    let addr = format!("{ip}:{port}");
+    warn!(serve = %key, %addr, %why, "serve registered, but nothing answers there yet");
 }
