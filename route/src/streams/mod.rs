@@ -48,8 +48,8 @@ pub async fn visit(visitor: Half, serve_id: ServeId, pass: DataPass, hub: Arc<Hu
                 .streams
                 .open(target.session, pass.session, serve_id, max);
             match counted {
-                Ok(_counted) => {
-                    pairing::pair(visitor, &admitted.link, target, serve_id, &hub).await
+                Ok(counted) => {
+                    pairing::pair(visitor, &admitted.link, target, serve_id, counted, &hub).await
                 }
                 Err(refusal) => {
                     info!(serve = %serve_id, reason = %refusal, "visit refused");

@@ -4,8 +4,8 @@
 //! The serving half is one of the serving vnet's spares when it has one
 //! left (the visitor's first bytes go right behind the `Open`, see
 //! `net::ahead`); otherwise the vnet is asked, on its control connection,
-//! to dial back with a ticket. The visitor's task owns all of it: the
-//! wait, the ticket, and the bridge.
+//! to dial back with a ticket. The visitor's task owns the wait and the
+//! ticket; the paired stream gets a small task of its own.
 use net::ahead::Ahead;
 use net::handshake::send_message;
 use net::relay::bridge;
@@ -14,11 +14,13 @@ use proto::message::RouteMsg;
 use proto::text::Escaped;
 use proto::{Refusal, RefusalCode, ServeId};
 use std::time::Duration;
-use tracing::{debug, info};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, Instrument, Span};
 
+use super::counts::Counted;
 use super::spares::{offer, Offered};
 use super::tickets::ServingHalf;
-use crate::conn::{refuse, Half};
+use crate::conn::{refuse, Conn, Half};
 use crate::link::VnetLink;
 use crate::registry::VisitTarget;
 use crate::state::Hub;
@@ -36,60 +38,106 @@ enum NotServed {
 }
 
 /// Finds the serving half for a visitor (of the vnet on `visiting`) to
-/// `serve_id` on `target`, tells both sides the stream is ready, and
-/// bridges them until both are done, the route stops, or either vnet is
-/// lost (then both ends are reset).
+/// `serve_id` on `target` and tells both sides the stream is ready, then
+/// hands the stream to a task of its own.
+///
+/// The stream's task holds only what streaming needs: it is what an idle
+/// connection costs, while this one (with the wait, the ticket and the
+/// refusals in its state) ends here.
 pub async fn pair(
-    mut visitor: Half,
+    visitor: Half,
     visiting: &VnetLink,
     target: VisitTarget,
     serve_id: ServeId,
+    counted: Counted,
     hub: &Hub,
 ) {
-    // The visitor's first bytes may have come with its hello.
-    let mut ahead = Ahead::new(&visitor.read_buffer_mut().split());
-    let serving = serving_half(&target, serve_id, hub, &mut visitor, &mut ahead);
-    let Some(serving) = hub.shutdown.run_until_cancelled(serving).await else {
+    let ready = ready_pair(visitor, &target, serve_id, hub);
+    let Some((visitor, server)) = hub.shutdown.run_until_cancelled(ready).await.flatten() else {
         return;
     };
+    debug!(serve = %serve_id, vnet = %target.vnet_id, "stream paired");
+    let stream = Stream {
+        visitor,
+        server,
+        visiting_lost: visiting.lost.clone(),
+        serving_lost: target.link.lost.clone(),
+        shutdown: hub.shutdown.clone(),
+        serve_id,
+        counted,
+    };
+    hub.tracker.spawn(stream.run().instrument(Span::current()));
+}
+
+/// A paired stream, bridged until both directions are done, the route
+/// stops, or either vnet is lost (then both ends are reset).
+struct Stream {
+    visitor: Unframed<Conn>,
+    server: Unframed<Conn>,
+    visiting_lost: CancellationToken,
+    serving_lost: CancellationToken,
+    shutdown: CancellationToken,
+    serve_id: ServeId,
+    /// Counted against `max_connections` while it lives.
+    counted: Counted,
+}
+
+impl Stream {
+    async fn run(self) {
+        let serve_id = self.serve_id;
+        let lost = async {
+            tokio::select! {
+                _ = self.visiting_lost.cancelled() => "visiting",
+                _ = self.serving_lost.cancelled() => "serving",
+            }
+        };
+        // Dropping the bridge resets both ends.
+        tokio::select! {
+            done = bridge(self.visitor, self.server) => match done {
+                Ok((up, down)) => debug!(serve = %serve_id, up, down, "stream closed"),
+                Err(err) => debug!(serve = %serve_id, %err, "stream ended with an error"),
+            },
+            _ = self.shutdown.cancelled() => {}
+            side = lost => debug!(serve = %serve_id, side, "a vnet was lost; stream reset"),
+        }
+        drop(self.counted);
+    }
+}
+
+/// The two halves of a stream, both told it is ready, with the bytes each
+/// has read ahead of the other; `None` when it cannot start (the visitor
+/// has been told why, if it is still there).
+async fn ready_pair(
+    mut visitor: Half,
+    target: &VisitTarget,
+    serve_id: ServeId,
+    hub: &Hub,
+) -> Option<(Unframed<Conn>, Unframed<Conn>)> {
+    // The visitor's first bytes may have come with its hello.
+    let mut ahead = Ahead::new(&visitor.read_buffer_mut().split());
+    let serving = serving_half(target, serve_id, hub, &mut visitor, &mut ahead).await;
     let (mut server, on_spare) = match serving {
         Ok(serving) => serving,
-        Err(NotServed::VisitorGone) => return,
+        Err(NotServed::VisitorGone) => return None,
         Err(NotServed::Refused(refusal)) => {
             let (vnet, reason) = (target.vnet_id, Escaped(&refusal.text));
             info!(serve = %serve_id, %vnet, %reason, "visit refused");
-            return refuse(visitor, refusal).await;
+            refuse(visitor, refusal).await;
+            return None;
         }
     };
     if send_message(&mut visitor, RouteMsg::Ready).await.is_err()
         || (!on_spare && send_message(&mut server, RouteMsg::Ready).await.is_err())
     {
         debug!(serve = %serve_id, "a side left before the stream started");
-        return;
+        return None;
     }
-    debug!(serve = %serve_id, vnet = %target.vnet_id, "stream paired");
     let mut visitor = Unframed::from_framed(visitor);
     if !on_spare {
         // Nothing went ahead on a dialed-back half: it gets the bytes first.
-        visitor.leftover = std::mem::take(&mut ahead.bytes).freeze();
+        visitor.leftover = ahead.bytes.freeze();
     }
-    drop(ahead); // delivered or handed on: not kept for the stream's life
-    let bridged = bridge(visitor, Unframed::from_framed(server));
-    let lost = async {
-        tokio::select! {
-            _ = visiting.lost.cancelled() => "visiting",
-            _ = target.link.lost.cancelled() => "serving",
-        }
-    };
-    // Dropping the bridge resets both ends.
-    tokio::select! {
-        done = bridged => match done {
-            Ok((up, down)) => debug!(serve = %serve_id, up, down, "stream closed"),
-            Err(err) => debug!(serve = %serve_id, %err, "stream ended with an error"),
-        },
-        _ = hub.shutdown.cancelled() => {}
-        side = lost => debug!(serve = %serve_id, side, "a vnet was lost; stream reset"),
-    }
+    Some((visitor, Unframed::from_framed(server)))
 }
 
 /// The serving vnet's half of a stream to `serve_id`: on one of its spares

@@ -50,16 +50,20 @@ where
     serving.tracker.spawn(
         async move {
             let serving = serving_now;
-            let serve = match admit(&serving, serve_id).await {
+            // The steps before carrying are boxed: they are brief, and
+            // inline their state would stay in this task for the stream's
+            // life (an idle stream is mostly this task).
+            let serve = match Box::pin(admit(&serving, serve_id)).await {
                 Ok(serve) => serve,
                 Err(reason) => {
-                    reply(Err(reason)).await;
+                    Box::pin(reply(Err(reason))).await;
                     return;
                 }
             };
             let counted = StreamGuard::new(&serving.model, serve.traffic.clone());
-            let service = connect(&serve).await;
-            let route_side = reply(service.as_ref().map(|_| ()).map_err(Clone::clone)).await;
+            let service = Box::pin(connect(&serve)).await;
+            let outcome = service.as_ref().map(|_| ()).map_err(Clone::clone);
+            let route_side = Box::pin(reply(outcome)).await;
             if let (Ok(service), Some(route_side)) = (service, route_side) {
                 carry(&serve, &lost, route_side, counted.count(service)).await;
             }

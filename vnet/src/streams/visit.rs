@@ -45,9 +45,17 @@ pub(crate) async fn carry(
         return info!("connection refused: not connected to the route");
     };
     let mut client = counted.count(client);
+    // Boxed: the start is brief, and inline its state would stay in this
+    // task for the stream's life (an idle stream is mostly this task).
+    let start = Box::pin(visit::start(
+        &visiting.spares,
+        &session,
+        serve_id,
+        &mut client,
+    ));
     let started = tokio::select! {
         _ = cancel.cancelled() => return,
-        started = visit::start(&visiting.spares, &session, serve_id, &mut client) => started,
+        started = start => started,
     };
     let route_side = match started {
         Ok(route_side) => route_side,
