@@ -71,30 +71,122 @@ pub fn holder(addr: SocketAddr) -> Option<String> {
     }
 }
 
-/// The inode of the socket listening on `addr`, from /proc/net/tcp(6).
+/// Whether something listens on `addr`, found without connecting to it
+/// (a connection would be a visit to the service: logged, and taken by a
+/// service that accepts just one). `None` when this cannot tell: `addr`
+/// is not one of this host's addresses, or the system does not say.
+pub fn listening(addr: SocketAddr) -> Option<bool> {
+    let ip = addr.ip();
+    // Binding to the address succeeds only if this host has it.
+    if !ip.is_unspecified() && std::net::UdpSocket::bind((ip, 0)).is_err() {
+        return None;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let serves = |l: &Listener| {
+            l.port == addr.port()
+                && (l.ip == ip || l.ip.is_unspecified() || l.ip.to_canonical() == ip)
+        };
+        let mut tables = [false, true].into_iter().map(listeners);
+        Some(tables.any(|table| table.iter().any(serves)))
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// A listening socket, as /proc/net/tcp(6) lists it.
 #[cfg(target_os = "linux")]
-fn listening_inode(addr: SocketAddr) -> Option<u64> {
+struct Listener {
+    ip: std::net::IpAddr,
+    port: u16,
+    inode: u64,
+}
+
+/// The listening sockets of this network namespace, IPv4 or IPv6.
+#[cfg(target_os = "linux")]
+fn listeners(v6: bool) -> Vec<Listener> {
     const LISTEN: &str = "0A";
-    let table = if addr.is_ipv4() {
-        "/proc/net/tcp"
-    } else {
+    let table = if v6 {
         "/proc/net/tcp6"
+    } else {
+        "/proc/net/tcp"
     };
-    let text = std::fs::read_to_string(table).ok()?;
-    text.lines().skip(1).find_map(|line| {
+    let text = std::fs::read_to_string(table).unwrap_or_default();
+    let parse = |line: &str| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
-        let (_, port) = local.split_once(':')?;
-        let port = u16::from_str_radix(port, 16).ok()?;
-        // Any address on the port counts: a wildcard listener holds it for
-        // every address.
-        (port == addr.port() && *state == LISTEN).then(|| inode.parse().ok())?
-    })
+        if *state != LISTEN {
+            return None;
+        }
+        let (ip, port) = local.split_once(':')?;
+        Some(Listener {
+            ip: proc_ip(ip)?,
+            port: u16::from_str_radix(port, 16).ok()?,
+            inode: inode.parse().ok()?,
+        })
+    };
+    text.lines().skip(1).filter_map(parse).collect()
+}
+
+/// An address as /proc/net/tcp(6) prints it: each 32-bit word in hex, in
+/// the host's byte order.
+#[cfg(target_os = "linux")]
+fn proc_ip(hex: &str) -> Option<std::net::IpAddr> {
+    let words: Option<Vec<[u8; 4]>> = (0..hex.len() / 8)
+        .map(|i| {
+            let word = u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
+            Some(word.to_ne_bytes())
+        })
+        .collect();
+    match words?.concat().as_slice() {
+        &[a, b, c, d] if hex.len() == 8 => Some(std::net::Ipv4Addr::new(a, b, c, d).into()),
+        bytes if hex.len() == 32 => {
+            let bytes: [u8; 16] = bytes.try_into().ok()?;
+            Some(std::net::Ipv6Addr::from(bytes).into())
+        }
+        _ => None,
+    }
+}
+
+/// The inode of the socket listening on `addr`'s port, from
+/// /proc/net/tcp(6). Any address on the port counts: a wildcard listener
+/// holds it for every address.
+#[cfg(target_os = "linux")]
+fn listening_inode(addr: SocketAddr) -> Option<u64> {
+    let table = listeners(addr.is_ipv6());
+    table
+        .iter()
+        .find(|l| l.port == addr.port())
+        .map(|l| l.inode)
 }
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_listener_is_seen_without_a_connection_to_it() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert_eq!(listening(addr), Some(true));
+        let wildcard = bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let on_loopback = SocketAddr::from(([127, 0, 0, 1], wildcard.local_addr().unwrap().port()));
+        assert_eq!(
+            listening(on_loopback),
+            Some(true),
+            "a wildcard listener serves loopback"
+        );
+        if let Ok(v6) = bind("[::1]:0".parse().unwrap()) {
+            assert_eq!(listening(v6.local_addr().unwrap()), Some(true));
+        }
+        // Another loopback address on the same port has no listener.
+        let elsewhere = SocketAddr::from(([127, 0, 0, 2], addr.port()));
+        assert_eq!(listening(elsewhere), Some(false));
+        drop(listener);
+        assert_eq!(listening(addr), Some(false));
+        // Not an address of this host (TEST-NET-3): cannot tell.
+        assert_eq!(listening("203.0.113.7:80".parse().unwrap()), None);
+    }
 
     #[tokio::test]
     async fn the_holder_of_a_port_is_named() {

@@ -6,7 +6,7 @@
 use proto::message::{Request, Response, ServeSpec};
 use proto::text::Escaped;
 use proto::ServeId;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::parts::ControlParts;
 use super::requests::Waiters;
@@ -71,7 +71,7 @@ pub(crate) fn registered(
                         "serve registered"
                     ),
                 }
-                // A first registration says so if nothing answers there
+                // A first registration says so if nothing listens there
                 // yet; it stays registered (the service may start later).
                 if serve.last_id.is_none() && serve.grant.is_none() {
                     probe = Some((key.clone(), c.ip.clone(), c.port));
@@ -101,23 +101,27 @@ pub(crate) fn registered(
         let _ = waiter.send(outcome.clone());
     }
     if let Some((key, ip, port)) = probe {
-        tokio::spawn(probe_service(key, ip, port));
+        tokio::task::spawn_blocking(move || check_service(&key, &ip, port));
     }
     withdraw
 }
 
-/// How long the probe of a newly registered serve's service may take.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Warns (once, at registration) when nothing answers at a serve's
-/// address, so a typo in a port does not go unseen until a visitor fails.
-async fn probe_service(key: String, ip: String, port: u16) {
-    let connect = tokio::net::TcpStream::connect((ip.as_str(), port));
-    let why = match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
-        Ok(Ok(_)) => return,
-        Ok(Err(err)) => err.to_string(),
-        Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+/// Warns (once, at registration) when nothing listens at a serve's
+/// address on this host, so a typo in a port does not go unseen until a
+/// visitor fails. It looks at the system's socket table rather than
+/// connecting: a connection would reach the service as a visit (and be
+/// taken by one that accepts a single client). A serve on another host,
+/// or named by host name, is not checked.
+fn check_service(key: &str, ip: &str, port: u16) {
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return;
     };
-    let addr = format!("{ip}:{port}");
-    warn!(serve = %key, %addr, %why, "serve registered, but nothing answers there yet");
+    let addr = std::net::SocketAddr::new(ip, port);
+    match net::listen::listening(addr) {
+        Some(false) => {
+            warn!(serve = %key, %addr, "serve registered, but nothing listens there yet")
+        }
+        Some(true) => debug!(serve = %key, %addr, "serve's service is listening"),
+        None => debug!(serve = %key, %addr, "serve's service is not on this host; not checked"),
+    }
 }
