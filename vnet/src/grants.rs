@@ -33,8 +33,32 @@ use crate::model::ServeStatus;
 use crate::serves::Serves;
 use crate::traffic::Traffic;
 
-/// How long the granting vnet tries to reach the service before refusing.
+/// How long the granting vnet tries to reach a service on another host
+/// before refusing.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether a service listens at `ip:port` (`me` names this vnet in the
+/// refusal). On this host's own addresses the socket table says, without
+/// a connection: one would reach the service as a visit, and use up a
+/// service that takes a single client. Elsewhere, a connection tells.
+async fn reachable(ip: &str, port: u16, me: &str) -> Result<(), String> {
+    let addrs: Vec<_> = tokio::net::lookup_host((ip, port))
+        .await
+        .map_err(|err| format!("{ip} does not resolve on {me}: {err}"))?
+        .collect();
+    let seen: Vec<_> = addrs.iter().map(|a| net::listen::listening(*a)).collect();
+    if seen.contains(&Some(true)) {
+        return Ok(());
+    }
+    if !seen.is_empty() && seen.iter().all(Option::is_some) {
+        return Err(format!("nothing listens at {ip}:{port} on {me}"));
+    }
+    match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect((ip, port))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(format!("nothing answers at {ip}:{port} on {me}: {err}")),
+        Err(_) => Err(format!("{ip}:{port} on {me} did not answer in time")),
+    }
+}
 
 /// Whether `ip` names this host's loopback.
 pub(crate) fn is_loopback(ip: &str) -> bool {
@@ -179,12 +203,8 @@ impl Grants {
             }
             return Ok(existing);
         }
-        let reachable =
-            match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect((ip, port))).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(err)) => Err(format!("nothing answers at {ip}:{port} on {me}: {err}")),
-                Err(_) => Err(format!("{ip}:{port} on {me} did not answer in time")),
-            }
+        let reachable = reachable(ip, port, &me)
+            .await
             .map_err(|text| Refusal::new(RefusalCode::Unreachable, text));
         if let Err(reason) = reachable {
             let _ = self.serves.delete(&key).await;

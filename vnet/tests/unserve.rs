@@ -463,14 +463,14 @@ async fn asking_an_unknown_vnet_or_a_dead_port_is_an_error() {
     .await;
     assert_refused_with(asked, &["no vnet", &only_theirs.to_string()]);
 
-    // Nothing answering at the address: refused after the probe.
+    // Nothing listening at the address: refused.
     let dead = dead_port().await;
     let asked = within(
         "unserve of a dead port",
         asker.handle.unserve(granter_id, "127.0.0.1", dead),
     )
     .await;
-    assert_refused_with(asked, &["nothing answers", &dead.to_string()]);
+    assert_refused_with(asked, &["nothing listens", &dead.to_string()]);
     assert!(grants(&granter.handle.status()).is_empty());
 
     for vnet in others.into_iter().chain([asker, granter]) {
@@ -647,4 +647,30 @@ async fn a_grants_mapping_survives_reconnects_of_either_vnet_and_of_the_route() 
     assert!(asker.handle.status().uses.contains_key(&key));
 
     stop_all(route, [asker, granter]).await;
+}
+
+/// The granting vnet checks the service without connecting to it: a
+/// service that takes one client is still there for the first visitor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_does_not_connect_to_the_service() {
+    let (route, granter, asker, granter_id) = grant_pair("allow_unserve=true\n").await;
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    service.set_nonblocking(true).unwrap();
+    let port = service.local_addr().unwrap().port();
+    let granted = within(
+        "unserve of a listening service",
+        asker.handle.unserve(granter_id, "127.0.0.1", port),
+    )
+    .await;
+    assert!(granted.is_ok(), "{granted:?}");
+    let accepted = service.accept().map(|(_, peer)| peer);
+    assert!(
+        accepted
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the granting vnet connected to the service: {accepted:?}"
+    );
+    asker.stop().await;
+    granter.stop().await;
+    route.stop().await;
 }
