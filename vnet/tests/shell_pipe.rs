@@ -137,7 +137,7 @@ async fn every_command_through_a_pipe() {
         "{serves}"
     );
     assert!(
-        serves.ends_with("- 1 vnet(s), 1 serve(s) registered -"),
+        serves.ends_with("- 1 serve(s) of 1 vnet(s) in this group -"),
         "{serves}"
     );
     let json: serde_json::Value =

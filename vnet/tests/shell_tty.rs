@@ -62,7 +62,7 @@ fn prompt_completion_prompts_history_and_exit() {
     p.flush().unwrap();
     p.exp_string("show ").unwrap();
     p.send_line("serves").unwrap();
-    p.exp_string("- 1 vnet(s), 1 serve(s) registered -")
+    p.exp_string("- 1 serve(s) of 1 vnet(s) in this group -")
         .unwrap();
 
     // Missing arguments are prompted for, with defaults shown.

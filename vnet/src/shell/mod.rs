@@ -15,6 +15,7 @@ pub mod log;
 
 mod complete;
 pub mod show;
+mod table;
 
 pub use exec::Shell;
 pub use log::LogSink;
