@@ -27,7 +27,8 @@
 //! - `reload`: a reloaded config applied as a difference.
 //! - `link`: opening any connection to the route (TCP, TLS, preamble);
 //!   `error`: the error types at these boundaries.
-//! - [`shell`]: the interactive shell (`terminal=true`).
+//! - [`shell`]: the interactive shell (`terminal=true`); `outcome`: the
+//!   log targets of the lines its answers restate.
 //!
 //! Cancelling the shutdown token closes the control connection (the
 //! route then withdraws our serves), the listeners and every stream.
@@ -42,6 +43,7 @@ mod handle;
 mod link;
 mod local;
 mod model;
+mod outcome;
 mod paths;
 mod reload;
 mod serves;

@@ -15,6 +15,7 @@ use crate::config::{ServeConfig, UseConfig, VnetConfig};
 use crate::control::command::ControlSender;
 use crate::current::{Current, InForce};
 use crate::model::{Model, ServeStatus, UseStatus};
+use crate::outcome;
 use crate::serves::Serves;
 use crate::uses::Uses;
 
@@ -199,6 +200,7 @@ pub(crate) async fn apply(
         }
     }
     info!(
+        target: outcome::RELOAD,
         added = ?summary.added,
         removed = ?summary.removed,
         changed = ?summary.changed,

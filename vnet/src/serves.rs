@@ -13,6 +13,7 @@ use crate::control::command::ControlSender;
 use crate::error::VnetError;
 use crate::local::LocalServes;
 use crate::model::{Model, ServeState, ServeStatus};
+use crate::outcome;
 
 /// The error for a name nobody knows.
 pub(crate) fn unknown(kind: &str, key: &str) -> VnetError {
@@ -122,7 +123,7 @@ impl Serves {
         if let Some(id) = registered {
             self.local.close(id);
             self.control.unregister(id).await;
-            info!(serve = %key, %id, "serve closed");
+            info!(target: outcome::SERVE, serve = %key, %id, "serve closed");
         }
         Ok(())
     }

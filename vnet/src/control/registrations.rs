@@ -13,6 +13,7 @@ use super::requests::Waiters;
 use crate::error::VnetError;
 use crate::local::LocalServe;
 use crate::model::{Model, ServeState};
+use crate::outcome;
 
 /// The registration request for serve `key`, if it should be registered.
 /// A serve registered before keeps asking for the id it had.
@@ -65,6 +66,7 @@ pub(crate) fn registered(
                         );
                     }
                     _ => info!(
+                        target: outcome::SERVE,
                         serve = %key,
                         id = %serve_id,
                         addr = %format!("{}:{}", c.ip, c.port),

@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
 use crate::model::{GroupServes, Model, UseStatus};
+use crate::outcome;
 use crate::streams::visit::{self, Visiting};
 use crate::traffic::Traffic;
 
@@ -150,7 +151,7 @@ impl Listener {
         let mut give_up: Option<Instant> = None;
         let shown = local.map_or_else(|| format!("{ip}:{port}"), |a| a.to_string());
         let state = if open { "open" } else { "standby" };
-        info!(addr = %shown, state, "use listening");
+        info!(target: outcome::USE, addr = %shown, state, "use listening");
         self.set_status(|u| {
             u.local = local;
             u.open = open;
@@ -159,7 +160,7 @@ impl Listener {
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => {
-                    info!(addr = %shown, "use closed");
+                    info!(target: outcome::USE, addr = %shown, "use closed");
                     return Exit::Stopped;
                 }
                 changed = available.changed() => {
