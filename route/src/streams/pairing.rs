@@ -53,7 +53,8 @@ pub async fn pair(
     hub: &Hub,
 ) {
     let ready = ready_pair(visitor, &target, serve_id, hub);
-    let Some((visitor, server)) = hub.shutdown.run_until_cancelled(ready).await.flatten() else {
+    let ready = hub.shutdown.run_until_cancelled(ready).await.flatten();
+    let Some((visitor, server, sent_ahead)) = ready else {
         return;
     };
     debug!(serve = %serve_id, vnet = %target.vnet_id, "stream paired");
@@ -64,6 +65,7 @@ pub async fn pair(
         serving_lost: target.link.lost.clone(),
         shutdown: hub.shutdown.clone(),
         serve_id,
+        sent_ahead,
         counted,
     };
     hub.tracker.spawn(stream.run().instrument(Span::current()));
@@ -78,13 +80,16 @@ struct Stream {
     serving_lost: CancellationToken,
     shutdown: CancellationToken,
     serve_id: ServeId,
+    /// The visitor's bytes already sent to the server (on a spare, before
+    /// the stream started), for the byte count.
+    sent_ahead: u64,
     /// Counted against `max_connections` while it lives.
     counted: Counted,
 }
 
 impl Stream {
     async fn run(self) {
-        let serve_id = self.serve_id;
+        let (serve_id, sent_ahead) = (self.serve_id, self.sent_ahead);
         let lost = async {
             tokio::select! {
                 _ = self.visiting_lost.cancelled() => "visiting",
@@ -94,7 +99,7 @@ impl Stream {
         // Dropping the bridge resets both ends.
         tokio::select! {
             done = bridge(self.visitor, self.server) => match done {
-                Ok((up, down)) => debug!(serve = %serve_id, up, down, "stream closed"),
+                Ok((up, down)) => debug!(serve = %serve_id, up = sent_ahead + up, down, "stream closed"),
                 Err(err) => debug!(serve = %serve_id, %err, "stream ended with an error"),
             },
             _ = self.shutdown.cancelled() => {}
@@ -105,14 +110,15 @@ impl Stream {
 }
 
 /// The two halves of a stream, both told it is ready, with the bytes each
-/// has read ahead of the other; `None` when it cannot start (the visitor
-/// has been told why, if it is still there).
+/// has read ahead of the other, and how many of the visitor's bytes the
+/// server has had already; `None` when it cannot start (the visitor has
+/// been told why, if it is still there).
 async fn ready_pair(
     mut visitor: Half,
     target: &VisitTarget,
     serve_id: ServeId,
     hub: &Hub,
-) -> Option<(Unframed<Conn>, Unframed<Conn>)> {
+) -> Option<(Unframed<Conn>, Unframed<Conn>, u64)> {
     // The visitor's first bytes may have come with its hello.
     let mut ahead = Ahead::new(&visitor.read_buffer_mut().split());
     let serving = serving_half(target, serve_id, hub, &mut visitor, &mut ahead).await;
@@ -133,11 +139,14 @@ async fn ready_pair(
         return None;
     }
     let mut visitor = Unframed::from_framed(visitor);
+    let mut sent_ahead = ahead.bytes.len() as u64;
     if !on_spare {
-        // Nothing went ahead on a dialed-back half: it gets the bytes first.
+        // Nothing went ahead on a dialed-back half: it gets the bytes first
+        // (and the bridge counts them).
         visitor.leftover = ahead.bytes.freeze();
+        sent_ahead = 0;
     }
-    Some((visitor, Unframed::from_framed(server)))
+    Some((visitor, Unframed::from_framed(server), sent_ahead))
 }
 
 /// The serving vnet's half of a stream to `serve_id`: on one of its spares

@@ -57,8 +57,11 @@ pub(crate) async fn carry(
         _ = cancel.cancelled() => return,
         started = start => started,
     };
-    let route_side = match started {
-        Ok(route_side) => route_side,
+    let visit::Started {
+        route_side,
+        sent_ahead,
+    } = match started {
+        Ok(started) => started,
         Err(DialError::ClientGone(err)) => {
             return debug!(%err, "client left before its stream started")
         }
@@ -70,7 +73,7 @@ pub(crate) async fn carry(
     };
     tokio::select! {
         done = bridge(client, route_side) => match done {
-            Ok((up, down)) => debug!(up, down, "connection closed"),
+            Ok((up, down)) => debug!(up = sent_ahead + up, down, "connection closed"),
             Err(err) => debug!(%err, "connection ended with an error"),
         },
         _ = cancel.cancelled() => debug!("use closed; connection cut"),

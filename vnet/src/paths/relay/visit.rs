@@ -20,8 +20,15 @@ use crate::control::session::Session;
 use crate::error::DialError;
 use crate::link::{Conn, FramedConn};
 
-/// Starts a stream to `serve_id` for `client`: the route's side of it
-/// once the route has answered `Ready`.
+/// A started stream: the route's side of it, and how many of the client's
+/// bytes have gone ahead on it (for the stream's byte counts).
+pub(crate) struct Started {
+    pub route_side: Unframed<Conn>,
+    pub sent_ahead: u64,
+}
+
+/// Starts a stream to `serve_id` for `client`, once the route has
+/// answered `Ready`.
 ///
 /// # Errors
 /// The route or the serving vnet refused, no answer came in time, or the
@@ -31,7 +38,7 @@ pub(crate) async fn start<C: AsyncRead + Unpin>(
     session: &Session,
     serve_id: ServeId,
     client: &mut C,
-) -> Result<Unframed<Conn>, DialError> {
+) -> Result<Started, DialError> {
     // Each attempt carries a pass of its own: the route admits one once.
     let visit = || VnetMsg::Visit {
         serve_id,
@@ -41,15 +48,24 @@ pub(crate) async fn start<C: AsyncRead + Unpin>(
     while let Some(conn) = spares.take(session) {
         match answered(conn, Some(visit()), &mut ahead, client).await {
             Err(DialError::Lost(err)) => debug!(%err, "spare was closed; trying another"),
-            Ok(started) => {
+            Ok(route_side) => {
                 spares.count_used();
-                return Ok(started);
+                let sent_ahead = ahead.bytes.len() as u64;
+                return Ok(Started {
+                    route_side,
+                    sent_ahead,
+                });
             }
             Err(err) => return Err(err),
         }
     }
     let conn = dial::connect(&session.route, visit()).await?;
-    answered(conn, None, &mut ahead, client).await
+    let route_side = answered(conn, None, &mut ahead, client).await?;
+    let sent_ahead = ahead.bytes.len() as u64;
+    Ok(Started {
+        route_side,
+        sent_ahead,
+    })
 }
 
 /// Sends `visit` (unless the connection's hello was that already) and the
