@@ -72,8 +72,8 @@ for name in ROUTE_PORT WEB_PORT USE_PORT; do
 done
 
 cd "$(dirname "$0")"
-echo "Building route and vnet (cargo build --release)..."
-cargo build --release --bins --quiet
+echo "Building route and vnet (cargo build --release; the first build takes a few minutes)..."
+cargo build --release --bins
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$PWD/$TARGET_DIR
 BIN=$TARGET_DIR/release
@@ -169,7 +169,19 @@ serveid=700
 port=$USE_PORT
 EOF
 
+# Whether something accepts connections on 127.0.0.1:PORT.
+listening() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+echo "Starting a web server on 127.0.0.1:$WEB_PORT, a route on 127.0.0.1:$ROUTE_PORT, vnets home and office..."
 start web python3 -m http.server "$WEB_PORT" --bind 127.0.0.1 --directory "$WORK/site"
+# The web server first, so vnet home finds it when it registers it.
+for _ in $(seq 50); do
+    listening "$WEB_PORT" && break
+    check_alive
+    sleep 0.1
+done
 start route "$BIN/route" "$WORK/home.ini"
 # Let the route listen before the vnets dial it, so they need no retry.
 for _ in $(seq 50); do

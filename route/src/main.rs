@@ -18,6 +18,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // `route help` reads as a request for help, unless a file is named so.
+    if args.config.as_os_str() == "help" && !args.config.exists() {
+        let _ = <Args as clap::CommandFactory>::command().print_long_help();
+        return ExitCode::SUCCESS;
+    }
     net::process::init_logging(std::io::stderr);
     net::process::raise_open_files_limit();
     let config = match route::RouteConfig::load(&args.config) {

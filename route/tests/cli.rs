@@ -116,6 +116,9 @@ fn help_and_version() {
     let help = route(&["--help".as_ref()]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("[CONFIG]"));
+    let word = route(&["help".as_ref()]);
+    assert!(word.status.success());
+    assert!(String::from_utf8_lossy(&word.stdout).contains("[CONFIG]"));
     let version = route(&["--version".as_ref()]);
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),

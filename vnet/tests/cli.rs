@@ -44,6 +44,21 @@ fn each_kind_of_config_error_exits_2_naming_section_and_key() {
             "[use.b] port: port 2222 is already used by [use.a]",
         ),
         (
+            "name-comment",
+            format!("{route}[vnet]\nname=xiao;vnet名称\n"),
+            "[vnet] name: \"xiao;vnet名称\": a comment needs a space before its ; or # (`key=value ;comment`)",
+        ),
+        (
+            "group-fullwidth",
+            format!("{route}[vnet]\ngroup=home ；家\n"),
+            "[vnet] group: \"home ；家\": a full-width ； does not start a comment",
+        ),
+        (
+            "syntax",
+            format!("{route}[serve.ssh]\nserveid 700\n"),
+            "line 5: \"serveid 700\" is neither key=value nor a [section] header (did you mean serveid=700?)",
+        ),
+        (
             "route-port",
             "[route]\nip=127.0.0.1\n".to_string(),
             "[route] port: is required but missing",

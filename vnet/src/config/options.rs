@@ -78,13 +78,24 @@ fn seconds(section: &Section<'_>, key: &str, default: u64) -> Result<u64, Config
         .map_or(default, u64::from))
 }
 
+/// `name` or `group`: text, and no comment marker written without its
+/// space, which would silently put the comment into the name (or the vnet
+/// into a group nobody else is in).
+fn identity(section: &Section<'_>, key: &str, default: &str) -> Result<String, ConfigError> {
+    let value = text(section, key, default)?;
+    match proto::ini::comment_hint(&value) {
+        Some(hint) => Err(section.error(key, format!("{value:?}: {hint}"))),
+        None => Ok(value),
+    }
+}
+
 /// Reads `[vnet]`; unknown keys are errors.
 pub(super) fn read(section: &Section<'_>) -> Result<VnetOptions, ConfigError> {
     section.check_keys(VNET_KEYS)?;
     let d = VnetOptions::default();
     Ok(VnetOptions {
-        name: text(section, "name", &d.name)?,
-        group: text(section, "group", &d.group)?,
+        name: identity(section, "name", &d.name)?,
+        group: identity(section, "group", &d.group)?,
         terminal: section.bool("terminal", d.terminal)?,
         startserve: section.bool("startserve", d.startserve)?,
         startuse: section.bool("startuse", d.startuse)?,
