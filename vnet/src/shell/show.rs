@@ -10,6 +10,9 @@ use super::table::{ago, bytes, listing, noted, table, wrap};
 use crate::config::VnetOptions;
 use crate::model::{ServeState, Status};
 
+/// The columns of free text, narrowed first when a table is too wide.
+const CUT: &[&str] = &["name", "info"];
+
 fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -46,7 +49,7 @@ pub fn serves(list: &[ServeEntry], json: bool) -> String {
         vnets.len()
     );
     let empty = "no serves registered in this group";
-    listing(table(&headers, &rows), list.len(), footer, empty, &[])
+    listing(table(&headers, &rows, CUT), list.len(), footer, empty, &[])
 }
 
 /// `show vnets`: the group's vnets as the route lists them.
@@ -69,7 +72,7 @@ pub fn vnets(list: &[VnetEntry], json: bool) -> String {
     let headers = ["vnetid", "name", "serves", "connected"];
     let footer = format!("{} vnet(s) in this group", list.len());
     let empty = "no vnets in this group";
-    listing(table(&headers, &rows), list.len(), footer, empty, &[])
+    listing(table(&headers, &rows, CUT), list.len(), footer, empty, &[])
 }
 
 #[derive(Serialize)]
@@ -90,7 +93,7 @@ struct ServeRow {
 
 /// `show serve`: this vnet's serves and their state.
 pub fn local_serves(status: &Status, json: bool) -> String {
-    let rows: Vec<ServeRow> = status
+    let mut rows: Vec<ServeRow> = status
         .serves
         .values()
         .map(|s| {
@@ -115,6 +118,8 @@ pub fn local_serves(status: &Status, json: bool) -> String {
             }
         })
         .collect();
+    // By id, as the group's tables are; those without one last.
+    rows.sort_by_key(|r| (r.serve_id.is_none(), r.serve_id));
     if json {
         return serde_json::to_string_pretty(&rows).expect("serializable");
     }
@@ -154,7 +159,13 @@ pub fn local_serves(status: &Status, json: bool) -> String {
     ];
     let footer = format!("{} serve(s) here", rows.len());
     let empty = "no serves here (serve run NAME port=PORT adds one)";
-    listing(table(&headers, &text), rows.len(), footer, empty, &notes)
+    listing(
+        table(&headers, &text, CUT),
+        rows.len(),
+        footer,
+        empty,
+        &notes,
+    )
 }
 
 /// A serve id as a table shows it; `000` when there is none (yet).
@@ -180,7 +191,7 @@ struct UseRow {
 
 /// `show use`: this vnet's uses and their state.
 pub fn local_uses(status: &Status, json: bool) -> String {
-    let rows: Vec<UseRow> = status
+    let mut rows: Vec<UseRow> = status
         .uses
         .values()
         .map(|u| {
@@ -201,6 +212,8 @@ pub fn local_uses(status: &Status, json: bool) -> String {
             }
         })
         .collect();
+    // By id, as the group's tables are; those without one last.
+    rows.sort_by_key(|r| (r.serve_id.is_none(), r.serve_id));
     if json {
         return serde_json::to_string_pretty(&rows).expect("serializable");
     }
@@ -224,7 +237,13 @@ pub fn local_uses(status: &Status, json: bool) -> String {
     let headers = ["serveid", "name", "listen", "state", "conns", "sent/recv"];
     let footer = format!("{} use(s) here", rows.len());
     let empty = "no uses here (use run NAME serveid=ID adds one)";
-    listing(table(&headers, &text), rows.len(), footer, empty, &notes)
+    listing(
+        table(&headers, &text, CUT),
+        rows.len(),
+        footer,
+        empty,
+        &notes,
+    )
 }
 
 /// `show vnet`: this vnet's own settings.

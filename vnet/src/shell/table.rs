@@ -8,12 +8,14 @@ pub const WIDTH: usize = 80;
 const MIN_COLUMN: usize = 6;
 
 /// Lays rows out in columns two spaces apart, within [`WIDTH`]: when too
-/// wide, the widest columns after the first (the id) are narrowed, and
-/// cells too long for them cut (with `…`); `json` has them whole. Cells
-/// are escaped (see `proto::text`): names and infos come from other
-/// vnets, and a newline or an escape sequence in one must not forge a row
-/// or reach the terminal.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+/// wide, the widest of the columns named in `cut_first` (free text such
+/// as names and infos) is narrowed, again and again, then if need be the
+/// widest of the others after the first (the id); cells too long for
+/// their column are cut (with `…`), and `json` has them whole. Cells are
+/// escaped (see `proto::text`): names and infos come from other vnets,
+/// and a newline or an escape sequence in one must not forge a row or
+/// reach the terminal.
+pub fn table(headers: &[&str], rows: &[Vec<String>], cut_first: &[&str]) -> String {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -29,11 +31,22 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let gaps = 2 * widths.len().saturating_sub(1);
+    let first: Vec<bool> = headers.iter().map(|h| cut_first.contains(h)).collect();
+    // The widest column that may still narrow: of `cut_first` if any.
+    let narrowest_first = |widths: &[usize]| {
+        let may = |i: usize, only_first: bool| {
+            i > 0 && widths[i] > MIN_COLUMN && (first[i] || !only_first)
+        };
+        [true, false].into_iter().find_map(|only_first| {
+            (0..widths.len())
+                .filter(|i| may(*i, only_first))
+                .max_by_key(|i| widths[*i])
+        })
+    };
     while widths.iter().sum::<usize>() + gaps > WIDTH {
-        let widest = widths.iter().enumerate().skip(1).max_by_key(|(_, w)| **w);
-        match widest {
-            Some((i, w)) if *w > MIN_COLUMN => widths[i] -= 1,
-            _ => break,
+        match narrowest_first(&widths) {
+            Some(i) => widths[i] -= 1,
+            None => break,
         }
     }
     let line = |cells: Vec<&str>| {
@@ -160,6 +173,7 @@ mod tests {
                 vec!["700".into(), "ssh".into()],
                 vec!["001".into(), "jupyter".into()],
             ],
+            &[],
         );
         assert_eq!(out, "serveid  name\n700      ssh\n001      jupyter");
     }
@@ -169,6 +183,7 @@ mod tests {
         let out = table(
             &["serveid", "info"],
             &[vec!["700".into(), "x\n999 01 admin\u{1b}[2J".into()]],
+            &[],
         );
         assert_eq!(out, "serveid  info\n700      x\\n999 01 admin\\u{1b}[2J");
         assert!(out.lines().skip(1).all(|row| row.starts_with("700")));
@@ -177,12 +192,12 @@ mod tests {
     #[test]
     fn a_wide_table_is_cut_to_80_columns_and_an_empty_one_is_a_line() {
         let long = "i".repeat(200);
-        let out = table(&["serveid", "info"], &[vec!["700".into(), long]]);
+        let out = table(&["serveid", "info"], &[vec!["700".into(), long]], &[]);
         assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
         assert!(out.ends_with('…'));
         let wide = |n| "w".repeat(n);
         let row = vec!["700".into(), wide(60), "tcp".into(), wide(50), wide(90)];
-        let out = table(&["serveid", "name", "type", "ip", "info"], &[row]);
+        let out = table(&["serveid", "name", "type", "ip", "info"], &[row], &[]);
         assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
         assert!(
             out.lines().nth(1).unwrap().starts_with("700      w"),
