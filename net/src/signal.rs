@@ -1,8 +1,10 @@
 //! Process signals, shared by both binaries: Ctrl-C (SIGINT) and SIGTERM
-//! stop the process cleanly; SIGHUP asks it to reload its config (as
-//! `systemctl reload` sends it). A program that cannot reload says so and
-//! keeps running: a stray SIGHUP (a closed terminal, say) must not end it
-//! silently.
+//! stop the process cleanly. SIGHUP means two things: started from a
+//! terminal (stdin is one), the terminal has closed, and the process stops
+//! cleanly, saying so, as interactive programs do (and does not run on
+//! unseen, holding its ports); otherwise (a service manager, `nohup`) it
+//! asks for a reload of the config, as `systemctl reload` sends it. A
+//! program that cannot reload says so and keeps running.
 //!
 //! Handlers are installed when [`Signals::install`] returns, not when the
 //! future is first polled, so a binary can install them before it reports
@@ -14,8 +16,10 @@
 pub enum Signal {
     /// Stop cleanly (SIGINT, SIGTERM).
     Stop,
-    /// Reload the config (SIGHUP).
+    /// Reload the config (SIGHUP, not started from a terminal).
     Reload,
+    /// The terminal it was started from has closed (SIGHUP): stop.
+    TerminalClosed,
 }
 
 /// The process's signal handlers.
@@ -26,6 +30,8 @@ pub struct Signals {
     terminate: tokio::signal::unix::Signal,
     #[cfg(unix)]
     hangup: tokio::signal::unix::Signal,
+    /// Started from a terminal: SIGHUP is its closing.
+    from_terminal: bool,
 }
 
 impl Signals {
@@ -36,15 +42,19 @@ impl Signals {
     pub fn install() -> std::io::Result<Self> {
         #[cfg(unix)]
         {
+            use std::io::IsTerminal;
             use tokio::signal::unix::{signal, SignalKind};
             Ok(Self {
                 interrupt: signal(SignalKind::interrupt())?,
                 terminate: signal(SignalKind::terminate())?,
                 hangup: signal(SignalKind::hangup())?,
+                from_terminal: std::io::stdin().is_terminal(),
             })
         }
         #[cfg(not(unix))]
-        Ok(Self {})
+        Ok(Self {
+            from_terminal: false,
+        })
     }
 
     /// Waits for the next signal. Cancel-safe.
@@ -53,7 +63,11 @@ impl Signals {
         tokio::select! {
             _ = self.interrupt.recv() => Signal::Stop,
             _ = self.terminate.recv() => Signal::Stop,
-            _ = self.hangup.recv() => Signal::Reload,
+            _ = self.hangup.recv() => if self.from_terminal {
+                Signal::TerminalClosed
+            } else {
+                Signal::Reload
+            },
         }
         #[cfg(not(unix))]
         {
@@ -65,10 +79,19 @@ impl Signals {
     /// Waits for a signal to stop; a reload request meanwhile is answered
     /// with one log line saying that `who` cannot reload. Cancel-safe.
     pub async fn stop(&mut self, who: &str) {
-        while self.next().await == Signal::Reload {
-            tracing::warn!(
-                "SIGHUP: {who} cannot reload its config while running; restart it to apply changes"
-            );
+        loop {
+            match self.next().await {
+                Signal::Stop => return,
+                Signal::TerminalClosed => return terminal_closed(),
+                Signal::Reload => tracing::warn!(
+                    "SIGHUP: {who} cannot reload its config while running; restart it to apply changes"
+                ),
+            }
         }
     }
+}
+
+/// The line a process logs as it stops because its terminal has closed.
+pub fn terminal_closed() {
+    tracing::info!("SIGHUP: the terminal has closed; stopping");
 }

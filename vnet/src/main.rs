@@ -81,6 +81,10 @@ async fn main() -> ExitCode {
         tokio::select! {
             signal = signals.next() => match signal {
                 Signal::Stop => break,
+                Signal::TerminalClosed => {
+                    net::signal::terminal_closed();
+                    break;
+                }
                 Signal::Reload => reload(&vnet, &args.config).await,
             },
             ended = &mut shell_ended, if !input_ended => match ended {

@@ -160,3 +160,45 @@ fn inline_arguments_are_never_prompted_and_ctrl_c_at_a_question_cancels() {
     std::fs::remove_dir_all(&dir).unwrap();
     rt.block_on(route.stop());
 }
+
+/// Closing the terminal (SIGHUP to a vnet started from one) stops it
+/// cleanly, saying so, rather than leaving it running unseen with its
+/// ports; without a terminal, SIGHUP reloads (tests/signals.rs).
+#[test]
+fn sighup_from_a_closed_terminal_stops_the_vnet() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let route = rt.block_on(Route::start());
+    let (dir, config) = office_config(&route, "hangup");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vnet"));
+    command
+        .arg(&config)
+        .env("HOME", &dir)
+        .env("TERM", "xterm")
+        .env("RUST_LOG", "info");
+    let mut p = spawn_command(command, Some(EXPECT_MS)).unwrap();
+    p.exp_string("connected to route").unwrap();
+    p.exp_string(">: ").unwrap();
+    let pid = pid_running(&config).expect("the vnet's process");
+    let sent = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(sent.success());
+    p.exp_string("SIGHUP: the terminal has closed; stopping")
+        .unwrap();
+    exits_cleanly(p);
+    std::fs::remove_dir_all(&dir).unwrap();
+    rt.block_on(route.stop());
+}
+
+/// The pid of the process whose command line names `config`.
+fn pid_running(config: &std::path::Path) -> Option<String> {
+    let wanted = config.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            pid.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.contains(&wanted.as_bytes()).then_some(pid)
+        })
+}
