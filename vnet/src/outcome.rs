@@ -1,7 +1,7 @@
 //! Log targets of the lines that restate what a shell command answers (a
-//! use listening or closed, a serve registered or closed, a reload's
-//! summary), so that the shell can leave them off its screen while that
-//! command runs. They are logged as usual everywhere else.
+//! use listening, closed or failed, a serve registered, refused or closed,
+//! a reload's summary), so that the shell can leave them off its screen
+//! while that command runs. They are logged as usual everywhere else.
 
 /// A use's listening and closing.
 pub const USE: &str = "vnet::use";

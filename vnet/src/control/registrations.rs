@@ -94,7 +94,7 @@ pub(crate) fn registered(
             }
             Err(reason) => {
                 let reason = reason.to_string();
-                error!(serve = %key, reason = %Escaped(&reason), "serve refused by the route");
+                error!(target: outcome::SERVE, serve = %key, reason = %Escaped(&reason), "serve refused by the route");
                 ServeState::Refused(reason)
             }
         };

@@ -14,7 +14,7 @@ use rustyline::ExternalPrinter;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tracing::{Level, Metadata};
+use tracing::Metadata;
 
 use crate::outcome;
 
@@ -71,7 +71,7 @@ impl LogSink {
     fn answered(&self, meta: &Metadata<'_>) -> bool {
         let command_running = !self.prompting.load(Ordering::SeqCst)
             && self.printer.lock().expect("log sink poisoned").is_some();
-        command_running && *meta.level() == Level::INFO && outcome::ALL.contains(&meta.target())
+        command_running && outcome::ALL.contains(&meta.target())
     }
 }
 

@@ -134,7 +134,7 @@ impl Listener {
                 };
                 let reason = format!("cannot listen on {addr}: {err}{held}");
                 // The span may be filtered out at warn level; name the use here.
-                error!(r#use = %self.key, %reason, "use failed");
+                error!(target: outcome::USE, r#use = %self.key, %reason, "use failed");
                 return Exit::Failed(reason);
             }
         };
