@@ -13,6 +13,17 @@ use crate::model::{ServeState, Status};
 /// The columns of free text, narrowed first when a table is too wide.
 const CUT: &[&str] = &["name", "info"];
 
+/// A topic's table with its footer and notes, or its one `empty` line.
+fn laid_out(
+    headers: &[&str],
+    rows: &[Vec<String>],
+    footer: String,
+    empty: &str,
+    notes: &[String],
+) -> String {
+    listing(table(headers, rows, CUT), rows.len(), footer, empty, notes)
+}
+
 fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -49,7 +60,7 @@ pub fn serves(list: &[ServeEntry], json: bool) -> String {
         vnets.len()
     );
     let empty = "no serves registered in this group";
-    listing(table(&headers, &rows, CUT), list.len(), footer, empty, &[])
+    laid_out(&headers, &rows, footer, empty, &[])
 }
 
 /// `show vnets`: the group's vnets as the route lists them.
@@ -72,7 +83,7 @@ pub fn vnets(list: &[VnetEntry], json: bool) -> String {
     let headers = ["vnetid", "name", "serves", "connected"];
     let footer = format!("{} vnet(s) in this group", list.len());
     let empty = "no vnets in this group";
-    listing(table(&headers, &rows, CUT), list.len(), footer, empty, &[])
+    laid_out(&headers, &rows, footer, empty, &[])
 }
 
 #[derive(Serialize)]
@@ -159,13 +170,7 @@ pub fn local_serves(status: &Status, json: bool) -> String {
     ];
     let footer = format!("{} serve(s) here", rows.len());
     let empty = "no serves here (serve run NAME port=PORT adds one)";
-    listing(
-        table(&headers, &text, CUT),
-        rows.len(),
-        footer,
-        empty,
-        &notes,
-    )
+    laid_out(&headers, &text, footer, empty, &notes)
 }
 
 /// A serve id as a table shows it; `000` when there is none (yet).
@@ -237,13 +242,7 @@ pub fn local_uses(status: &Status, json: bool) -> String {
     let headers = ["serveid", "name", "listen", "state", "conns", "sent/recv"];
     let footer = format!("{} use(s) here", rows.len());
     let empty = "no uses here (use run NAME serveid=ID adds one)";
-    listing(
-        table(&headers, &text, CUT),
-        rows.len(),
-        footer,
-        empty,
-        &notes,
-    )
+    laid_out(&headers, &text, footer, empty, &notes)
 }
 
 /// `show vnet`: this vnet's own settings.
