@@ -55,6 +55,9 @@ impl Direction {
         R: AsyncRead + ?Sized,
         W: AsyncWrite + ?Sized,
     {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
         loop {
             while self.start < self.end {
                 let buf = self
@@ -112,23 +115,14 @@ where
 {
     let mut ab = Direction::new(size);
     let mut ba = Direction::new(size);
-    let mut turn = super::turns::Turns::default();
+    let mut turns = super::turns::Turns::default();
     poll_fn(|cx| {
-        for forward in turn.next() {
-            let polled = match (forward, ab.done, ba.done) {
-                (true, false, _) => ab.poll(cx, Pin::new(&mut *a), Pin::new(&mut *b)),
-                (false, _, false) => ba.poll(cx, Pin::new(&mut *b), Pin::new(&mut *a)),
-                _ => continue,
-            };
-            if let Poll::Ready(Err(err)) = polled {
-                return Poll::Ready(Err(err));
-            }
-        }
-        if ab.done && ba.done {
-            Poll::Ready(Ok((ab.total, ba.total)))
+        ready!(turns.poll_both(|forward| if forward {
+            ab.poll(cx, Pin::new(&mut *a), Pin::new(&mut *b))
         } else {
-            Poll::Pending
-        }
+            ba.poll(cx, Pin::new(&mut *b), Pin::new(&mut *a))
+        }))?;
+        Poll::Ready(Ok((ab.total, ba.total)))
     })
     .await
 }

@@ -309,23 +309,14 @@ pub(crate) fn copy_both<'a, A: Relayable, B: Relayable>(
         stream: b,
     };
     let (mut ab, mut ba) = (Direction::default(), Direction::default());
-    let mut turn = super::turns::Turns::default();
+    let mut turns = super::turns::Turns::default();
     Some(poll_fn(move |cx| {
-        for forward in turn.next() {
-            let polled = if forward {
-                ab.poll(cx, &a, &b)
-            } else {
-                ba.poll(cx, &b, &a)
-            };
-            if let Poll::Ready(Err(err)) = polled {
-                return Poll::Ready(Err(err));
-            }
-        }
-        if ab.done && ba.done {
-            Poll::Ready(Ok((ab.total, ba.total)))
+        ready!(turns.poll_both(|forward| if forward {
+            ab.poll(cx, &a, &b)
         } else {
-            Poll::Pending
-        }
+            ba.poll(cx, &b, &a)
+        }))?;
+        Poll::Ready(Ok((ab.total, ba.total)))
     }))
 }
 
