@@ -16,7 +16,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRATES = ["proto", "net", "route", "vnet", "testkit"]
+CRATES = ["proto", "net", "route", "vnet", "testkit", "bench", "e2e"]
 LONG = 400
 
 
