@@ -29,6 +29,8 @@
 //!   `error`: the error types at these boundaries.
 //! - [`shell`]: the interactive shell (`terminal=true`); `outcome`: the
 //!   log targets of the lines its answers restate.
+//! - [`ctl`]: the shell's commands from another process (`vnet ctl`), over
+//!   a Unix socket beside the config.
 //!
 //! Cancelling the shutdown token closes the control connection (the
 //! route then withdraws our serves), the listeners and every stream.
@@ -36,6 +38,8 @@
 
 pub mod config;
 mod control;
+#[cfg(unix)]
+pub mod ctl;
 mod current;
 mod error;
 mod grants;

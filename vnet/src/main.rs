@@ -1,5 +1,6 @@
 //! `vnet [CONFIG]`: run an endpoint, with the interactive shell when
-//! `[vnet] terminal=true`.
+//! `[vnet] terminal=true`; `vnet ctl [CONFIG] COMMAND...`: run one shell
+//! command against the vnet running with CONFIG.
 use clap::Parser;
 use net::signal::Signal;
 use std::path::PathBuf;
@@ -11,15 +12,76 @@ use vnet::shell::{self, Ended, LogSink, Shell};
 /// A vnet endpoint: registers local TCP services with a route and maps
 /// remote ones onto local ports.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Also: vnet ctl [CONFIG] COMMAND...   runs one shell command against the \
+                  vnet running with CONFIG (vnet ctl --help)"
+)]
 struct Args {
     /// Config file with [route], [vnet], [serve.NAME] and [use.NAME].
     #[arg(default_value = "config.ini")]
     config: PathBuf,
 }
 
+/// `vnet ctl` is not a config file's name unless such a file exists.
+fn ctl_requested() -> Option<Vec<String>> {
+    let mut argv = std::env::args();
+    let _program = argv.next();
+    (argv.next()? == "ctl" && !std::path::Path::new("ctl").exists()).then(|| argv.collect())
+}
+
+const CTL_USAGE: &str = "usage: vnet ctl [CONFIG] COMMAND...   (CONFIG defaults to config.ini)
+runs one shell command (show serves, reload, use close NAME, ...) against
+the vnet running with CONFIG; exit status 0 done, 1 the command failed,
+2 no vnet runs with that config";
+
+#[cfg(unix)]
+fn ctl(args: &[String]) -> ExitCode {
+    let (config, command) = match args.first() {
+        None => (None, &[][..]),
+        // One word is a command (a mistyped one gets the vnet's answer).
+        Some(first)
+            if shell::command::COMMANDS.contains(&first.as_str())
+                || (args.len() == 1 && !first.ends_with(".ini")) =>
+        {
+            (None, args)
+        }
+        Some(first) => (Some(first.as_str()), &args[1..]),
+    };
+    if command
+        .first()
+        .is_some_and(|word| word == "--help" || word == "-h")
+    {
+        println!("{CTL_USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if command.is_empty() {
+        eprintln!("{CTL_USAGE}");
+        return ExitCode::from(2);
+    }
+    let config = std::path::Path::new(config.unwrap_or("config.ini"));
+    ExitCode::from(vnet::ctl::client::run(
+        config,
+        &vnet::ctl::client::command_line(command),
+    ))
+}
+
+#[cfg(not(unix))]
+fn ctl(_args: &[String]) -> ExitCode {
+    eprintln!("vnet ctl: not available on this system yet");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    if let Some(args) = ctl_requested() {
+        return ctl(&args);
+    }
+    run()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn run() -> ExitCode {
     let args = Args::parse();
     // `vnet help` reads as a request for help, unless a file is named so.
     if args.config.as_os_str() == "help" && !args.config.exists() {
@@ -65,6 +127,11 @@ async fn main() -> ExitCode {
         }
     }
 
+    // `exit` through `vnet ctl` stops the vnet as the shell's own does.
+    let ctl_stop = CancellationToken::new();
+    #[cfg(unix)]
+    let ctl = start_ctl(&vnet, &args.config, ctl_stop.clone(), shutdown.clone()).await;
+
     let (shell_tx, mut shell_ended) = tokio::sync::oneshot::channel();
     if terminal {
         let shell = Shell {
@@ -87,6 +154,7 @@ async fn main() -> ExitCode {
                 }
                 Signal::Reload => reload(&vnet, &args.config).await,
             },
+            _ = ctl_stop.cancelled() => break,
             ended = &mut shell_ended, if !input_ended => match ended {
                 Ok(Ended::Exit) => break,
                 // No more input (a pipe, or no stdin under a service
@@ -101,7 +169,38 @@ async fn main() -> ExitCode {
     tracing::info!("stopping");
     vnet.shutdown();
     vnet.stopped().await;
+    // Its socket file goes with it.
+    #[cfg(unix)]
+    if let Some(ctl) = ctl {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ctl).await;
+    }
     ExitCode::SUCCESS
+}
+
+/// Opens the `vnet ctl` socket beside the config; without it the vnet
+/// runs on, saying why (a read-only directory, another vnet on the file).
+#[cfg(unix)]
+async fn start_ctl(
+    vnet: &vnet::VnetHandle,
+    config: &std::path::Path,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let path = vnet::ctl::socket_path(config);
+    match vnet::ctl::server::CtlServer::bind(&path).await {
+        Ok(server) => {
+            let shell = std::sync::Arc::new(Shell {
+                handle: vnet.clone(),
+                rt: tokio::runtime::Handle::current(),
+                config_path: config.to_path_buf(),
+            });
+            Some(tokio::spawn(server.run(shell, stop, shutdown)))
+        }
+        Err(err) => {
+            tracing::warn!(%err, "vnet ctl is not available");
+            None
+        }
+    }
 }
 
 /// SIGHUP: reloads the config file as the shell's `reload` does (the

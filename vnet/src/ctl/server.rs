@@ -1,0 +1,210 @@
+//! The vnet's side of `vnet ctl`: a Unix socket beside the config, one
+//! command per connection, run by the shell's executor.
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{answer, MAX_COMMAND, READ_TIMEOUT};
+use crate::shell::ask::{Asked, Io};
+use crate::shell::exec::{Reply, Shell};
+
+/// Commands that may run at once; more wait their turn.
+const AT_ONCE: usize = 4;
+
+/// The listening socket; removes its file when dropped.
+pub struct CtlServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for CtlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Why the socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another vnet already runs with this config (its socket {0} answers)")]
+    InUse(PathBuf),
+    #[error("cannot listen on {path}: {err}")]
+    Io { path: PathBuf, err: io::Error },
+}
+
+impl CtlServer {
+    /// Listens on `path`, readable and writable by this user only. A file
+    /// left there by a vnet that died is replaced; a live one is not. When
+    /// `path` is a symbolic link, the socket is made where it points (so a
+    /// service with a read-only config directory can keep its socket in a
+    /// runtime directory).
+    pub async fn bind(path: &Path) -> Result<Self, BindError> {
+        let target = std::fs::read_link(path)
+            .ok()
+            .map(|to| path.parent().unwrap_or(Path::new("")).join(to));
+        let path = target.as_deref().unwrap_or(path);
+        let io_err = |err| BindError::Io {
+            path: path.to_path_buf(),
+            err,
+        };
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(BindError::InUse(path.to_path_buf()));
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io_err(err)),
+        }
+        let listener = UnixListener::bind(path).map_err(io_err)?;
+        let server = CtlServer {
+            listener,
+            path: path.to_path_buf(),
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+        Ok(server)
+    }
+
+    /// Answers commands until `shutdown`; `exit` from a client cancels
+    /// `stop` (the vnet then stops as from its own shell).
+    pub async fn run(
+        self,
+        shell: Arc<Shell>,
+        stop: CancellationToken,
+        shutdown: CancellationToken,
+    ) {
+        info!(socket = %self.path.display(), "vnet ctl listening");
+        let slots = Arc::new(Semaphore::new(AT_ONCE));
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = self.listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    warn!(%err, "vnet ctl: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if !same_user(&stream) {
+                warn!("vnet ctl: refused a connection from another user");
+                continue;
+            }
+            let (shell, stop, slots) = (shell.clone(), stop.clone(), slots.clone());
+            tokio::spawn(async move {
+                let Ok(_slot) = slots.acquire_owned().await else {
+                    return;
+                };
+                if let Err(err) = serve_one(stream, shell, stop).await {
+                    debug!(%err, "vnet ctl: connection ended early");
+                }
+            });
+        }
+    }
+}
+
+/// The peer runs as this process's user, or as root.
+fn same_user(stream: &UnixStream) -> bool {
+    let ours = rustix::process::geteuid().as_raw();
+    match stream.peer_cred() {
+        Ok(cred) => cred.uid() == ours || cred.uid() == 0,
+        Err(_) => false,
+    }
+}
+
+async fn serve_one(
+    mut stream: UnixStream,
+    shell: Arc<Shell>,
+    stop: CancellationToken,
+) -> io::Result<()> {
+    let line = match tokio::time::timeout(READ_TIMEOUT, read_line(&mut stream)).await {
+        Ok(line) => line?,
+        Err(_) => {
+            let text = answer(false, "no command within 5 s");
+            return stream.write_all(text.as_bytes()).await;
+        }
+    };
+    let text = match line {
+        Some(line) => {
+            debug!(command = %proto::text::escape(&line), "vnet ctl");
+            let (ok, text, exit) = tokio::task::spawn_blocking(move || run(&shell, &line))
+                .await
+                .unwrap_or_else(|_| (false, "the command failed unexpectedly".into(), false));
+            if exit {
+                info!("vnet ctl: exit; stopping");
+                stop.cancel();
+            }
+            answer(ok, &text)
+        }
+        None => answer(
+            false,
+            &format!("a command is at most {MAX_COMMAND} bytes of UTF-8"),
+        ),
+    };
+    stream.write_all(text.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// The command line, up to its newline or the end; `None` when too long
+/// or not UTF-8.
+async fn read_line(stream: &mut UnixStream) -> io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let mut limited = stream.take(MAX_COMMAND as u64 + 1);
+    loop {
+        let mut chunk = [0u8; 512];
+        let n = limited.read(&mut chunk).await?;
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            buf.truncate(end);
+            break;
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    if buf.len() > MAX_COMMAND {
+        return Ok(None);
+    }
+    Ok(String::from_utf8(buf).ok())
+}
+
+/// Collects what the command says; asks nobody (missing required keys are
+/// errors, as from a pipe).
+#[derive(Default)]
+struct Collected(Vec<String>);
+
+impl Io for Collected {
+    fn ask(&mut self, _prompt: &str) -> Asked {
+        Asked::Nobody
+    }
+
+    fn say(&mut self, text: &str) {
+        self.0.push(text.to_string());
+    }
+}
+
+/// Runs one line: (succeeded, text, the vnet should stop).
+fn run(shell: &Shell, line: &str) -> (bool, String, bool) {
+    let mut io = Collected::default();
+    let cmd = match crate::shell::command::parse(line) {
+        Ok(Some(cmd)) => cmd,
+        Ok(None) => return (false, "error: no command given".into(), false),
+        Err(err) => return (false, format!("error: {err}"), false),
+    };
+    let (ok, last, exit) = match shell.execute(cmd, &mut io) {
+        Ok(Reply::Text(text)) => (true, text, false),
+        Ok(Reply::Exit) => (true, "stopping the vnet".to_string(), true),
+        Err(err) => (false, format!("error: {err}"), false),
+    };
+    if !last.is_empty() {
+        io.0.push(last);
+    }
+    (ok, io.0.join("\n"), exit)
+}
