@@ -26,9 +26,14 @@ struct Args {
 
 /// `vnet ctl` is not a config file's name unless such a file exists.
 fn ctl_requested() -> Option<Vec<String>> {
-    let mut argv = std::env::args();
+    let mut argv = std::env::args_os();
     let _program = argv.next();
-    (argv.next()? == "ctl" && !std::path::Path::new("ctl").exists()).then(|| argv.collect())
+    if argv.next()? != "ctl" || std::path::Path::new("ctl").exists() {
+        return None;
+    }
+    // A word that is not text cannot be a command's; it is shown as best
+    // it can be and refused by the vnet's parser.
+    Some(argv.map(|a| a.to_string_lossy().into_owned()).collect())
 }
 
 const CTL_USAGE: &str = "usage: vnet ctl [CONFIG] COMMAND...   (CONFIG defaults to config.ini)
@@ -61,10 +66,13 @@ fn ctl(args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     }
     let config = std::path::Path::new(config.unwrap_or("config.ini"));
-    ExitCode::from(vnet::ctl::client::run(
-        config,
-        &vnet::ctl::client::command_line(command),
-    ))
+    match vnet::ctl::client::command_line(command) {
+        Ok(line) => ExitCode::from(vnet::ctl::client::run(config, &line)),
+        Err(err) => {
+            eprintln!("vnet ctl: {err}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[cfg(not(unix))]

@@ -72,6 +72,7 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
     let home = Vnet::start(&route, &serve_section("echo", 730, echo));
     home.registered("echo").await;
     let dir = std::env::temp_dir().join(format!("vnet-ctl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config: PathBuf = dir.join("office.ini");
     let head = format!(
@@ -108,6 +109,21 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
     assert_eq!(made.status, 0, "{}", made.stderr);
     let addr = use_addr(&config, "e").await.expect("use e listens");
     assert_eq!(connect_tagged(addr).await.1, "ctl");
+
+    // Words with spaces arrive as one value, as from the shell.
+    let port = format!("port={}", echo.port());
+    let args = [
+        config.to_str().unwrap(),
+        "serve",
+        "run",
+        "spaced",
+        &port,
+        "info=home web",
+    ];
+    let made = ctl_as(None, &args).await;
+    assert_eq!(made.status, 0, "{}", made.stderr);
+    let shown = ctl(&config, "show serve").await;
+    assert!(shown.stdout.contains("home web"), "{}", shown.stdout);
 
     // A command that fails: status 1 and the reason on stderr.
     let failed = ctl(&config, "use close nosuch").await;
@@ -171,6 +187,7 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
 async fn a_socket_linked_elsewhere_is_made_where_the_link_points() {
     let route = Route::start().await;
     let base = std::env::temp_dir().join(format!("vnet-ctl-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
     let (config_dir, runtime_dir) = (base.join("etc"), base.join("run"));
     std::fs::create_dir_all(&config_dir).unwrap();
     std::fs::create_dir_all(&runtime_dir).unwrap();

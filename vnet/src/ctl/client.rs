@@ -26,6 +26,18 @@ pub fn run(config: &Path, command: &str) -> u8 {
             return 2;
         }
     };
+    // Only a vnet of this user (or root) hears the command.
+    let ours = rustix::process::geteuid().as_raw();
+    match rustix::net::sockopt::socket_peercred(&stream) {
+        Ok(peer) if peer.uid.as_raw() == ours || peer.uid.is_root() => {}
+        _ => {
+            eprintln!(
+                "vnet ctl: {} is not held by a vnet of this user; not talking to it",
+                socket.display()
+            );
+            return 2;
+        }
+    }
     let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
     let sent = stream
         .write_all(format!("{command}\n").as_bytes())
@@ -56,7 +68,20 @@ pub fn run(config: &Path, command: &str) -> u8 {
 
 /// The command line for `args` as a shell would have split them: a word
 /// with spaces in it is quoted again (`info="home web"`).
-pub fn command_line(args: &[String]) -> String {
+///
+/// # Errors
+/// A word that is empty, or holds a `"` or a control character, which the
+/// shell's line cannot carry.
+pub fn command_line(args: &[String]) -> Result<String, String> {
+    if let Some(bad) = args
+        .iter()
+        .find(|a| a.is_empty() || a.contains(|c: char| c == '"' || c.is_control()))
+    {
+        return Err(format!(
+            "{:?}: a word may not be empty or hold quotes or control characters",
+            bad
+        ));
+    }
     let words: Vec<String> = args
         .iter()
         .map(|arg| {
@@ -69,5 +94,23 @@ pub fn command_line(args: &[String]) -> String {
             }
         })
         .collect();
-    words.join(" ")
+    Ok(words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn words_with_spaces_are_quoted_and_unsafe_ones_refused() {
+        let line = command_line(&words(&["serve", "run", "web", "info=home web"])).unwrap();
+        assert_eq!(line, "serve run web info=\"home web\"");
+        assert!(command_line(&words(&["show", ""])).is_err());
+        assert!(command_line(&words(&["use", "info=\"x"])).is_err());
+        assert!(command_line(&words(&["show", "serves\nexit"])).is_err());
+    }
 }

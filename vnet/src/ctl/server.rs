@@ -1,7 +1,7 @@
 //! The vnet's side of `vnet ctl`: a Unix socket beside the config, one
 //! command per connection, run by the shell's executor.
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,7 +17,15 @@ use crate::shell::exec::{Reply, Shell};
 /// Commands that may run at once; more wait their turn.
 const AT_ONCE: usize = 4;
 
+/// Connections that may be open at once (waiting, running or being
+/// answered); more are closed at once.
+const OPEN_AT_MOST: usize = 64;
+
+/// How long a client has to take its answer.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The listening socket; removes its file when dropped.
+#[derive(Debug)]
 pub struct CtlServer {
     listener: UnixListener,
     path: PathBuf,
@@ -45,21 +53,28 @@ impl CtlServer {
     /// service with a read-only config directory can keep its socket in a
     /// runtime directory).
     pub async fn bind(path: &Path) -> Result<Self, BindError> {
-        let target = std::fs::read_link(path)
-            .ok()
-            .map(|to| path.parent().unwrap_or(Path::new("")).join(to));
+        let target = followed_link(path)?;
         let path = target.as_deref().unwrap_or(path);
         let io_err = |err| BindError::Io {
             path: path.to_path_buf(),
             err,
         };
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(BindError::InUse(path.to_path_buf()));
-        }
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
+        match std::fs::symlink_metadata(path) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(io_err(err)),
+            Ok(meta) if !meta.file_type().is_socket() => {
+                return Err(io_err(io::Error::other(
+                    "something other than a socket is there",
+                )))
+            }
+            // A socket: stale only if nobody listens on it any more.
+            Ok(_) => match UnixStream::connect(path).await {
+                Ok(_) => return Err(BindError::InUse(path.to_path_buf())),
+                Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path).map_err(io_err)?;
+                }
+                Err(err) => return Err(io_err(err)),
+            },
         }
         let listener = UnixListener::bind(path).map_err(io_err)?;
         let server = CtlServer {
@@ -80,6 +95,7 @@ impl CtlServer {
     ) {
         info!(socket = %self.path.display(), "vnet ctl listening");
         let slots = Arc::new(Semaphore::new(AT_ONCE));
+        let open = Arc::new(Semaphore::new(OPEN_AT_MOST));
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -97,17 +113,43 @@ impl CtlServer {
                 warn!("vnet ctl: refused a connection from another user");
                 continue;
             }
+            let Ok(held) = open.clone().try_acquire_owned() else {
+                warn!("vnet ctl: too many connections at once; closed one");
+                continue;
+            };
             let (shell, stop, slots) = (shell.clone(), stop.clone(), slots.clone());
             tokio::spawn(async move {
-                let Ok(_slot) = slots.acquire_owned().await else {
-                    return;
-                };
-                if let Err(err) = serve_one(stream, shell, stop).await {
+                let _held = held;
+                if let Err(err) = serve_one(stream, shell, stop, slots).await {
                     debug!(%err, "vnet ctl: connection ended early");
                 }
             });
         }
     }
+}
+
+/// Where a symbolic link at `path` points, if there is one; only a link
+/// of this user's or root's is followed, so nobody else can aim the socket
+/// (and the removal of a stale one) elsewhere.
+fn followed_link(path: &Path) -> Result<Option<PathBuf>, BindError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(None);
+    };
+    if !meta.file_type().is_symlink() {
+        return Ok(None);
+    }
+    let ours = rustix::process::geteuid().as_raw();
+    if meta.uid() != ours && meta.uid() != 0 {
+        return Err(BindError::Io {
+            path: path.to_path_buf(),
+            err: io::Error::other("a link owned by another user; not following it"),
+        });
+    }
+    let to = std::fs::read_link(path).map_err(|err| BindError::Io {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    Ok(Some(path.parent().unwrap_or(Path::new("")).join(to)))
 }
 
 /// The peer runs as this process's user, or as root.
@@ -123,17 +165,24 @@ async fn serve_one(
     mut stream: UnixStream,
     shell: Arc<Shell>,
     stop: CancellationToken,
+    slots: Arc<Semaphore>,
 ) -> io::Result<()> {
     let line = match tokio::time::timeout(READ_TIMEOUT, read_line(&mut stream)).await {
         Ok(line) => line?,
         Err(_) => {
             let text = answer(false, "no command within 5 s");
-            return stream.write_all(text.as_bytes()).await;
+            let said = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(text.as_bytes()));
+            return said
+                .await
+                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
         }
     };
     let text = match line {
         Some(line) => {
             debug!(command = %proto::text::escape(&line), "vnet ctl");
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return Ok(());
+            };
             let (ok, text, exit) = tokio::task::spawn_blocking(move || run(&shell, &line))
                 .await
                 .unwrap_or_else(|_| (false, "the command failed unexpectedly".into(), false));
@@ -148,8 +197,13 @@ async fn serve_one(
             &format!("a command is at most {MAX_COMMAND} bytes of UTF-8"),
         ),
     };
-    stream.write_all(text.as_bytes()).await?;
-    stream.shutdown().await
+    let answered = async {
+        stream.write_all(text.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, answered)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// The command line, up to its newline or the end; `None` when too long
@@ -207,4 +261,50 @@ fn run(shell: &Shell, line: &str) -> (bool, String, bool) {
         io.0.push(last);
     }
     (ok, io.0.join("\n"), exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vnet-ctl-bind-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_and_a_live_one_kept() {
+        let dir = scratch("stale");
+        let path = dir.join("config.ini.ctl");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let first = CtlServer::bind(&path)
+            .await
+            .expect("a stale socket is replaced");
+        let second = CtlServer::bind(&path).await;
+        assert!(matches!(second, Err(BindError::InUse(_))), "{second:?}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(first);
+        assert!(!path.exists(), "the socket goes with its server");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn anything_but_a_socket_is_left_alone() {
+        let dir = scratch("file");
+        let config = dir.join("config.ini");
+        std::fs::write(&config, "[route]\n").unwrap();
+        let path = dir.join("config.ini.ctl");
+        std::fs::write(&path, "mine").unwrap();
+        assert!(CtlServer::bind(&path).await.is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "mine");
+        // A link that points at a file (a slip of `ln -s`) removes nothing.
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&config, &path).unwrap();
+        assert!(CtlServer::bind(&path).await.is_err());
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), "[route]\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
