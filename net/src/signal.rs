@@ -75,20 +75,6 @@ impl Signals {
             Signal::Stop
         }
     }
-
-    /// Waits for a signal to stop; a reload request meanwhile is answered
-    /// with one log line saying that `who` cannot reload. Cancel-safe.
-    pub async fn stop(&mut self, who: &str) {
-        loop {
-            match self.next().await {
-                Signal::Stop => return,
-                Signal::TerminalClosed => return terminal_closed(),
-                Signal::Reload => tracing::warn!(
-                    "SIGHUP: {who} cannot reload its config while running; restart it to apply changes"
-                ),
-            }
-        }
-    }
 }
 
 /// The line a process logs as it stops because its terminal has closed.

@@ -49,7 +49,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
         Ok(place) => place,
         Err(throttled) => return debug!(%throttled, "dropped peer"),
     };
-    let config = &hub.config;
+    let config = hub.config();
     net::socket::tune(&stream, config.heartbeat);
     let start = conn::start(
         stream,

@@ -35,7 +35,8 @@
 //! - `conn`: a connection's start (TLS, preambles, first message), its
 //!   framed type, and refusing it.
 //! - [`config`] (with [`tls`]): what the route runs with, read from
-//!   `[route]` or built in code.
+//!   `[route]` or built in code; `reload` puts a config read again in
+//!   force (SIGHUP).
 #![forbid(unsafe_code)]
 
 mod accept;
@@ -46,6 +47,7 @@ mod conn;
 mod control;
 mod link;
 mod registry;
+mod reload;
 mod state;
 mod streams;
 pub mod tls;
@@ -66,7 +68,31 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves on `listener` until `shutdown` is cancelled.
 pub async fn run(listener: TcpListener, config: RouteConfig, shutdown: CancellationToken) {
+    let (_keep, reloads) = tokio::sync::mpsc::channel(1);
+    run_reloading(listener, config, shutdown, reloads).await;
+}
+
+/// A config read again, and whom to tell once it is in force.
+pub type Reload = (RouteConfig, Option<tokio::sync::oneshot::Sender<()>>);
+
+/// [`run`], putting in force each config that arrives on `reloads` (what
+/// can change while running; see `reload`), with a log line for each.
+pub async fn run_reloading(
+    listener: TcpListener,
+    config: RouteConfig,
+    shutdown: CancellationToken,
+    mut reloads: tokio::sync::mpsc::Receiver<Reload>,
+) {
     let hub = Arc::new(Hub::new(config, shutdown));
+    let reloading = hub.clone();
+    tokio::spawn(async move {
+        while let Some((config, applied)) = reloads.recv().await {
+            reload::log(&reload::apply(&reloading, config));
+            if let Some(applied) = applied {
+                let _ = applied.send(());
+            }
+        }
+    });
     accept::accept_loop(listener, hub.clone()).await;
     hub.tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, hub.tracker.wait())

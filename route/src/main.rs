@@ -1,5 +1,6 @@
 //! `route [CONFIG]`: read the config (TLS included), bind, and run the
-//! hub until Ctrl-C or SIGTERM. A config error exits with status 2.
+//! hub until Ctrl-C or SIGTERM; SIGHUP reads the config again. A config
+//! error exits with status 2.
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +40,7 @@ async fn main() -> ExitCode {
         let fingerprint = &tls.fingerprint;
         tracing::info!(%fingerprint, "tls on; vnets can pin this fingerprint");
     }
-    let mut signals = match net::signal::Signals::install() {
+    let signals = match net::signal::Signals::install() {
         Ok(signals) => signals,
         Err(err) => {
             eprintln!("route: cannot install signal handlers: {err}");
@@ -61,12 +62,43 @@ async fn main() -> ExitCode {
         Err(err) => tracing::warn!(%err, "listening, address unknown"),
     }
     let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        signals.stop("the route").await;
-        on_signal.cancel();
-    });
-    route::run(listener, config, shutdown).await;
+    let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(follow_signals(
+        signals,
+        args.config.clone(),
+        reload_tx,
+        shutdown.clone(),
+    ));
+    route::run_reloading(listener, config, shutdown, reloads).await;
     tracing::info!("route stopped");
     ExitCode::SUCCESS
+}
+
+/// Stops the route on SIGINT/SIGTERM (or when its terminal closes); on
+/// SIGHUP reads the config again and hands it to the running route, or
+/// says why not and changes nothing.
+async fn follow_signals(
+    mut signals: net::signal::Signals,
+    path: PathBuf,
+    reloads: tokio::sync::mpsc::Sender<route::Reload>,
+    shutdown: CancellationToken,
+) {
+    use net::signal::Signal;
+    loop {
+        match signals.next().await {
+            Signal::Stop => break,
+            Signal::TerminalClosed => {
+                net::signal::terminal_closed();
+                break;
+            }
+            Signal::Reload => {
+                tracing::info!(file = %path.display(), "SIGHUP: reloading the config");
+                match route::RouteConfig::load(&path) {
+                    Ok(config) => drop(reloads.send((config, None)).await),
+                    Err(err) => tracing::error!(%err, "config not reloaded; nothing changed"),
+                }
+            }
+        }
+    }
+    shutdown.cancel();
 }

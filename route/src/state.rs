@@ -5,7 +5,7 @@
 //! std `Mutex`, never held across an `.await`), the data connections
 //! waiting for their other half, and the shutdown token and task tracker
 //! that let `run` stop everything and wait for it.
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -19,8 +19,8 @@ use crate::streams::tickets::Pending;
 
 /// State shared by all of the route's tasks.
 pub struct Hub {
-    /// What the route runs with.
-    pub config: RouteConfig,
+    /// What the route runs with; a reload swaps it (see `reload`).
+    config: RwLock<Arc<RouteConfig>>,
     registry: Mutex<Registry>,
     asks: Mutex<Asks>,
     /// Visitors waiting for a dialed-back serving half, by ticket.
@@ -42,7 +42,7 @@ impl Hub {
     pub fn new(config: RouteConfig, shutdown: CancellationToken) -> Self {
         Self {
             admission: Arc::new(Admission::new(config.admission.clone())),
-            config,
+            config: RwLock::new(Arc::new(config)),
             registry: Mutex::default(),
             asks: Mutex::default(),
             tickets: Pending::default(),
@@ -51,6 +51,20 @@ impl Hub {
             shutdown,
             tracker: TaskTracker::new(),
         }
+    }
+
+    /// The config as it is now. A task reads it when it needs a setting,
+    /// so a reload reaches every new connection and request.
+    pub fn config(&self) -> Arc<RouteConfig> {
+        self.config.read().expect("config poisoned").clone()
+    }
+
+    /// Puts `config` in place of the current one; returns the old one.
+    pub fn replace_config(&self, config: RouteConfig) -> Arc<RouteConfig> {
+        std::mem::replace(
+            &mut *self.config.write().expect("config poisoned"),
+            Arc::new(config),
+        )
     }
 
     /// The registry, locked. Never hold the guard across an `.await`.

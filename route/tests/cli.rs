@@ -125,3 +125,65 @@ fn help_and_version() {
         format!("route {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn sighup_puts_a_new_token_in_force_and_names_what_needs_a_restart() {
+    let path = temp_config("hup", "[route]\nip=127.0.0.1\nport=0\ntoken=alpha\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_route"))
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // Lines arrive through a channel, each awaited with a timeout.
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let kill = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let line_with = |needle: &str| -> String {
+        loop {
+            match rx.recv_timeout(LIMIT) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(err) => {
+                    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                    panic!("no line with {needle:?}: {err}");
+                }
+            }
+        }
+    };
+    line_with("route listening");
+
+    std::fs::write(&path, "[route]\nip=localhost\nport=0\ntoken=beta\n").unwrap();
+    kill("-HUP");
+    let reloaded = line_with("config reloaded");
+    assert!(reloaded.contains("changed=token"), "{reloaded}");
+    let restart = line_with("need a restart");
+    assert!(restart.contains("keys=ip"), "{restart}");
+
+    std::fs::write(&path, "[route]\nip=127.0.0.1\nport=77777\n").unwrap();
+    kill("-HUP");
+    let refused = line_with("config not reloaded");
+    assert!(refused.contains("port"), "{refused}");
+
+    kill("-TERM");
+    line_with("route stopped");
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    std::fs::remove_file(path).unwrap();
+}

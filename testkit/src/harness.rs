@@ -12,6 +12,7 @@ pub struct Route {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
+    reloads: tokio::sync::mpsc::Sender<route::Reload>,
 }
 
 impl Route {
@@ -33,12 +34,26 @@ impl Route {
         let listener = route::listen(&format!("127.0.0.1:{port}")).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(route::run(listener, config, shutdown.clone()));
+        let (reloads, reloaded) = tokio::sync::mpsc::channel(1);
+        let task = tokio::spawn(route::run_reloading(
+            listener,
+            config,
+            shutdown.clone(),
+            reloaded,
+        ));
         Self {
             addr,
             shutdown,
             task,
+            reloads,
         }
+    }
+
+    /// Puts `config` in force as a SIGHUP would, and waits until it is.
+    pub async fn reload(&self, config: route::RouteConfig) {
+        let (applied, done) = tokio::sync::oneshot::channel();
+        self.reloads.send((config, Some(applied))).await.unwrap();
+        within("the route applies a reload", done).await.unwrap();
     }
 
     /// Stops the route and checks that `run` returns.

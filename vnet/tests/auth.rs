@@ -85,6 +85,36 @@ async fn wrong_or_missing_tokens_are_refused_with_a_reason() {
     route.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_token_admits_new_joins_and_keeps_the_joined() {
+    let route = route_with_token("alpha").await;
+    let addr = route.addr;
+    let early = vnet_with_token(addr, Some("alpha"), "[vnet]\nname=early\n");
+    early.wait("joined", |s| s.vnet_id.is_some()).await;
+    route
+        .reload(route::RouteConfig {
+            token: Token::new("beta"),
+            ..Default::default()
+        })
+        .await;
+    let late = vnet_with_token(addr, Some("beta"), "[vnet]\nname=late\n");
+    late.wait("joined with the new token", |s| s.vnet_id.is_some())
+        .await;
+    let stale = vnet_with_token(addr, Some("alpha"), "");
+    assert!(refusal(&stale)
+        .await
+        .contains("could not prove it knows our token"));
+    // The vnet that joined under the old token is still in the group.
+    let names: Vec<String> = within("show vnets", late.handle.vnets())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert!(names.contains(&"early".to_string()), "{names:?}");
+    stop_all(route, [early, late, stale]).await;
+}
+
 /// Everything the route still sends before it closes.
 async fn rest(mut link: Link) -> Vec<RouteMsg> {
     let mut got = Vec::new();

@@ -69,7 +69,7 @@ pub enum Ended {
 /// exchange (under the handshake timeout, and while it keeps its `place`
 /// among the unauthenticated), then the session.
 pub async fn join(mut conn: Half, hello: Hello, peer: SocketAddr, place: Place, hub: Arc<Hub>) {
-    let config = &hub.config;
+    let config = hub.config();
     let proof = auth::prove(&mut conn, &hello, &config.token, config.handshake_timeout);
     let proved = tokio::select! {
         proved = proof => proved,
@@ -117,7 +117,7 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
     // connection; idle serving spares are closed below.
     let _close_spares = cancel.clone().drop_guard();
     let (link, queues) = VnetLink::new(cancel);
-    let max_vnets = hub.config.max_vnets;
+    let max_vnets = hub.config().max_vnets;
     let joined = hub
         .registry()
         .join(&group, &name, link.clone(), secret, now_unix(), max_vnets);
@@ -128,7 +128,7 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
     hub.spares.open(session_id);
     let (shown_name, shown_group) = (Escaped(&name), Escaped(&group));
     info!(vnet = %vnet_id, name = %shown_name, group = %shown_group, "vnet joined");
-    let heartbeat = hub.config.heartbeat;
+    let heartbeat = hub.config().heartbeat;
     let welcome = RouteMsg::Welcome {
         vnet_id,
         session: session_id,

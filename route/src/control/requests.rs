@@ -91,7 +91,7 @@ impl Peer<'_> {
             Request::RegisterServe(spec) => {
                 let name = spec.name.clone();
                 let wanted = spec.serve_id;
-                let max_serves = hub.config.max_serves_per_vnet;
+                let max_serves = hub.config().max_serves_per_vnet;
                 let registered = hub.registry().register(group, vnet, spec, max_serves);
                 let name = Escaped(&name);
                 match registered {

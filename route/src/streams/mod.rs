@@ -43,7 +43,7 @@ pub async fn visit(visitor: Half, serve_id: ServeId, pass: DataPass, hub: Arc<Hu
     };
     match target {
         Ok((target, admitted)) => {
-            let max = hub.config.max_connections;
+            let max = hub.config().max_connections;
             let counted = hub
                 .streams
                 .open(target.session, pass.session, serve_id, max);
