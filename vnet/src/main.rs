@@ -66,7 +66,14 @@ fn ctl(args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     }
     let config = std::path::Path::new(config.unwrap_or("config.ini"));
-    match vnet::ctl::client::command_line(command) {
+    // `reload FILE` names a file from here, not from the vnet's directory.
+    let mut command = command.to_vec();
+    if let ["reload", file] = command.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        if let Ok(path) = std::fs::canonicalize(file) {
+            command[1] = path.to_string_lossy().into_owned();
+        }
+    }
+    match vnet::ctl::client::command_line(&command) {
         Ok(line) => ExitCode::from(vnet::ctl::client::run(config, &line)),
         Err(err) => {
             eprintln!("vnet ctl: {err}");

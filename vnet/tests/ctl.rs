@@ -30,9 +30,12 @@ struct Ctl {
     stderr: String,
 }
 
-async fn ctl_as(uid: Option<u32>, args: &[&str]) -> Ctl {
+async fn ctl_as(uid: Option<u32>, cwd: Option<&Path>, args: &[&str]) -> Ctl {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vnet"));
     command.arg("ctl").args(args).stdin(Stdio::null());
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
     if let Some(uid) = uid {
         command.uid(uid);
     }
@@ -53,7 +56,7 @@ async fn ctl_as(uid: Option<u32>, args: &[&str]) -> Ctl {
 async fn ctl(config: &Path, command: &str) -> Ctl {
     let mut args = vec![config.to_str().unwrap()];
     args.extend(command.split(' '));
-    ctl_as(None, &args).await
+    ctl_as(None, None, &args).await
 }
 
 /// Where the use `name` listens, from `show use json`.
@@ -120,7 +123,7 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
         &port,
         "info=home web",
     ];
-    let made = ctl_as(None, &args).await;
+    let made = ctl_as(None, None, &args).await;
     assert_eq!(made.status, 0, "{}", made.stderr);
     let shown = ctl(&config, "show serve").await;
     assert!(shown.stdout.contains("home web"), "{}", shown.stdout);
@@ -150,6 +153,21 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
         "shell-made use kept"
     );
 
+    // `reload FILE` names the file from where ctl runs, not from the
+    // vnet's directory.
+    std::fs::write(
+        dir.join("next.ini"),
+        format!("{head}[use.next]\nserveid=730\nport=0\n"),
+    )
+    .unwrap();
+    let reloaded = ctl_as(None, Some(&dir), &["office.ini", "reload", "next.ini"]).await;
+    assert_eq!(reloaded.status, 0, "{}", reloaded.stderr);
+    assert!(
+        use_addr(&config, "next").await.is_some(),
+        "{}",
+        reloaded.stdout
+    );
+
     // A config no vnet runs with: status 2.
     let nobody = ctl(&dir.join("other.ini"), "show use").await;
     assert_eq!(nobody.status, 2, "{}", nobody.stderr);
@@ -159,11 +177,11 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
     // opened up the vnet itself refuses them. (Needs root to switch users.)
     if rustix::process::geteuid().is_root() {
         let args = [config.to_str().unwrap(), "show", "use"];
-        let stranger = ctl_as(Some(65534), &args).await;
+        let stranger = ctl_as(Some(65534), None, &args).await;
         assert_eq!(stranger.status, 2, "{}", stranger.stdout);
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let stranger = ctl_as(Some(65534), &args).await;
+        let stranger = ctl_as(Some(65534), None, &args).await;
         assert_eq!(stranger.status, 2, "{}", stranger.stdout);
         assert!(stranger.stdout.is_empty(), "{}", stranger.stdout);
         wait_log(&mut logs, "refused a connection from another user").await;
