@@ -261,3 +261,119 @@ async fn sleep_until_some(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UseConfig;
+    use crate::model::Status;
+    use crate::paths::relay::spares::VisitingSpares;
+    use proto::message::{ServeEntry, ServeSpec};
+
+    fn entry(serve_id: ServeId, vnet: u16, name: &str) -> ServeEntry {
+        ServeEntry {
+            serve_id,
+            vnet_id: VnetId(vnet),
+            vnet_name: name.to_string(),
+            spec: ServeSpec {
+                name: "jupyter".into(),
+                serve_id: Some(serve_id),
+                kind: "tcp".into(),
+                ip: "127.0.0.1".into(),
+                port: 8888,
+                info: String::new(),
+            },
+        }
+    }
+
+    /// A grant's mapping (granted by vnet 01) on serve 001, running, once
+    /// it listens and is open.
+    async fn grant_mapping(
+        group: watch::Receiver<GroupServes>,
+    ) -> (CancellationToken, tokio::task::JoinHandle<Exit>) {
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let mut status = Status::default();
+        let config = UseConfig {
+            key: "unserve-001".into(),
+            serve_id: ServeId::new(1),
+            ip,
+            port: Some(0),
+            active: true,
+        };
+        status.uses.insert(
+            config.key.clone(),
+            UseStatus {
+                config,
+                local: None,
+                open: false,
+                error: None,
+                grant: Some(VnetId(1)),
+                from_shell: false,
+                traffic: Arc::default(),
+            },
+        );
+        let model = watch::Sender::new(status);
+        let mut seen = model.subscribe();
+        let (_sessions, sessions) = watch::channel(None);
+        let cancel = CancellationToken::new();
+        let listener = Listener {
+            key: "unserve-001".into(),
+            serve_id: ServeId::new(1).unwrap(),
+            cancel: cancel.clone(),
+            traffic: Arc::default(),
+            grant: Some(VnetId(1)),
+            max_connections: 8,
+            model: model.clone(),
+            group,
+            visiting: Visiting {
+                model: model.clone(),
+                sessions,
+                spares: VisitingSpares::new(model),
+            },
+            tracker: TaskTracker::new(),
+        };
+        let task = tokio::spawn(listener.run(ip, Some(0)));
+        let opened = seen.wait_for(|s| s.uses["unserve-001"].open);
+        let opened = tokio::time::timeout(Duration::from_secs(5), opened).await;
+        opened.expect("the mapping opens").unwrap();
+        (cancel, task)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grants_mapping_waits_for_its_serve_then_goes() {
+        let id = ServeId::new(1).unwrap();
+        let mut serves = GroupServes::default();
+        serves.up(entry(id, 1, "home"));
+        let (group, watched) = watch::channel(serves.clone());
+        let (_cancel, task) = grant_mapping(watched).await;
+
+        // The serve goes with its vnet (not withdrawn): standby.
+        serves.down(id, false);
+        group.send(serves.clone()).unwrap();
+        tokio::time::sleep(GRANT_STANDBY - Duration::from_secs(1)).await;
+        assert!(!task.is_finished(), "gave up before the standby ended");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let exit = tokio::time::timeout(Duration::from_secs(1), task).await;
+        assert_eq!(exit.expect("ended").unwrap(), Exit::Withdrawn);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_serve_back_in_time_keeps_the_mapping() {
+        let id = ServeId::new(1).unwrap();
+        let mut serves = GroupServes::default();
+        serves.up(entry(id, 1, "home"));
+        let (group, watched) = watch::channel(serves.clone());
+        let (cancel, task) = grant_mapping(watched).await;
+
+        serves.down(id, false);
+        group.send(serves.clone()).unwrap();
+        tokio::time::sleep(GRANT_STANDBY / 2).await;
+        // Back under a new id of its vnet (a route restart), same name.
+        serves.up(entry(id, 2, "home"));
+        group.send(serves.clone()).unwrap();
+        tokio::time::sleep(GRANT_STANDBY * 2).await;
+        assert!(!task.is_finished(), "a mapping whose serve came back went");
+        cancel.cancel();
+        assert_eq!(task.await.unwrap(), Exit::Stopped);
+    }
+}
