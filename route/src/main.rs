@@ -93,8 +93,17 @@ async fn follow_signals(
             }
             Signal::Reload => {
                 tracing::info!(file = %path.display(), "SIGHUP: reloading the config");
-                match route::RouteConfig::load(&path) {
-                    Ok(config) => drop(reloads.send((config, None)).await),
+                // Reading it may read (or make) certificate files.
+                let file = path.clone();
+                let loaded = tokio::task::spawn_blocking(move || route::RouteConfig::load(&file));
+                match loaded.await {
+                    Ok(Ok(config)) => {
+                        if let Some(made) = config.tls.as_ref().and_then(|t| t.made.as_ref()) {
+                            tracing::info!(cert = %made.display(), "made a self-signed certificate; in force after a restart");
+                        }
+                        drop(reloads.send((config, None)).await);
+                    }
+                    Ok(Err(err)) => tracing::error!(%err, "config not reloaded; nothing changed"),
                     Err(err) => tracing::error!(%err, "config not reloaded; nothing changed"),
                 }
             }

@@ -2,8 +2,9 @@
 //! live takes effect for every new connection and request; where the
 //! route listens and its TLS keep their old values until a restart.
 //!
-//! Vnets already joined stay joined under a new token: they proved the
-//! one in force when they joined. Sessions keep the heartbeat they were
+//! Vnets already joined stay joined under a new token (and keep their
+//! data connections): they proved the one in force when they joined, so
+//! revoking a leaked token takes a restart. Sessions keep the heartbeat they were
 //! given; new ones get the new one.
 use crate::config::RouteConfig;
 use crate::state::Hub;
@@ -92,11 +93,20 @@ mod tests {
         );
         let done = apply(
             &hub,
-            config("[route]\nip=127.0.0.2\nport=7001\ntoken=b\nmax_connections=5\nheartbeat=20\n"),
+            config(
+                "[route]\nip=127.0.0.2\nport=7001\ntoken=b\nmax_connections=5\nheartbeat=20\n\
+                 max_vnets=3\nmax_serves_per_vnet=4\n",
+            ),
         );
         assert_eq!(
             done.changed,
-            ["token", "heartbeat", "max_connections"],
+            [
+                "token",
+                "heartbeat",
+                "max_vnets",
+                "max_serves_per_vnet",
+                "max_connections"
+            ],
             "{done:?}"
         );
         assert_eq!(done.need_restart, ["ip", "port"]);
@@ -106,6 +116,7 @@ mod tests {
             config("[route]\nip=127.0.0.1\nport=1\ntoken=b\n").token
         );
         assert_eq!(now.max_connections, 5);
+        assert_eq!((now.max_vnets, now.max_serves_per_vnet), (3, 4));
         assert_eq!((now.ip.as_str(), now.port), ("127.0.0.1", 7000));
     }
 

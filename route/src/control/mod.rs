@@ -27,6 +27,7 @@ use tokio::time::{Instant, Sleep};
 use tracing::{debug, info, warn};
 
 use crate::admission::Place;
+use crate::config::RouteConfig;
 use crate::conn::{refuse, Half};
 use crate::link::{self, VnetLink, WriteFailed};
 use crate::state::Hub;
@@ -81,7 +82,7 @@ pub async fn join(mut conn: Half, hello: Hello, peer: SocketAddr, place: Place, 
         Ok(secret) => {
             // Proved: now the larger frames of a control connection.
             conn.codec_mut().set_limit(MAX_FRAME_LEN);
-            run(conn, hello, secret, hub).await
+            run(conn, hello, secret, hub, &config).await
         }
         Err(NotProved::Refused(refusal)) => {
             let failed = refusal.code == RefusalCode::Auth;
@@ -105,7 +106,9 @@ async fn refuse_vnet(conn: Half, name: &str, group: &str, refusal: Refusal) {
 }
 
 /// Runs the session of a vnet that has proved the token.
-async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
+/// `config` is the one the vnet proved its token under: one reload cannot
+/// give a session two sets of settings.
+async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>, config: &RouteConfig) {
     let Hello {
         name,
         group,
@@ -117,7 +120,7 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
     // connection; idle serving spares are closed below.
     let _close_spares = cancel.clone().drop_guard();
     let (link, queues) = VnetLink::new(cancel);
-    let max_vnets = hub.config().max_vnets;
+    let max_vnets = config.max_vnets;
     let joined = hub
         .registry()
         .join(&group, &name, link.clone(), secret, now_unix(), max_vnets);
@@ -128,7 +131,7 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>) {
     hub.spares.open(session_id);
     let (shown_name, shown_group) = (Escaped(&name), Escaped(&group));
     info!(vnet = %vnet_id, name = %shown_name, group = %shown_group, "vnet joined");
-    let heartbeat = hub.config().heartbeat;
+    let heartbeat = config.heartbeat;
     let welcome = RouteMsg::Welcome {
         vnet_id,
         session: session_id,
