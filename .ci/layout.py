@@ -5,6 +5,8 @@
   (non-test) code that names B or an item in B through `crate::`,
   `super::`, `self::` or a child module's name. Test code (`mod tests`,
   everything after `#[cfg(test)]` at the top level) is left out.
+- No import cycles between top-level modules either, each taken with
+  everything under it.
 - Every source file opens with a `//!` doc comment saying its job.
 - Files longer than 400 lines are listed (a hint, not a failure).
 
@@ -132,6 +134,16 @@ def check_crate(name):
     for cycle in cycles:
         shown = ", ".join("::".join(m) or "(crate root)" for m in cycle)
         problems.append(f"{name}: modules that import each other (in a cycle): {shown}")
+    # The same between top-level modules, each with everything under it:
+    # a subsystem's files may lean on each other, subsystems may not.
+    top = {}
+    for mod, targets in edges.items():
+        for t in targets:
+            if mod and t and mod[0] != t[0]:
+                top.setdefault(mod[:1], set()).add(t[:1])
+    for cycle in find_cycles(top):
+        shown = ", ".join(m[0] for m in cycle)
+        problems.append(f"{name}: top-level modules that import each other (in a cycle): {shown}")
     return problems, long_files
 
 

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::admission::Place;
 use crate::conn::{self, refuse, Half};
 use crate::state::Hub;
-use crate::{control, streams};
+use crate::{control, data};
 
 /// How long to pause after a failed accept (out of file descriptors and
 /// the like) instead of spinning.
@@ -98,13 +98,13 @@ async fn dispatch(conn: Half, first: VnetMsg, peer: SocketAddr, place: Place, hu
 /// The data connections, and what has no place first.
 async fn dispatch_data(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hub>) {
     match first {
-        VnetMsg::Visit { serve_id, pass } => streams::visit(conn, serve_id, pass, hub).await,
+        VnetMsg::Visit { serve_id, pass } => data::visit(conn, serve_id, pass, hub).await,
         VnetMsg::Accept {
             ticket,
             pass,
             result,
-        } => streams::accept(conn, ticket, pass, result, hub).await,
-        VnetMsg::Spare { role, pass } => streams::spare(conn, role, pass, hub).await,
+        } => data::accept(conn, ticket, pass, result, hub).await,
+        VnetMsg::Spare { role, pass } => data::spare(conn, role, pass, hub).await,
         VnetMsg::Hello { .. }
         | VnetMsg::Request { .. }
         | VnetMsg::UnserveAnswer { .. }

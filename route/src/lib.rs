@@ -20,8 +20,9 @@
 //! - `control`: a vnet's control session. `control::auth` is the token
 //!   exchange after the hello, `control::requests` the answers to what
 //!   the vnet asks (registry requests, unserve asks between vnets).
-//! - `streams`: data connections. `streams::pairing` finds a visitor's
-//!   serving half and bridges the two; `streams::tickets` holds visitors
+//! - `data`: data connections' tasks. `data::pairing` finds a visitor's
+//!   serving half and bridges the two.
+//! - `streams`: what those tasks share: `streams::tickets` holds visitors
 //!   waiting for a dial-back; `streams::spares` each session's spare pool;
 //!   `streams::counts` holds streams to the route's `max_connections`.
 //! - `link`: how the rest reaches a vnet's control connection (two
@@ -45,6 +46,7 @@ mod asks;
 pub mod config;
 mod conn;
 mod control;
+mod data;
 mod link;
 mod registry;
 mod reload;

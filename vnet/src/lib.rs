@@ -19,8 +19,11 @@
 //! - `paths`: how a stream travels. `paths::relay` goes through the route:
 //!   data connections, spares, the visiting start and the serving answers.
 //!   A direct path between vnets will be its sibling.
-//! - `streams`: one mapped connection's two sides, visiting (a use's
-//!   client) and serving (admit, reach the local service, carry).
+//! - `visiting`, `serving`: one mapped connection's two sides, a use's
+//!   client (count, start on a path, carry) and a serve's local service
+//!   (admit, reach the service, carry). The visiting side calls a path;
+//!   a path hands the serving side what the route asks for, so imports
+//!   run visiting -> paths -> serving.
 //! - `serves`, `uses`: our serves and uses and the actions on them; `local`
 //!   is the table of registered serves the serving side reads.
 //! - `grants`: unserve grants, decided, registered and expired.
@@ -51,11 +54,12 @@ mod outcome;
 mod paths;
 mod reload;
 mod serves;
+mod serving;
 pub mod shell;
-mod streams;
 pub mod tls;
 mod traffic;
 mod uses;
+mod visiting;
 
 pub use config::VnetConfig;
 pub use control::command::REQUEST_TIMEOUT;
@@ -79,9 +83,9 @@ use local::LocalServes;
 use model::GroupServes;
 use paths::relay::spares::{Keeper, VisitingSpares};
 use serves::Serves;
-use streams::serve::Serving;
-use streams::visit::Visiting;
+use serving::Serving;
 use uses::Uses;
+use visiting::Visiting;
 
 /// Starts a vnet from `config`. Must be called inside a tokio runtime.
 pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
@@ -141,7 +145,7 @@ pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
         shutdown: shutdown.clone(),
     };
     tracker.spawn(control::run(parts, commands));
-    let answering = paths::relay::serving::run(stream_asks, serving, shutdown.clone());
+    let answering = paths::relay::answer::run(stream_asks, serving, shutdown.clone());
     tracker.spawn(answering);
     tracker.spawn(paths::relay::spares::run(
         keeper,

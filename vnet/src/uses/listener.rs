@@ -25,8 +25,8 @@ use tracing::{error, info, warn, Instrument};
 
 use crate::model::{GroupServes, Model, UseStatus};
 use crate::outcome;
-use crate::streams::visit::{self, Visiting};
 use crate::traffic::Traffic;
+use crate::visiting::{self, Visiting};
 
 /// How long the mapping of a grant waits in standby for its serve to come
 /// back: longer than a grant lives unused by default, so a granting vnet
@@ -230,7 +230,7 @@ impl Listener {
             }
             Ok((client, peer)) if open => {
                 let span = tracing::info_span!("conn", %peer);
-                let carried = visit::carry(
+                let carried = visiting::carry(
                     self.visiting.clone(),
                     client,
                     self.serve_id,

@@ -21,7 +21,7 @@ use crate::current::Current;
 use crate::error::VnetError;
 use crate::model::{GroupServes, Model, UseStatus};
 use crate::serves::unknown;
-use crate::streams::visit::Visiting;
+use crate::visiting::Visiting;
 use listener::{Exit, Listener};
 
 /// How a use stands right after it was opened.

@@ -6,9 +6,9 @@
 //! - [`spares`]: data connections opened ahead of need, per session.
 //! - [`visit`]: the visiting side starting a stream, on a spare or a new
 //!   connection, with the client's first bytes going ahead.
-//! - [`serving`]: the serving side answering the route, on a spare or by
+//! - [`answer`]: the serving side answering the route, on a spare or by
 //!   dialing back with the route's ticket.
+pub(crate) mod answer;
 pub(crate) mod dial;
-pub(crate) mod serving;
 pub(crate) mod spares;
 pub(crate) mod visit;

@@ -19,13 +19,13 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
+use super::answer;
 use super::dial;
-use super::serving;
 use crate::control::session::Session;
 use crate::error::DialError;
 use crate::link::FramedConn;
 use crate::model::{Model, SpareCounts, Status};
-use crate::streams::serve::Serving;
+use crate::serving::Serving;
 
 /// Pause after a spare could not be opened, so a route that refuses them
 /// (or is gone) is not hammered; the session's end stops the wait.
@@ -225,7 +225,7 @@ async fn serve_on_spares(serving: Serving, session: Session) {
             None => return,
             Some(Ok(RouteMsg::Open { serve_id })) => {
                 publish(&serving.model, |c| c.used_serve += 1);
-                serving::on_spare(&serving, &session, spare, serve_id);
+                answer::on_spare(&serving, &session, spare, serve_id);
             }
             Some(Ok(other)) => {
                 debug!(?other, "route closed a spare");

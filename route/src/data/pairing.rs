@@ -17,13 +17,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument, Span};
 
-use super::counts::Counted;
-use super::spares::{offer, Offered};
-use super::tickets::ServingHalf;
 use crate::conn::{refuse, Conn, Half};
 use crate::link::VnetLink;
 use crate::registry::VisitTarget;
 use crate::state::Hub;
+use crate::streams::counts::Counted;
+use crate::streams::spares::{offer, Offered};
+use crate::streams::tickets::ServingHalf;
 
 /// How long a visitor waits for the serving vnet to dial back (or to
 /// answer on a spare).

@@ -3,7 +3,7 @@
 //! answered on it with `Opened`, which then carries the stream), or on the
 //! control connection (`OpenStream`, answered by dialing back with
 //! `Accept` and its ticket). Either way the local service is reached
-//! first (`streams::serve`), so a refused service makes the visitor's
+//! first (`serving`), so a refused service makes the visitor's
 //! connection close at once instead of hanging.
 use net::handshake::send_message;
 use net::Unframed;
@@ -18,7 +18,7 @@ use super::dial;
 use crate::control::asks::StreamAsk;
 use crate::control::session::Session;
 use crate::link::FramedConn;
-use crate::streams::serve::{self, Serving};
+use crate::serving::{self, Serving};
 
 /// Answers the route's `OpenStream` asks, handed on by the control task,
 /// until shutdown.
@@ -64,7 +64,7 @@ fn dial_back(serving: &Serving, ask: StreamAsk) {
             Err(_) => None,
         }
     };
-    serve::spawn(serving, serve_id, lost, reply);
+    serving::spawn(serving, serve_id, lost, reply);
 }
 
 /// Spawns the task that answers `Open` on a spare data connection: on
@@ -86,7 +86,7 @@ pub(crate) fn on_spare(
             }
         }
     };
-    serve::spawn(serving, serve_id, session.lost.clone(), reply);
+    serving::spawn(serving, serve_id, session.lost.clone(), reply);
 }
 
 #[cfg(test)]
