@@ -59,12 +59,9 @@ impl Hub {
         self.config.read().expect("config poisoned").clone()
     }
 
-    /// Puts `config` in place of the current one; returns the old one.
-    pub fn replace_config(&self, config: RouteConfig) -> Arc<RouteConfig> {
-        std::mem::replace(
-            &mut *self.config.write().expect("config poisoned"),
-            Arc::new(config),
-        )
+    /// Puts `config` in place of the current one.
+    pub fn replace_config(&self, config: RouteConfig) {
+        *self.config.write().expect("config poisoned") = Arc::new(config);
     }
 
     /// The registry, locked. Never hold the guard across an `.await`.

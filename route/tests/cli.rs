@@ -28,6 +28,18 @@ fn route(args: &[&std::ffi::OsStr]) -> Output {
         .unwrap()
 }
 
+/// The route on `config`, logging at info level to a pipe.
+fn start_logging(config: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_route"))
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn config_errors_exit_2_naming_section_and_key() {
     let cases = [
@@ -65,13 +77,7 @@ fn config_errors_exit_2_naming_section_and_key() {
 #[test]
 fn listens_where_configured_and_stops_on_sigterm() {
     let path = temp_config("good", "[route] ; 注释\nip=127.0.0.1 ; loopback\nport=0\n");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_route"))
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start_logging(&path);
     let pid = child.id().to_string();
     // Everything the child does is awaited through a channel with a
     // timeout, so a route that never logs or never stops fails the test
@@ -129,14 +135,7 @@ fn help_and_version() {
 #[test]
 fn sighup_puts_a_new_token_in_force_and_names_what_needs_a_restart() {
     let path = temp_config("hup", "[route]\nip=127.0.0.1\nport=0\ntoken=alpha\n");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_route"))
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start_logging(&path);
     let pid = child.id().to_string();
     // Lines arrive through a channel, each awaited with a timeout.
     let (tx, rx) = mpsc::channel();

@@ -8,20 +8,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use testkit::*;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{ChildStderr, Command};
-
-async fn wait_log(logs: &mut Lines<BufReader<ChildStderr>>, needle: &str) -> String {
-    loop {
-        let line = within(&format!("log line {needle:?}"), logs.next_line())
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("vnet ended before logging {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    }
-}
 
 /// What `vnet ctl` printed and its exit status.
 struct Ctl {
@@ -83,17 +69,9 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
         route.addr.port()
     );
     std::fs::write(&config, &head).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vnet"))
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
-    wait_log(&mut logs, "vnet ctl listening").await;
-    wait_log(&mut logs, "connected to route").await;
+    let mut vnet = Logged::start(env!("CARGO_BIN_EXE_vnet"), &[config.as_os_str()], "info");
+    vnet.line_with("vnet ctl listening").await;
+    vnet.line_with("connected to route").await;
     let socket = dir.join("office.ini.ctl");
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the socket is for its user only");
@@ -184,7 +162,8 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
         let stranger = ctl_as(Some(65534), None, &args).await;
         assert_eq!(stranger.status, 2, "{}", stranger.stdout);
         assert!(stranger.stdout.is_empty(), "{}", stranger.stdout);
-        wait_log(&mut logs, "refused a connection from another user").await;
+        vnet.line_with("refused a connection from another user")
+            .await;
     } else {
         eprintln!("not root: the other-user checks were skipped");
     }
@@ -192,7 +171,7 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
     // `exit` stops the vnet cleanly, and its socket goes with it.
     let exited = ctl(&config, "exit").await;
     assert_eq!(exited.status, 0, "{}", exited.stderr);
-    let status = within("vnet exits", child.wait()).await.unwrap();
+    let status = within("vnet exits", vnet.child.wait()).await.unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!socket.exists(), "the socket file was left behind");
 
@@ -217,22 +196,17 @@ async fn a_socket_linked_elsewhere_is_made_where_the_link_points() {
     std::fs::write(&config, text).unwrap();
     let target = runtime_dir.join("config.ini.ctl");
     std::os::unix::fs::symlink(&target, config_dir.join("config.ini.ctl")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vnet"))
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
-    wait_log(&mut logs, "vnet ctl listening").await;
+    let mut vnet = Logged::start(env!("CARGO_BIN_EXE_vnet"), &[config.as_os_str()], "info");
+    vnet.line_with("vnet ctl listening").await;
     assert!(target.exists(), "the socket is where the link points");
     let shown = ctl(&config, "show vnet").await;
     assert_eq!(shown.status, 0, "{}", shown.stderr);
     assert!(shown.stdout.contains("linked"), "{}", shown.stdout);
     assert_eq!(ctl(&config, "exit").await.status, 0);
-    assert!(within("vnet exits", child.wait()).await.unwrap().success());
+    assert!(within("vnet exits", vnet.child.wait())
+        .await
+        .unwrap()
+        .success());
     assert!(!target.exists(), "the socket went with the vnet");
     assert!(
         config_dir.join("config.ini.ctl").symlink_metadata().is_ok(),

@@ -61,19 +61,6 @@ fn write_config(name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
-/// Reads log lines until one contains `needle`.
-async fn wait_log(logs: &mut Lines<BufReader<tokio::process::ChildStderr>>, needle: &str) {
-    within(&format!("log line {needle:?}"), async {
-        while let Some(line) = logs.next_line().await.unwrap() {
-            if line.contains(needle) {
-                return;
-            }
-        }
-        panic!("stderr closed before {needle:?}");
-    })
-    .await;
-}
-
 /// A use on a free port for `serve_id`, added through the handle.
 fn back_use(key: &str, serve_id: u16) -> vnet::config::UseConfig {
     vnet::config::UseConfig {
@@ -301,10 +288,10 @@ async fn end_of_input_keeps_the_vnet_running_until_sigterm() {
     // Started right after launch, the use may be in standby until the
     // route's view of 710 arrives; it then opens by itself and logs it.
     if !opened.contains("(open)") {
-        wait_log(&mut logs, "serve available; use open").await;
+        line_with(&mut logs, "serve available; use open").await;
     }
     drop(shell.stdin);
-    wait_log(&mut logs, "shell input ended; vnet keeps running").await;
+    line_with(&mut logs, "shell input ended; vnet keeps running").await;
     // Input is gone; the mapping still works.
     assert_eq!(connect_tagged(addr).await.1, "still-here");
     let pid = shell.child.id().unwrap().to_string();

@@ -1,22 +1,7 @@
 //! Signals to a running vnet: SIGHUP reloads its config file (as
 //! `systemctl reload` does), a file with errors changes nothing, and
 //! SIGTERM still stops it cleanly.
-use std::process::Stdio;
 use testkit::*;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{ChildStderr, Command};
-
-async fn wait_log(logs: &mut Lines<BufReader<ChildStderr>>, needle: &str) -> String {
-    loop {
-        let line = within(&format!("log line {needle:?}"), logs.next_line())
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("vnet ended before logging {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    }
-}
 
 fn signal(pid: u32, name: &str) {
     let sent = std::process::Command::new("kill")
@@ -35,35 +20,27 @@ async fn sighup_reloads_the_config_and_sigterm_stops() {
     let path = std::env::temp_dir().join(format!("vnet-hup-{}.ini", std::process::id()));
     let head = format!("[route]\nip=127.0.0.1\nport={}\n", route.addr.port());
     std::fs::write(&path, &head).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vnet"))
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
-    wait_log(&mut logs, "connected to route").await;
+    let mut vnet = Logged::start(env!("CARGO_BIN_EXE_vnet"), &[path.as_os_str()], "info");
+    let pid = vnet.pid();
+    vnet.line_with("connected to route").await;
 
     // An edit with a mistake: nothing changes, and the vnet runs on.
     std::fs::write(&path, format!("{head}[use.echo]\nserveid=7200\n")).unwrap();
     signal(pid, "HUP");
-    let refused = wait_log(&mut logs, "config not reloaded").await;
+    let refused = vnet.line_with("config not reloaded").await;
     assert!(refused.contains("serveid"), "{refused}");
 
     std::fs::write(&path, format!("{head}[use.echo]\nserveid=720\nport=0\n")).unwrap();
     signal(pid, "HUP");
     // The use starts (and logs where it listens) as part of the reload,
     // and opens once it sees serve 720 (before or after the summary).
-    let listening = wait_log(&mut logs, "use listening").await;
+    let listening = vnet.line_with("use listening").await;
     let mut needles = vec!["config reloaded"];
     if !listening.contains("\"open\"") {
         needles.push("serve available; use open");
     }
     while !needles.is_empty() {
-        let line = within("log lines", logs.next_line())
+        let line = within("log lines", vnet.logs.next_line())
             .await
             .unwrap()
             .unwrap();
@@ -82,8 +59,8 @@ async fn sighup_reloads_the_config_and_sigterm_stops() {
     assert_eq!(connect_tagged(addr).await.1, "hup");
 
     signal(pid, "TERM");
-    wait_log(&mut logs, "stopping").await;
-    let status = within("vnet exits", child.wait()).await.unwrap();
+    vnet.line_with("stopping").await;
+    let status = within("vnet exits", vnet.child.wait()).await.unwrap();
     assert!(status.success(), "{status:?}");
     std::fs::remove_file(path).unwrap();
     home.stop().await;

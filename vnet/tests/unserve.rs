@@ -585,6 +585,16 @@ async fn mapped_again(asker: &Vnet, key: &str, addr: SocketAddr, tag: &str) {
     assert_eq!(connect_tagged(addr).await.1, tag);
 }
 
+/// Reloads `vnet` with `body`, which must make it reconnect; its count of
+/// connects before.
+async fn reload_reconnecting(vnet: &Vnet, body: &str) -> u64 {
+    let before = vnet.handle.status().connects;
+    let config = vnet::VnetConfig::parse("reload.ini", body).unwrap();
+    let summary = within("reload", vnet.handle.reload(config)).await;
+    assert!(summary.reconnected);
+    before
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grants_mapping_survives_reconnects_of_either_vnet_and_of_the_route() {
     let route = Route::start().await;
@@ -608,15 +618,7 @@ async fn a_grants_mapping_survives_reconnects_of_either_vnet_and_of_the_route() 
 
     // The asker reconnects (a reload that renames it).
     let body = format!("[route]\nip=127.0.0.1\nport={port}\n[vnet]\nname=asker-renamed\n");
-    let before = asker.handle.status().connects;
-    let summary = within(
-        "reload",
-        asker
-            .handle
-            .reload(vnet::VnetConfig::parse("a.ini", &body).unwrap()),
-    )
-    .await;
-    assert!(summary.reconnected);
+    let before = reload_reconnecting(&asker, &body).await;
     asker
         .wait("reconnected", |s| {
             s.connects > before && s.vnet_id.is_some()
@@ -628,15 +630,7 @@ async fn a_grants_mapping_survives_reconnects_of_either_vnet_and_of_the_route() 
     let body = format!(
         "[route]\nip=127.0.0.1\nport={port}\nheartbeat=29\n[vnet]\nname=granter\nallow_unserve=true\n"
     );
-    let before = granter.handle.status().connects;
-    let summary = within(
-        "reload",
-        granter
-            .handle
-            .reload(vnet::VnetConfig::parse("g.ini", &body).unwrap()),
-    )
-    .await;
-    assert!(summary.reconnected);
+    let before = reload_reconnecting(&granter, &body).await;
     let grant = grant_key("127.0.0.1", service.port());
     granter
         .wait("the grant registered again", |s| {

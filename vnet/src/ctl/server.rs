@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{answer, MAX_COMMAND, READ_TIMEOUT};
+use super::{answer, trusted, MAX_COMMAND, READ_TIMEOUT};
 use crate::shell::ask::{Asked, Io};
 use crate::shell::exec::{Reply, Shell};
 
@@ -138,8 +138,7 @@ fn followed_link(path: &Path) -> Result<Option<PathBuf>, BindError> {
     if !meta.file_type().is_symlink() {
         return Ok(None);
     }
-    let ours = rustix::process::geteuid().as_raw();
-    if meta.uid() != ours && meta.uid() != 0 {
+    if !trusted(meta.uid()) {
         return Err(BindError::Io {
             path: path.to_path_buf(),
             err: io::Error::other("a link owned by another user; not following it"),
@@ -154,11 +153,7 @@ fn followed_link(path: &Path) -> Result<Option<PathBuf>, BindError> {
 
 /// The peer runs as this process's user, or as root.
 fn same_user(stream: &UnixStream) -> bool {
-    let ours = rustix::process::geteuid().as_raw();
-    match stream.peer_cred() {
-        Ok(cred) => cred.uid() == ours || cred.uid() == 0,
-        Err(_) => false,
-    }
+    stream.peer_cred().is_ok_and(|cred| trusted(cred.uid()))
 }
 
 async fn serve_one(
@@ -167,18 +162,15 @@ async fn serve_one(
     stop: CancellationToken,
     slots: Arc<Semaphore>,
 ) -> io::Result<()> {
-    let line = match tokio::time::timeout(READ_TIMEOUT, read_line(&mut stream)).await {
-        Ok(line) => line?,
-        Err(_) => {
-            let text = answer(false, "no command within 5 s");
-            let said = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(text.as_bytes()));
-            return said
-                .await
-                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
-        }
-    };
-    let text = match line {
-        Some(line) => {
+    let read = tokio::time::timeout(READ_TIMEOUT, read_line(&mut stream)).await;
+    let text = match read {
+        Err(_) => answer(false, "no command within 5 s"),
+        Ok(Err(err)) => return Err(err),
+        Ok(Ok(None)) => answer(
+            false,
+            &format!("a command is at most {MAX_COMMAND} bytes of UTF-8"),
+        ),
+        Ok(Ok(Some(line))) => {
             debug!(command = %proto::text::escape(&line), "vnet ctl");
             let Ok(_slot) = slots.acquire_owned().await else {
                 return Ok(());
@@ -192,10 +184,6 @@ async fn serve_one(
             }
             answer(ok, &text)
         }
-        None => answer(
-            false,
-            &format!("a command is at most {MAX_COMMAND} bytes of UTF-8"),
-        ),
     };
     let answered = async {
         stream.write_all(text.as_bytes()).await?;

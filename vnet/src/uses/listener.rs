@@ -339,17 +339,25 @@ mod tests {
         (cancel, task)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_grants_mapping_waits_for_its_serve_then_goes() {
+    /// A grant's mapping whose serve then went with its vnet (not
+    /// withdrawn): in standby. The group's sender, to bring it back.
+    async fn mapping_in_standby() -> (
+        watch::Sender<GroupServes>,
+        CancellationToken,
+        tokio::task::JoinHandle<Exit>,
+    ) {
         let id = ServeId::new(1).unwrap();
         let mut serves = GroupServes::default();
         serves.up(entry(id, 1, "home"));
-        let (group, watched) = watch::channel(serves.clone());
-        let (_cancel, task) = grant_mapping(watched).await;
+        let (group, watched) = watch::channel(serves);
+        let (cancel, task) = grant_mapping(watched).await;
+        group.send_modify(|serves| serves.down(id, false));
+        (group, cancel, task)
+    }
 
-        // The serve goes with its vnet (not withdrawn): standby.
-        serves.down(id, false);
-        group.send(serves.clone()).unwrap();
+    #[tokio::test(start_paused = true)]
+    async fn a_grants_mapping_waits_for_its_serve_then_goes() {
+        let (_group, _cancel, task) = mapping_in_standby().await;
         tokio::time::sleep(GRANT_STANDBY - Duration::from_secs(1)).await;
         assert!(!task.is_finished(), "gave up before the standby ended");
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -359,18 +367,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_serve_back_in_time_keeps_the_mapping() {
-        let id = ServeId::new(1).unwrap();
-        let mut serves = GroupServes::default();
-        serves.up(entry(id, 1, "home"));
-        let (group, watched) = watch::channel(serves.clone());
-        let (cancel, task) = grant_mapping(watched).await;
-
-        serves.down(id, false);
-        group.send(serves.clone()).unwrap();
+        let (group, cancel, task) = mapping_in_standby().await;
         tokio::time::sleep(GRANT_STANDBY / 2).await;
         // Back under a new id of its vnet (a route restart), same name.
-        serves.up(entry(id, 2, "home"));
-        group.send(serves.clone()).unwrap();
+        let id = ServeId::new(1).unwrap();
+        group.send_modify(|serves| serves.up(entry(id, 2, "home")));
         tokio::time::sleep(GRANT_STANDBY * 2).await;
         assert!(!task.is_finished(), "a mapping whose serve came back went");
         cancel.cancel();
