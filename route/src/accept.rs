@@ -5,7 +5,9 @@
 //! The handshake runs inside the connection's own task, under a timeout,
 //! so a peer that never finishes it holds up nobody else. Every task is
 //! tracked, and ends when the route shuts down.
+use net::HandshakeError;
 use proto::message::VnetMsg;
+use proto::preamble::PreambleError;
 use proto::{Refusal, RefusalCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::admission::Place;
-use crate::conn::{self, refuse, Half};
+use crate::conn::{self, refuse, Half, StartError};
+use crate::counters::{Counters, Dropped};
 use crate::state::Hub;
 use crate::{control, data};
 
@@ -47,7 +50,10 @@ pub async fn accept_loop(listener: TcpListener, hub: Arc<Hub>) {
 async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
     let place = match hub.admission.admit(peer.ip(), Instant::now()) {
         Ok(place) => place,
-        Err(throttled) => return debug!(%throttled, "dropped peer"),
+        Err(throttled) => {
+            hub.counters.dropped(Dropped::Throttled);
+            return debug!(%throttled, "dropped peer");
+        }
     };
     let config = hub.config();
     net::socket::tune(&stream, config.heartbeat);
@@ -60,11 +66,29 @@ async fn handle(stream: TcpStream, peer: SocketAddr, hub: Arc<Hub>) {
     let started = tokio::select! {
         started = start => started,
         _ = hub.shutdown.cancelled() => return,
-        _ = place.evicted.cancelled() => return debug!("dropped peer: others made progress"),
+        _ = place.evicted.cancelled() => {
+            hub.counters.dropped(Dropped::Evicted);
+            return debug!("dropped peer: others made progress");
+        }
     };
     match started {
         Ok((conn, first)) => dispatch(conn, first, peer, place, hub).await,
-        Err(err) => warn!(%err, "dropped peer"),
+        Err(err) => {
+            count_failed_start(&err, &hub.counters);
+            warn!(%err, "dropped peer")
+        }
+    }
+}
+
+/// Counts a connection that never got to its first message: a vnet of
+/// another version was refused (and told so); anything else dropped.
+fn count_failed_start(err: &StartError, counters: &Counters) {
+    match err {
+        StartError::Handshake(HandshakeError::Preamble(PreambleError::Version { .. })) => {
+            counters.refused_version()
+        }
+        StartError::Handshake(_) => counters.dropped(Dropped::BadHandshake),
+        StartError::TimedOut(_) => counters.dropped(Dropped::TimedOut),
     }
 }
 
@@ -112,7 +136,7 @@ async fn dispatch_data(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hu
         | VnetMsg::Opened { .. } => {
             info!(%peer, "dropped peer: request before hello");
             let refusal = Refusal::new(RefusalCode::Protocol, "expected a hello first");
-            refuse(conn, refusal).await;
+            refuse(conn, refusal, &hub.counters).await;
         }
     }
 }

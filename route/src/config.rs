@@ -8,6 +8,7 @@
 //! live here too, with their defaults, so tests can change them.
 use proto::auth::Token;
 use proto::ini::{ConfigError, IniFile, RouteBasics};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -41,6 +42,18 @@ pub struct RouteConfig {
     pub admission: Limits,
     /// TLS on every connection, when set.
     pub tls: Option<ServerTls>,
+    /// The status page, JSON and metrics, when set.
+    pub status: Option<StatusConfig>,
+}
+
+/// Where the status page is served, and who may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusConfig {
+    /// Where to listen (`status=IP:PORT`).
+    pub addr: SocketAddr,
+    /// A reader must present it (bearer token, or basic auth password);
+    /// without one only a loopback address is allowed.
+    pub token: Option<String>,
 }
 
 impl Default for RouteConfig {
@@ -58,6 +71,7 @@ impl Default for RouteConfig {
             handshake_timeout: Duration::from_secs(5),
             admission: Limits::default(),
             tls: None,
+            status: None,
         }
     }
 }
@@ -114,6 +128,7 @@ impl RouteConfig {
         let max_vnets = section.number("max_vnets", 1..=100_000)?.unwrap_or(1000);
         let max_serves = section.number("max_serves_per_vnet", 1..=999)?;
         let max_connections = section.number("max_connections", 1..=1_000_000)?;
+        let status = status(&section)?;
         // Last: it reads and may write files, so only for a config that is
         // otherwise good.
         let tls = if basics.tls {
@@ -127,12 +142,41 @@ impl RouteConfig {
             max_serves_per_vnet: max_serves.unwrap_or(100) as usize,
             max_connections: max_connections.unwrap_or(16384) as usize,
             tls,
+            status,
             ip: basics.ip,
             port: basics.port,
             token: basics.token,
             ..Self::default()
         })
     }
+}
+
+/// `status=IP:PORT` and `status_token=`: a token is needed for anything
+/// but a loopback address, as the page shows every vnet's address.
+fn status(section: &proto::ini::Section<'_>) -> Result<Option<StatusConfig>, ConfigError> {
+    let token = section.get("status_token").map(str::to_string);
+    if token.as_deref() == Some("") {
+        return Err(section.error("status_token", "empty; leave the key out for none"));
+    }
+    let Some(addr) = section.get("status") else {
+        if token.is_some() {
+            return Err(section.error("status_token", "set without status=IP:PORT"));
+        }
+        return Ok(None);
+    };
+    let addr: SocketAddr = addr.parse().map_err(|_| {
+        section.error(
+            "status",
+            format!("{addr:?} is not IP:PORT (such as 127.0.0.1:7750)"),
+        )
+    })?;
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(section.error(
+            "status",
+            "not a loopback address: set status_token= so only those with it can read the page",
+        ));
+    }
+    Ok(Some(StatusConfig { addr, token }))
 }
 
 #[cfg(test)]
@@ -175,6 +219,29 @@ mod tests {
         let cfg = parse("[route]\nip=h\nport=1\n").unwrap();
         assert_eq!((cfg.max_vnets, cfg.max_serves_per_vnet), (1000, 100));
         assert_eq!(cfg.heartbeat, default.heartbeat);
+    }
+
+    #[test]
+    fn status_needs_a_token_off_loopback() {
+        assert_eq!(parse("[route]\nip=h\nport=1\n").unwrap().status, None);
+        let cfg = parse("[route]\nip=h\nport=1\nstatus=127.0.0.1:7750\n").unwrap();
+        let status = cfg.status.unwrap();
+        assert_eq!((status.addr.port(), status.token), (7750, None));
+        let err = parse("[route]\nip=h\nport=1\nstatus=0.0.0.0:7750\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("c: [route] status: not a loopback address"),
+            "{err}"
+        );
+        let cfg = parse("[route]\nip=h\nport=1\nstatus=[::]:7750\nstatus_token=s\n").unwrap();
+        assert_eq!(cfg.status.unwrap().token.as_deref(), Some("s"));
+        let err = parse("[route]\nip=h\nport=1\nstatus=localhost:1\n").unwrap_err();
+        assert!(err.to_string().contains("is not IP:PORT"), "{err}");
+        let err = parse("[route]\nip=h\nport=1\nstatus_token=s\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c: [route] status_token: set without status=IP:PORT"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use crate::admission::Place;
+use crate::counters::Counters;
 use crate::tls::ServerTls;
 
 /// A connection as the route handles it: plain or TLS.
@@ -83,14 +84,21 @@ async fn handshake(
     let first = next_message(&mut conn).await?;
     place.progressed(Instant::now());
     if let Err(err) = first.validate() {
-        refuse(conn, Refusal::new(RefusalCode::Protocol, err.to_string())).await;
+        tell(conn, Refusal::new(RefusalCode::Protocol, err.to_string())).await;
         return Err(HandshakeError::Invalid(err));
     }
     Ok((conn, first))
 }
 
-/// Tells the peer why it is turned away, then closes the connection.
-/// Best effort: the peer may already be gone.
-pub async fn refuse(mut conn: Half, refusal: Refusal) {
+/// Tells the peer why it is turned away, then closes the connection;
+/// `counters` count it by reason. Best effort: the peer may already be
+/// gone.
+pub async fn refuse(conn: Half, refusal: Refusal, counters: &Counters) {
+    counters.refused(refusal.code);
+    tell(conn, refusal).await;
+}
+
+/// Tells the peer why it is turned away (best effort) and closes it.
+async fn tell(mut conn: Half, refusal: Refusal) {
     let _ = send_message(&mut conn, RouteMsg::Refused(refusal)).await;
 }

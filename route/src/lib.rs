@@ -24,7 +24,11 @@
 //!   serving half and bridges the two.
 //! - `streams`: what those tasks share: `streams::tickets` holds visitors
 //!   waiting for a dial-back; `streams::spares` each session's spare pool;
-//!   `streams::counts` holds streams to the route's `max_connections`.
+//!   `streams::counts` holds streams to the route's `max_connections`;
+//!   `streams::traffic` counts each serve's streams and bytes.
+//! - `status`: the status page, JSON and metrics (`status=`), rendered
+//!   from one snapshot of the state; `counters` counts refusals and
+//!   dropped peers by reason.
 //! - `link`: how the rest reaches a vnet's control connection (two
 //!   queues: events it must not miss, best-effort requests) and the task
 //!   that writes to it, so no session ever waits on a write.
@@ -46,11 +50,13 @@ mod asks;
 pub mod config;
 mod conn;
 mod control;
+mod counters;
 mod data;
 mod link;
 mod registry;
 mod reload;
 mod state;
+mod status;
 mod streams;
 pub mod tls;
 
@@ -71,21 +77,27 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serves on `listener` until `shutdown` is cancelled.
 pub async fn run(listener: TcpListener, config: RouteConfig, shutdown: CancellationToken) {
     let (_keep, reloads) = tokio::sync::mpsc::channel(1);
-    run_reloading(listener, config, shutdown, reloads).await;
+    run_reloading(listener, None, config, shutdown, reloads).await;
 }
 
 /// A config read again, and whom to tell once it is in force.
 pub type Reload = (RouteConfig, Option<tokio::sync::oneshot::Sender<()>>);
 
-/// [`run`], putting in force each config that arrives on `reloads` (what
-/// can change while running; see `reload`), with a log line for each.
+/// [`run`], serving the status page on `status` (bound where the config's
+/// `status=` says) and putting in force each config that arrives on
+/// `reloads` (what can change while running; see `reload`), with a log
+/// line for each.
 pub async fn run_reloading(
     listener: TcpListener,
+    status: Option<TcpListener>,
     config: RouteConfig,
     shutdown: CancellationToken,
     mut reloads: tokio::sync::mpsc::Receiver<Reload>,
 ) {
     let hub = Arc::new(Hub::new(config, shutdown));
+    if let Some(status) = status {
+        hub.tracker.spawn(status::serve(status, hub.clone()));
+    }
     let reloading = hub.clone();
     tokio::spawn(async move {
         while let Some((config, applied)) = reloads.recv().await {

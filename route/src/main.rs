@@ -61,6 +61,23 @@ async fn main() -> ExitCode {
         }
         Err(err) => tracing::warn!(%err, "listening, address unknown"),
     }
+    let status = match &config.status {
+        None => None,
+        Some(status) => match tokio::net::TcpListener::bind(status.addr).await {
+            Ok(listener) => {
+                let url = format!("http://{}/", status.addr);
+                tracing::info!(%url, "status page, JSON at api/status, metrics at metrics");
+                Some(listener)
+            }
+            Err(err) => {
+                eprintln!(
+                    "route: cannot serve the status page on {}: {err}",
+                    status.addr
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let shutdown = CancellationToken::new();
     let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
     tokio::spawn(follow_signals(
@@ -69,7 +86,7 @@ async fn main() -> ExitCode {
         reload_tx,
         shutdown.clone(),
     ));
-    route::run_reloading(listener, config, shutdown, reloads).await;
+    route::run_reloading(listener, status, config, shutdown, reloads).await;
     tracing::info!("route stopped");
     ExitCode::SUCCESS
 }

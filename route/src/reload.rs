@@ -36,6 +36,19 @@ pub fn apply(hub: &Hub, mut new: RouteConfig) -> Reloaded {
         done.need_restart.push("tls");
         new.tls.clone_from(&old.tls);
     }
+    if new.status.as_ref().map(|s| s.addr) != old.status.as_ref().map(|s| s.addr) {
+        done.need_restart.push("status");
+        new.status = match (new.status.take(), &old.status) {
+            (Some(mut status), Some(old)) => {
+                status.addr = old.addr;
+                Some(status)
+            }
+            (_, old) => old.clone(),
+        };
+    }
+    if new.status.as_ref().map(|s| &s.token) != old.status.as_ref().map(|s| &s.token) {
+        done.changed.push("status_token");
+    }
     if new.token != old.token {
         done.changed.push("token");
     }

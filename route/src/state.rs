@@ -12,10 +12,12 @@ use tokio_util::task::TaskTracker;
 use crate::admission::Admission;
 use crate::asks::Asks;
 use crate::config::RouteConfig;
+use crate::counters::Counters;
 use crate::registry::Registry;
 use crate::streams::counts::StreamCounts;
 use crate::streams::spares::SparePools;
 use crate::streams::tickets::Pending;
+use crate::streams::traffic::Traffic;
 
 /// State shared by all of the route's tasks.
 pub struct Hub {
@@ -29,6 +31,12 @@ pub struct Hub {
     pub spares: SparePools,
     /// Streams open now, per serve and per visitor.
     pub streams: StreamCounts,
+    /// Each serve's streams and bytes, for the status page.
+    pub traffic: Traffic,
+    /// Peers refused and dropped, by reason.
+    pub counters: Counters,
+    /// When the route started.
+    pub started: std::time::SystemTime,
     /// Connections that have not proved the token, held to bounds.
     pub admission: Arc<Admission>,
     /// Cancelled to stop the route: every task watches it.
@@ -48,6 +56,9 @@ impl Hub {
             tickets: Pending::default(),
             spares: SparePools::default(),
             streams: StreamCounts::default(),
+            traffic: Traffic::default(),
+            counters: Counters::default(),
+            started: std::time::SystemTime::now(),
             shutdown,
             tracker: TaskTracker::new(),
         }

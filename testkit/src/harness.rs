@@ -10,6 +10,9 @@ use crate::wait::within;
 /// A route running in this process.
 pub struct Route {
     pub addr: SocketAddr,
+    /// Where the status page is, when the config asks for one (its port
+    /// may be 0: this is the one bound).
+    pub status: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     reloads: tokio::sync::mpsc::Sender<route::Reload>,
@@ -33,16 +36,23 @@ impl Route {
     async fn start_with(port: u16, config: route::RouteConfig) -> Self {
         let listener = route::listen(&format!("127.0.0.1:{port}")).await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let status = match &config.status {
+            Some(status) => Some(tokio::net::TcpListener::bind(status.addr).await.unwrap()),
+            None => None,
+        };
+        let status_addr = status.as_ref().map(|s| s.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let (reloads, reloaded) = tokio::sync::mpsc::channel(1);
         let task = tokio::spawn(route::run_reloading(
             listener,
+            status,
             config,
             shutdown.clone(),
             reloaded,
         ));
         Self {
             addr,
+            status: status_addr,
             shutdown,
             task,
             reloads,

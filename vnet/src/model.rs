@@ -13,7 +13,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::{ServeConfig, UseConfig, VnetConfig};
-use crate::traffic::{Counted, Traffic};
+use crate::traffic::Traffic;
+use net::relay::Tallied;
 
 /// The model's channel: every task that changes the state publishes here.
 pub(crate) type Model = watch::Sender<Status>;
@@ -252,8 +253,8 @@ impl<'a> StreamGuard<'a> {
     }
 
     /// Wraps the local side of the stream so its bytes are counted.
-    pub(crate) fn count<S>(&self, stream: S) -> Counted<S> {
-        Counted::new(stream, self.traffic.clone())
+    pub(crate) fn count<S>(&self, stream: S) -> Tallied<S> {
+        self.traffic.count(stream)
     }
 }
 

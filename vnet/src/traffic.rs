@@ -1,24 +1,19 @@
 //! Live counters of one serve or use: connections open and opened, bytes
 //! each way. Shared cells ([`Traffic`]) that stream tasks update as bytes
-//! move, read by `show` and by a grant's expiry; [`Counted`] wraps the
-//! local side of a stream to count its bytes.
-use net::relay::Relayable;
-use std::pin::Pin;
+//! move, read by `show` and by a grant's expiry; a stream's local side
+//! is wrapped in a [`net::relay::Tallied`] to count its bytes.
+use net::relay::{Tallied, Tally};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// Live counters of one serve or use.
 #[derive(Debug, Default)]
 pub struct Traffic {
     open: watch::Sender<usize>,
-    /// Bytes from the local side into the tunnel.
-    sent: AtomicU64,
-    /// Bytes from the tunnel to the local side.
-    received: AtomicU64,
+    /// Bytes read from the local side (sent into the tunnel) and written
+    /// to it (received from the tunnel).
+    local: Arc<Tally>,
     /// Connections opened so far, closed ones included.
     opened: AtomicU64,
 }
@@ -31,10 +26,7 @@ impl Traffic {
 
     /// Bytes sent into the tunnel and received from it.
     pub fn bytes(&self) -> (u64, u64) {
-        (
-            self.sent.load(Ordering::Relaxed),
-            self.received.load(Ordering::Relaxed),
-        )
+        (self.local.read(), self.local.written())
     }
 
     /// Connections opened so far, closed ones included: a connection too
@@ -58,77 +50,10 @@ impl Traffic {
     pub(crate) fn stream_closed(&self) {
         self.open.send_modify(|n| *n -= 1);
     }
-}
 
-/// The local side of a stream, counting bytes read from it (sent into the
-/// tunnel) and written to it (received from the tunnel).
-pub(crate) struct Counted<S> {
-    inner: S,
-    traffic: Arc<Traffic>,
-}
-
-impl<S> Counted<S> {
-    /// Counts `inner`'s bytes into `traffic`.
-    pub(crate) fn new(inner: S, traffic: Arc<Traffic>) -> Self {
-        Self { inner, traffic }
-    }
-}
-
-/// Bytes relayed in the kernel bypass `poll_read`/`poll_write` and are
-/// counted here instead.
-impl<S: Relayable> Relayable for Counted<S> {
-    fn socket(&self) -> Option<&TcpStream> {
-        self.inner.socket()
-    }
-
-    fn plain_tcp(&self) -> Option<&TcpStream> {
-        self.inner.plain_tcp()
-    }
-
-    fn bytes_read(&self, n: u64) {
-        self.traffic.sent.fetch_add(n, Ordering::Relaxed);
-        self.inner.bytes_read(n);
-    }
-
-    fn bytes_written(&self, n: u64) {
-        self.traffic.received.fetch_add(n, Ordering::Relaxed);
-        self.inner.bytes_written(n);
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = (buf.filled().len() - before) as u64;
-        self.traffic.sent.fetch_add(n, Ordering::Relaxed);
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = polled {
-            self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    /// A stream's local side, its bytes counted here.
+    pub(crate) fn count<S>(&self, local: S) -> Tallied<S> {
+        Tallied::new(local, self.local.clone())
     }
 }
 

@@ -12,9 +12,11 @@ mod pool;
 mod relayable;
 #[cfg(target_os = "linux")]
 pub mod splice;
+mod tallied;
 mod turns;
 
 pub use relayable::Relayable;
+pub use tallied::{Tallied, Tally};
 
 /// Carries bytes both ways between `a` and `b` until both directions are
 /// done, passing on a half-close (EOF one way shuts down writing the other

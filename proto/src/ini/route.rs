@@ -20,6 +20,8 @@ pub const ROUTE_KEYS: &[&str] = &[
     "key",
     "ca",
     "fingerprint",
+    "status",
+    "status_token",
 ];
 
 /// The `[route]` keys both programs read: where the route listens (or is

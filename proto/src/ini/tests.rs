@@ -35,7 +35,7 @@ fn errors_name_file_section_and_key() {
         ),
         (
             "[route]\nip=h\nport=1\nprot=2\n",
-            "c.ini: [route] prot: unknown key (known here: ip, port, token, heartbeat, max_vnets, max_serves_per_vnet, max_connections, tls, cert, key, ca, fingerprint)",
+            "c.ini: [route] prot: unknown key (known here: ip, port, token, heartbeat, max_vnets, max_serves_per_vnet, max_connections, tls, cert, key, ca, fingerprint, status, status_token)",
         ),
         (
             "[route]\nip=h\nport=1\nport=2\n",

@@ -29,7 +29,9 @@ use tracing::{debug, info, warn};
 use crate::admission::Place;
 use crate::config::RouteConfig;
 use crate::conn::{refuse, Half};
+use crate::counters::Dropped;
 use crate::link::{self, VnetLink, WriteFailed};
+use crate::registry::Arrival;
 use crate::state::Hub;
 use auth::NotProved;
 use requests::{Peer, Violation};
@@ -75,23 +77,27 @@ pub async fn join(mut conn: Half, hello: Hello, peer: SocketAddr, place: Place, 
     let proved = tokio::select! {
         proved = proof => proved,
         _ = hub.shutdown.cancelled() => return,
-        _ = place.evicted.cancelled() => return debug!("dropped peer: others made progress"),
+        _ = place.evicted.cancelled() => {
+            hub.counters.dropped(Dropped::Evicted);
+            return debug!("dropped peer: others made progress");
+        }
     };
     drop(place);
     match proved {
         Ok(secret) => {
             // Proved: now the larger frames of a control connection.
             conn.codec_mut().set_limit(MAX_FRAME_LEN);
-            run(conn, hello, secret, hub, &config).await
+            run(conn, hello, secret, peer, hub, &config).await
         }
         Err(NotProved::Refused(refusal)) => {
             let failed = refusal.code == RefusalCode::Auth;
             if failed && hub.admission.failed(peer.ip(), std::time::Instant::now()) {
                 warn!(%peer, "too many failed token proofs: this address is turned away for a while");
             }
-            refuse_vnet(conn, &hello.name, &hello.group, refusal).await
+            refuse_vnet(conn, &hello.name, &hello.group, refusal, &hub).await
         }
         Err(NotProved::TimedOut(_)) => {
+            hub.counters.dropped(Dropped::TimedOut);
             let name = Escaped(&hello.name);
             warn!(%name, "dropped peer: authentication not finished in time")
         }
@@ -99,16 +105,23 @@ pub async fn join(mut conn: Half, hello: Hello, peer: SocketAddr, place: Place, 
 }
 
 /// Turns a vnet away, saying why in the log too.
-async fn refuse_vnet(conn: Half, name: &str, group: &str, refusal: Refusal) {
+async fn refuse_vnet(conn: Half, name: &str, group: &str, refusal: Refusal, hub: &Hub) {
     let (name, group) = (Escaped(name), Escaped(group));
     warn!(%name, %group, reason = %refusal, "vnet refused");
-    refuse(conn, refusal).await
+    refuse(conn, refusal, &hub.counters).await
 }
 
 /// Runs the session of a vnet that has proved the token.
 /// `config` is the one the vnet proved its token under: one reload cannot
 /// give a session two sets of settings.
-async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>, config: &RouteConfig) {
+async fn run(
+    conn: Half,
+    hello: Hello,
+    secret: SessionSecret,
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    config: &RouteConfig,
+) {
     let Hello {
         name,
         group,
@@ -121,12 +134,16 @@ async fn run(conn: Half, hello: Hello, secret: SessionSecret, hub: Arc<Hub>, con
     let _close_spares = cancel.clone().drop_guard();
     let (link, queues) = VnetLink::new(cancel);
     let max_vnets = config.max_vnets;
+    let arrival = Arrival {
+        addr,
+        unix: now_unix(),
+    };
     let joined = hub
         .registry()
-        .join(&group, &name, link.clone(), secret, now_unix(), max_vnets);
+        .join(&group, &name, link.clone(), secret, arrival, max_vnets);
     let (vnet_id, session_id, snapshot) = match joined {
         Ok(joined) => joined,
-        Err(refusal) => return refuse_vnet(conn, &name, &group, refusal).await,
+        Err(refusal) => return refuse_vnet(conn, &name, &group, refusal, &hub).await,
     };
     hub.spares.open(session_id);
     let (shown_name, shown_group) = (Escaped(&name), Escaped(&group));

@@ -103,6 +103,7 @@ impl Peer<'_> {
                         Response::Registered { serve_id: serve }
                     }
                     Err(refusal) => {
+                        hub.counters.refused(refusal.code);
                         info!(%vnet, %name, reason = %refusal, "serve refused");
                         Response::Error(refusal)
                     }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use tracing::{debug, info};
 
 use crate::conn::{refuse, Half};
+use crate::counters::Counters;
 use crate::registry::Admitted;
 use crate::state::Hub;
 use crate::streams::spares::{Spares, MAX_SPARES};
@@ -54,13 +55,13 @@ pub async fn visit(visitor: Half, serve_id: ServeId, pass: DataPass, hub: Arc<Hu
                 }
                 Err(refusal) => {
                     info!(serve = %serve_id, reason = %refusal, "visit refused");
-                    refuse(visitor, refusal).await
+                    refuse(visitor, refusal, &hub.counters).await
                 }
             }
         }
         Err(refusal) => {
             info!(serve = %serve_id, reason = %refusal, "visit refused");
-            refuse(visitor, refusal).await
+            refuse(visitor, refusal, &hub.counters).await
         }
     }
 }
@@ -88,7 +89,7 @@ pub async fn accept(
         }
         Err(refusal) => {
             info!(reason = %refusal, "accept refused");
-            refuse(conn, refusal).await;
+            refuse(conn, refusal, &hub.counters).await;
         }
     }
 }
@@ -100,18 +101,20 @@ pub async fn spare(conn: Half, role: SpareRole, pass: DataPass, hub: Arc<Hub>) {
         Ok(admitted) => admitted,
         Err(refusal) => {
             info!(reason = %refusal, "spare refused");
-            return refuse(conn, refusal).await;
+            return refuse(conn, refusal, &hub.counters).await;
         }
     };
     let spares = hub.spares.of(pass.session);
     match role {
-        SpareRole::Serve => keep_serving(conn, spares.as_deref(), admitted.vnet_id).await,
+        SpareRole::Serve => {
+            keep_serving(conn, spares.as_deref(), admitted.vnet_id, &hub.counters).await
+        }
         SpareRole::Visit => wait_for_visit(conn, spares.as_deref(), admitted, pass, hub).await,
     }
 }
 
 /// Puts a serving spare in its session's pool, or refuses it.
-async fn keep_serving(conn: Half, spares: Option<&Spares>, vnet: VnetId) {
+async fn keep_serving(conn: Half, spares: Option<&Spares>, vnet: VnetId, counters: &Counters) {
     let refused = match spares {
         Some(spares) => spares.keep(conn),
         None => Some(conn),
@@ -120,7 +123,7 @@ async fn keep_serving(conn: Half, spares: Option<&Spares>, vnet: VnetId) {
         let max = MAX_SPARES;
         info!(%vnet, max, "spare refused: the vnet keeps too many, or has left");
         let text = "too many spare connections, or the session has ended";
-        refuse(conn, Refusal::new(RefusalCode::Limit, text)).await;
+        refuse(conn, Refusal::new(RefusalCode::Limit, text), counters).await;
     }
 }
 
@@ -137,7 +140,7 @@ async fn wait_for_visit(
     let Some(slot) = spares.and_then(Spares::visiting_slot) else {
         info!(%vnet, max = MAX_SPARES, "spare refused: the vnet keeps too many");
         let refusal = Refusal::new(RefusalCode::Limit, "too many spare connections");
-        return refuse(conn, refusal).await;
+        return refuse(conn, refusal, &hub.counters).await;
     };
     // The session's token is a child of the route's: it closes with either.
     let cancel = admitted.link.cancel;
@@ -157,7 +160,7 @@ async fn wait_for_visit(
                 RefusalCode::Protocol,
                 "expected a visit of this session on a spare connection",
             );
-            refuse(conn, refusal).await;
+            refuse(conn, refusal, &hub.counters).await;
         }
         Some(Err(err)) => debug!(%err, "spare closed unused"),
     }

@@ -8,7 +8,7 @@
 //! ticket; the paired stream gets a small task of its own.
 use net::ahead::Ahead;
 use net::handshake::send_message;
-use net::relay::bridge;
+use net::relay::{bridge, Tallied};
 use net::Unframed;
 use proto::message::RouteMsg;
 use proto::text::Escaped;
@@ -24,6 +24,7 @@ use crate::state::Hub;
 use crate::streams::counts::Counted;
 use crate::streams::spares::{offer, Offered};
 use crate::streams::tickets::ServingHalf;
+use crate::streams::traffic::Flowing;
 
 /// How long a visitor waits for the serving vnet to dial back (or to
 /// answer on a spare).
@@ -52,12 +53,22 @@ pub async fn pair(
     counted: Counted,
     hub: &Hub,
 ) {
+    let group = target.group.clone();
     let ready = ready_pair(visitor, &target, serve_id, hub);
     let ready = hub.shutdown.run_until_cancelled(ready).await.flatten();
     let Some((visitor, server, sent_ahead)) = ready else {
         return;
     };
     debug!(serve = %serve_id, vnet = %target.vnet_id, "stream paired");
+    let flowing = hub.traffic.started(&group, serve_id);
+    let tally = flowing.tally();
+    // What the server had before the stream started: sent ahead on a
+    // spare, or still to be written from the visitor's leftover.
+    tally.add_read(sent_ahead + visitor.leftover.len() as u64);
+    let visitor = Unframed {
+        stream: Tallied::new(visitor.stream, tally),
+        leftover: visitor.leftover,
+    };
     let stream = Stream {
         visitor,
         server,
@@ -65,8 +76,8 @@ pub async fn pair(
         serving_lost: target.link.lost.clone(),
         shutdown: hub.shutdown.clone(),
         serve_id,
-        sent_ahead,
         counted,
+        flowing,
     };
     hub.tracker.spawn(stream.run().instrument(Span::current()));
 }
@@ -74,22 +85,22 @@ pub async fn pair(
 /// A paired stream, bridged until both directions are done, the route
 /// stops, or either vnet is lost (then both ends are reset).
 struct Stream {
-    visitor: Unframed<Conn>,
+    /// Its bytes counted for the serve's traffic as they move.
+    visitor: Unframed<Tallied<Conn>>,
     server: Unframed<Conn>,
     visiting_lost: CancellationToken,
     serving_lost: CancellationToken,
     shutdown: CancellationToken,
     serve_id: ServeId,
-    /// The visitor's bytes already sent to the server (on a spare, before
-    /// the stream started), for the byte count.
-    sent_ahead: u64,
     /// Counted against `max_connections` while it lives.
     counted: Counted,
+    /// Counted open for the status page while it lives.
+    flowing: Flowing,
 }
 
 impl Stream {
     async fn run(self) {
-        let (serve_id, sent_ahead) = (self.serve_id, self.sent_ahead);
+        let serve_id = self.serve_id;
         let lost = async {
             tokio::select! {
                 _ = self.visiting_lost.cancelled() => "visiting",
@@ -99,13 +110,14 @@ impl Stream {
         // Dropping the bridge resets both ends.
         tokio::select! {
             done = bridge(self.visitor, self.server) => match done {
-                Ok((up, down)) => debug!(serve = %serve_id, up = sent_ahead + up, down, "stream closed"),
+                Ok((up, down)) => debug!(serve = %serve_id, up, down, "stream closed"),
                 Err(err) => debug!(serve = %serve_id, %err, "stream ended with an error"),
             },
             _ = self.shutdown.cancelled() => {}
             side = lost => debug!(serve = %serve_id, side, "a vnet was lost; stream reset"),
         }
         drop(self.counted);
+        drop(self.flowing);
     }
 }
 
@@ -128,7 +140,7 @@ async fn ready_pair(
         Err(NotServed::Refused(refusal)) => {
             let (vnet, reason) = (target.vnet_id, Escaped(&refusal.text));
             info!(serve = %serve_id, %vnet, %reason, "visit refused");
-            refuse(visitor, refusal).await;
+            refuse(visitor, refusal, &hub.counters).await;
             return None;
         }
     };

@@ -11,6 +11,24 @@ use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
 
 use crate::link::VnetLink;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// Where and when a vnet's control connection came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// The address the route saw it connect from.
+    pub addr: SocketAddr,
+    /// When it joined, in seconds since the Unix epoch.
+    pub unix: u64,
+}
+
+/// A connected vnet as the route's status shows it.
+pub struct VnetView {
+    /// As the group lists it to its vnets.
+    pub entry: VnetEntry,
+    /// Where it connected from.
+    pub addr: SocketAddr,
+}
 
 /// One connected vnet.
 pub struct VnetSlot {
@@ -24,17 +42,17 @@ pub struct VnetSlot {
     secret: SessionSecret,
     /// Pass counters used so far.
     passes: ReplayWindow,
-    connected_unix: u64,
+    arrival: Arrival,
 }
 
 impl VnetSlot {
-    /// A vnet about to join, at `connected_unix`.
+    /// A vnet about to join.
     pub fn new(
         name: &str,
         link: VnetLink,
         session: SessionId,
         secret: SessionSecret,
-        connected_unix: u64,
+        arrival: Arrival,
     ) -> Self {
         Self {
             name: name.to_string(),
@@ -42,7 +60,7 @@ impl VnetSlot {
             session,
             secret,
             passes: ReplayWindow::default(),
-            connected_unix,
+            arrival,
         }
     }
 
@@ -215,8 +233,18 @@ impl Group {
                 vnet_id: *id,
                 name: v.name.clone(),
                 serves: self.held_by(*id) as u32,
-                connected_unix: v.connected_unix,
+                connected_unix: v.arrival.unix,
             })
+            .collect()
+    }
+
+    /// The vnets with where they connected from, by id.
+    pub fn vnet_views(&self) -> Vec<VnetView> {
+        let addrs = self.vnets.values().map(|v| v.arrival.addr);
+        self.vnets()
+            .into_iter()
+            .zip(addrs)
+            .map(|(entry, addr)| VnetView { entry, addr })
             .collect()
     }
 

@@ -13,12 +13,15 @@ use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
 use std::collections::HashMap;
 
 use crate::link::VnetLink;
+pub use group::{Arrival, VnetView};
 use group::{Group, VnetSlot};
 
 mod group;
 
 /// Where a visit goes.
 pub struct VisitTarget {
+    /// The group of both vnets.
+    pub group: String,
     /// The serving vnet's control link.
     pub link: VnetLink,
     /// Its id, for logs.
@@ -36,6 +39,16 @@ pub struct Admitted {
     pub vnet_id: VnetId,
     /// Its control link.
     pub link: VnetLink,
+}
+
+/// One group as the route's status shows it.
+pub struct GroupView {
+    /// Its name.
+    pub name: String,
+    /// Its vnets, by id.
+    pub vnets: Vec<VnetView>,
+    /// Its serves, by id.
+    pub serves: Vec<ServeEntry>,
 }
 
 /// The route's whole registry.
@@ -62,7 +75,7 @@ impl Registry {
         name: &str,
         link: VnetLink,
         secret: SessionSecret,
-        now_unix: u64,
+        arrival: Arrival,
         max_vnets: usize,
     ) -> Result<(VnetId, SessionId, Vec<RouteMsg>), Refusal> {
         if self.sessions.len() >= max_vnets {
@@ -75,7 +88,7 @@ impl Registry {
         while self.sessions.contains_key(&session) {
             session = SessionId(rand::random());
         }
-        let slot = VnetSlot::new(name, link, session, secret, now_unix);
+        let slot = VnetSlot::new(name, link, session, secret, arrival);
         let g = self.groups.entry(group.to_string()).or_default();
         let (vnet_id, snapshot) = g.join(slot)?;
         self.sessions.insert(session, (group.to_string(), vnet_id));
@@ -145,6 +158,21 @@ impl Registry {
         self.groups.get(group).map_or_else(Vec::new, Group::vnets)
     }
 
+    /// Every group, by name, with its vnets and serves.
+    pub fn overview(&self) -> Vec<GroupView> {
+        let mut groups: Vec<GroupView> = self
+            .groups
+            .iter()
+            .map(|(name, g)| GroupView {
+                name: name.clone(),
+                vnets: g.vnet_views(),
+                serves: g.serves(),
+            })
+            .collect();
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        groups
+    }
+
     /// Checks a data connection's pass for `purpose`: a live session, a
     /// MAC made with its secret, a counter not used before. A pass is
     /// admitted once.
@@ -183,6 +211,7 @@ impl Registry {
         let g = self.groups.get(group).ok_or_else(not_registered)?;
         let (vnet_id, slot) = g.server(serve_id).ok_or_else(not_registered)?;
         Ok(VisitTarget {
+            group: group.to_string(),
             link: slot.link.clone(),
             vnet_id,
             session: slot.session,
@@ -206,6 +235,13 @@ mod tests {
         VnetLink::with_room(CancellationToken::new(), 16, 16)
     }
 
+    fn arrival() -> Arrival {
+        Arrival {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            unix: 0,
+        }
+    }
+
     fn secret() -> SessionSecret {
         SessionSecret::from_bytes(rand::random())
     }
@@ -226,8 +262,8 @@ mod tests {
         let mut reg = Registry::default();
         let (a, _ra) = link();
         let (b, _rb) = link();
-        let (va, _, _) = reg.join("g", "a", a, secret(), 0, 10).unwrap();
-        let (vb, _, _) = reg.join("g", "b", b, secret(), 0, 10).unwrap();
+        let (va, _, _) = reg.join("g", "a", a, secret(), arrival(), 10).unwrap();
+        let (vb, _, _) = reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
         assert_eq!((va, vb), (VnetId(1), VnetId(2)));
         assert_eq!(reg.register("g", va, spec("x", 7), 100).unwrap().get(), 7);
         assert_eq!(reg.register("g", vb, spec("y", 7), 100).unwrap().get(), 1);
@@ -250,9 +286,9 @@ mod tests {
         let (a, _ra) = link();
         let (b, mut rb) = link();
         let (c, _rc) = link();
-        let (va, _, _) = reg.join("g", "a", a, secret(), 0, 10).unwrap();
-        reg.join("g", "b", b, secret(), 0, 10).unwrap();
-        reg.join("other", "c", c, secret(), 0, 10).unwrap();
+        let (va, _, _) = reg.join("g", "a", a, secret(), arrival(), 10).unwrap();
+        reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
+        reg.join("other", "c", c, secret(), arrival(), 10).unwrap();
         let id = reg.register("g", va, spec("x", 700), 100).unwrap();
         assert!(reg.visit("g", id).is_ok());
         assert!(reg.visit("other", id).is_err());
@@ -274,8 +310,8 @@ mod tests {
         let mut reg = Registry::default();
         let (a, _ra) = link();
         let (b, _rb) = link();
-        let (va, _, _) = reg.join("g", "a", a, secret(), 0, 1).unwrap();
-        let err = reg.join("g", "b", b, secret(), 0, 1).err().unwrap();
+        let (va, _, _) = reg.join("g", "a", a, secret(), arrival(), 1).unwrap();
+        let err = reg.join("g", "b", b, secret(), arrival(), 1).err().unwrap();
         assert_eq!(
             err.text,
             "the route is full: 1 vnets are connected (max_vnets)"
@@ -293,7 +329,7 @@ mod tests {
         let mut reg = Registry::default();
         let (a, _ra) = link();
         let key = secret();
-        let (va, session, _) = reg.join("g", "a", a, key.clone(), 0, 10).unwrap();
+        let (va, session, _) = reg.join("g", "a", a, key.clone(), arrival(), 10).unwrap();
         let purpose = Purpose::SpareForServes;
         let pass = key.pass(session, 1, purpose);
         let admitted = reg.admit(&pass, purpose).ok().unwrap();
@@ -322,8 +358,9 @@ mod tests {
         let (slow, _queues) = VnetLink::with_room(CancellationToken::new(), 1, 1);
         let cancel = slow.cancel.clone();
         let (a, _ra) = link();
-        reg.join("g", "slow", slow, secret(), 0, 10).unwrap();
-        let (va, _, _) = reg.join("g", "a", a, secret(), 0, 10).unwrap();
+        reg.join("g", "slow", slow, secret(), arrival(), 10)
+            .unwrap();
+        let (va, _, _) = reg.join("g", "a", a, secret(), arrival(), 10).unwrap();
         reg.register("g", va, spec("x", 0), 100).unwrap();
         assert!(!cancel.is_cancelled());
         reg.register("g", va, spec("y", 0), 100).unwrap();

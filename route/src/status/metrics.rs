@@ -1,0 +1,218 @@
+//! `/metrics`: the snapshot in Prometheus' text exposition format
+//! (version 0.0.4), which every Prometheus reads and `promtool check
+//! metrics` lints. (The `prometheus-client` crate writes only OpenMetrics,
+//! whose counter families `promtool` reads as lacking help; this format is
+//! a few lines.)
+//!
+//! The names are chosen once and documented in the README; labels take
+//! only bounded values (group names, serve ids, fixed reasons), and label
+//! values are escaped as the format asks.
+use std::fmt::Write;
+
+use super::snapshot::{ByReason, GroupStatus, Snapshot};
+
+/// What `/metrics` answers with.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Counters only go up; gauges go both ways.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// A sample's labels, in order.
+type Labels<'a> = Vec<(&'static str, &'a str)>;
+
+/// The text being written.
+#[derive(Default)]
+struct Exposition(String);
+
+impl Exposition {
+    /// One family: its help, its type, and its samples.
+    fn family<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
+    ) {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let _ = write!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (labels, value) in samples {
+            self.0.push_str(name);
+            if !labels.is_empty() {
+                self.0.push('{');
+                for (i, (key, value)) in labels.iter().enumerate() {
+                    if i > 0 {
+                        self.0.push(',');
+                    }
+                    let _ = write!(self.0, "{key}=\"{}\"", escape(value));
+                }
+                self.0.push('}');
+            }
+            let _ = writeln!(self.0, " {value}");
+        }
+    }
+}
+
+/// A label value as the format writes it: backslash, quote and newline
+/// escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn by_reason(reasons: &ByReason) -> impl Iterator<Item = (Labels<'_>, f64)> {
+    reasons
+        .0
+        .iter()
+        .map(|(r, n)| (vec![("reason", *r)], *n as f64))
+}
+
+/// The snapshot as exposition text.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = Exposition::default();
+    let version = vec![("version", s.version)];
+    out.family(
+        "vnet_route_info",
+        "The route's version.",
+        Kind::Gauge,
+        [(version, 1.0)],
+    );
+    let per_group = |count: fn(&GroupStatus) -> usize| {
+        s.groups
+            .iter()
+            .map(move |g| (vec![("group", g.name.as_str())], count(g) as f64))
+    };
+    let vnets = per_group(|g| g.vnets.len());
+    out.family(
+        "vnet_route_vnets",
+        "Vnets connected, per group.",
+        Kind::Gauge,
+        vnets,
+    );
+    let serves = per_group(|g| g.serves.len());
+    out.family(
+        "vnet_route_serves",
+        "Serves registered, per group.",
+        Kind::Gauge,
+        serves,
+    );
+    let ids: Vec<Vec<String>> = s
+        .groups
+        .iter()
+        .map(|g| g.serves.iter().map(|serve| serve.id.to_string()).collect())
+        .collect();
+    let serves = || {
+        s.groups.iter().zip(&ids).flat_map(|(g, ids)| {
+            g.serves.iter().zip(ids).map(move |(serve, id)| {
+                (
+                    vec![("group", g.name.as_str()), ("serve", id.as_str())],
+                    serve,
+                )
+            })
+        })
+    };
+    out.family(
+        "vnet_route_streams_open",
+        "Streams open now through the route, per serve.",
+        Kind::Gauge,
+        serves().map(|(l, serve)| (l, serve.streams_open as f64)),
+    );
+    out.family(
+        "vnet_route_streams_total",
+        "Streams started through the route, per serve.",
+        Kind::Counter,
+        serves().map(|(l, serve)| (l, serve.streams_total as f64)),
+    );
+    let bytes = serves().flat_map(|(l, serve)| {
+        [("up", serve.bytes_up), ("down", serve.bytes_down)].map(|(direction, n)| {
+            let mut labels = l.clone();
+            labels.push(("direction", direction));
+            (labels, n as f64)
+        })
+    });
+    out.family(
+        "vnet_route_bytes_total",
+        "Bytes relayed per serve: up from visitors to the serve, down from the serve to visitors.",
+        Kind::Counter,
+        bytes,
+    );
+    out.family(
+        "vnet_route_refusals_total",
+        "Peers refused, by reason.",
+        Kind::Counter,
+        by_reason(&s.refusals),
+    );
+    out.family(
+        "vnet_route_dropped_total",
+        "Peers dropped without an answer, by reason.",
+        Kind::Counter,
+        by_reason(&s.dropped),
+    );
+    let none = Labels::new;
+    out.family(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        Kind::Gauge,
+        [(none(), s.started_unix as f64)],
+    );
+    let process = &s.process;
+    if let Some(rss) = process.rss_bytes {
+        let help = "Resident memory size in bytes.";
+        out.family(
+            "process_resident_memory_bytes",
+            help,
+            Kind::Gauge,
+            [(none(), rss as f64)],
+        );
+    }
+    if let Some(fds) = process.open_fds {
+        let help = "Number of open file descriptors.";
+        out.family(
+            "process_open_fds",
+            help,
+            Kind::Gauge,
+            [(none(), fds as f64)],
+        );
+    }
+    if let Some(cpu) = process.cpu_seconds {
+        let help = "Total user and system CPU time spent in seconds.";
+        out.family(
+            "process_cpu_seconds_total",
+            help,
+            Kind::Counter,
+            [(none(), cpu)],
+        );
+    }
+    out.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_and_escaped_labels() {
+        let mut out = Exposition::default();
+        let odd = "a\"b\\c\nd";
+        out.family(
+            "x_total",
+            "Help with a\nnewline.",
+            Kind::Counter,
+            [(vec![("group", odd), ("serve", "7")], 3.0), (vec![], 0.5)],
+        );
+        assert_eq!(
+            out.0,
+            "# HELP x_total Help with a\\nnewline.\n# TYPE x_total counter\n\
+             x_total{group=\"a\\\"b\\\\c\\nd\",serve=\"7\"} 3\nx_total 0.5\n"
+        );
+    }
+}
