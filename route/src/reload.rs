@@ -134,6 +134,27 @@ mod tests {
     }
 
     #[test]
+    fn a_status_token_applies_and_a_status_address_waits() {
+        let base = "[route]\nip=127.0.0.1\nport=7000\nstatus=127.0.0.1:7750\n";
+        let hub = Hub::new(config(base), CancellationToken::new());
+        let done = apply(
+            &hub,
+            config("[route]\nip=127.0.0.1\nport=7000\nstatus=0.0.0.0:7751\nstatus_token=t\n"),
+        );
+        assert_eq!(
+            (done.changed, done.need_restart),
+            (vec!["status_token"], vec!["status"])
+        );
+        let status = hub.config().status.clone().unwrap();
+        assert_eq!(status.addr.to_string(), "127.0.0.1:7750");
+        assert_eq!(status.token.as_deref(), Some("t"));
+        // Turning the page off waits for a restart too.
+        let done = apply(&hub, config("[route]\nip=127.0.0.1\nport=7000\n"));
+        assert_eq!(done.need_restart, ["status"]);
+        assert!(hub.config().status.is_some());
+    }
+
+    #[test]
     fn the_same_file_changes_nothing() {
         let text = "[route]\nip=127.0.0.1\nport=7000\ntoken=a\n";
         let hub = Hub::new(config(text), CancellationToken::new());
