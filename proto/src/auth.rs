@@ -24,7 +24,6 @@
 //! one side fails like a wrong one.
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 use std::fmt;
@@ -260,33 +259,8 @@ impl RouteExchange {
     }
 }
 
-macro_rules! hex_bytes {
-    ($type:ident, $len:expr) => {
-        impl fmt::Debug for $type {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($type), crate::hex::encode(&self.0))
-            }
-        }
-
-        impl Serialize for $type {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&crate::hex::encode(&self.0))
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $type {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                crate::hex::decode::<$len>(&text).map($type).ok_or_else(|| {
-                    serde::de::Error::custom(concat!("expected ", $len, " bytes in hex"))
-                })
-            }
-        }
-    };
-}
-
-hex_bytes!(PakeMsg, 33);
-hex_bytes!(Proof, 32);
+crate::hex::hex_bytes!(PakeMsg, 33);
+crate::hex::hex_bytes!(Proof, 32);
 
 #[cfg(test)]
 mod tests;

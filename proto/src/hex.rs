@@ -59,3 +59,32 @@ pub fn normalize_fingerprint(text: &str) -> Option<String> {
         .to_ascii_lowercase();
     decode::<32>(&hex).map(|_| hex)
 }
+
+/// Debug, Serialize and Deserialize as hex text for a newtype over
+/// `[u8; N]`.
+macro_rules! hex_bytes {
+    ($type:ident, $len:expr) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({})", stringify!($type), crate::hex::encode(&self.0))
+            }
+        }
+
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&crate::hex::encode(&self.0))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                crate::hex::decode::<$len>(&text).map($type).ok_or_else(|| {
+                    serde::de::Error::custom(concat!("expected ", $len, " bytes in hex"))
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use hex_bytes;

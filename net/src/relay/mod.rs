@@ -10,6 +10,7 @@ use crate::handshake::Unframed;
 pub mod copy;
 mod pool;
 mod relayable;
+pub mod sealed;
 #[cfg(target_os = "linux")]
 pub mod splice;
 mod tallied;
