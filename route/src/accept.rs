@@ -87,6 +87,10 @@ fn count_failed_start(err: &StartError, counters: &Counters) {
         StartError::Handshake(HandshakeError::Preamble(PreambleError::Version { .. })) => {
             counters.refused_version()
         }
+        // Told why (see `conn::start`).
+        StartError::Handshake(HandshakeError::Invalid(_)) => {
+            counters.refused(RefusalCode::Protocol)
+        }
         StartError::Handshake(_) => counters.dropped(Dropped::BadHandshake),
         StartError::TimedOut(_) => counters.dropped(Dropped::TimedOut),
     }

@@ -22,6 +22,7 @@ pub const REFUSAL_REASONS: [&str; 11] = [
 
 /// Why a peer was dropped without an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Dropped {
     /// Its address (or the route) had too many unauthenticated
     /// connections, or too many failed proofs.
@@ -34,8 +35,28 @@ pub enum Dropped {
     BadHandshake,
 }
 
-/// [`Dropped`]'s names, in its order.
+/// [`Dropped`]'s names, by its values.
 pub const DROP_REASONS: [&str; 4] = ["throttled", "evicted", "timed_out", "bad_handshake"];
+
+/// Where a refusal code is counted in [`REFUSAL_REASONS`]; a `match`, so
+/// a new code cannot go uncounted unnoticed.
+fn slot(code: RefusalCode) -> usize {
+    match code {
+        RefusalCode::Auth => 0,
+        RefusalCode::Limit => 2,
+        RefusalCode::Protocol => 3,
+        RefusalCode::NotFound => 4,
+        RefusalCode::Taken => 5,
+        RefusalCode::Busy => 6,
+        RefusalCode::Unreachable => 7,
+        RefusalCode::NotAllowed => 8,
+        RefusalCode::Unsupported => 9,
+        RefusalCode::Other => 10,
+    }
+}
+
+/// Where a peer of another version is counted.
+const VERSION_SLOT: usize = 1;
 
 /// The counts, shared by every task.
 #[derive(Debug, Default)]
@@ -47,18 +68,12 @@ pub struct Counters {
 impl Counters {
     /// Counts a refusal with `code`.
     pub fn refused(&self, code: RefusalCode) {
-        self.refused_for(code.as_str());
+        self.refused[slot(code)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a peer of another protocol version.
     pub fn refused_version(&self) {
-        self.refused_for("version");
-    }
-
-    fn refused_for(&self, reason: &str) {
-        let at = REFUSAL_REASONS.iter().position(|r| *r == reason);
-        let at = at.unwrap_or(REFUSAL_REASONS.len() - 1);
-        self.refused[at].fetch_add(1, Ordering::Relaxed);
+        self.refused[VERSION_SLOT].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a dropped peer.
@@ -106,6 +121,10 @@ mod tests {
         let refusals: Vec<_> = counters.refusals().collect();
         assert!(refusals.iter().all(|(_, n)| *n >= 1), "{refusals:?}");
         assert_eq!(refusals[2], ("limit", 2));
+        for code in codes {
+            assert_eq!(REFUSAL_REASONS[slot(code)], code.as_str());
+        }
+        assert_eq!(REFUSAL_REASONS[VERSION_SLOT], "version");
         counters.dropped(Dropped::TimedOut);
         counters.dropped(Dropped::BadHandshake);
         let drops: Vec<_> = counters.drops().collect();

@@ -46,6 +46,13 @@ pub fn apply(hub: &Hub, mut new: RouteConfig) -> Reloaded {
             (_, old) => old.clone(),
         };
     }
+    // The address kept may be one that needs a token: a reload must not
+    // take it away there.
+    let exposed = new.status.as_ref().filter(|s| !s.addr.ip().is_loopback());
+    if exposed.is_some_and(|s| s.token.is_none()) {
+        done.need_restart.push("status_token");
+        new.status.clone_from(&old.status);
+    }
     if new.status.as_ref().map(|s| &s.token) != old.status.as_ref().map(|s| &s.token) {
         done.changed.push("status_token");
     }
@@ -152,6 +159,23 @@ mod tests {
         let done = apply(&hub, config("[route]\nip=127.0.0.1\nport=7000\n"));
         assert_eq!(done.need_restart, ["status"]);
         assert!(hub.config().status.is_some());
+    }
+
+    #[test]
+    fn a_reload_never_leaves_a_public_page_without_its_token() {
+        let base = "[route]\nip=127.0.0.1\nport=7000\nstatus=0.0.0.0:7750\nstatus_token=t\n";
+        let hub = Hub::new(config(base), CancellationToken::new());
+        // Valid alone (loopback needs no token), but the address waits
+        // for a restart and stays public.
+        let done = apply(
+            &hub,
+            config("[route]\nip=127.0.0.1\nport=7000\nstatus=127.0.0.1:7750\n"),
+        );
+        assert_eq!(done.need_restart, ["status", "status_token"]);
+        assert!(done.changed.is_empty(), "{done:?}");
+        let status = hub.config().status.clone().unwrap();
+        assert_eq!(status.addr.to_string(), "0.0.0.0:7750");
+        assert_eq!(status.token.as_deref(), Some("t"));
     }
 
     #[test]

@@ -178,7 +178,11 @@ async fn run(
     let ended = session.serve().await;
     session.writer.abort();
 
-    hub.registry().leave(&group, vnet_id);
+    let mut registry = hub.registry();
+    for serve in registry.leave(&group, vnet_id) {
+        hub.traffic.withdrawn(&group, serve);
+    }
+    drop(registry);
     hub.asks().forget(&group, vnet_id);
     // Idle spares must not outlive the session; one arriving now is
     // refused by the closed pool.

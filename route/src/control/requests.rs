@@ -84,15 +84,23 @@ impl Peer<'_> {
         let (hub, group, vnet) = (self.hub, self.group, self.vnet_id);
         debug!(%vnet, ?request, "request");
         match request {
-            Request::RegisterServe(spec) if spec.kind != "tcp" => Response::Error(Refusal::new(
-                RefusalCode::Unsupported,
-                format!("type {:?} is not supported; only tcp", spec.kind),
-            )),
+            Request::RegisterServe(spec) if spec.kind != "tcp" => {
+                hub.counters.refused(RefusalCode::Unsupported);
+                Response::Error(Refusal::new(
+                    RefusalCode::Unsupported,
+                    format!("type {:?} is not supported; only tcp", spec.kind),
+                ))
+            }
             Request::RegisterServe(spec) => {
                 let name = spec.name.clone();
                 let wanted = spec.serve_id;
                 let max_serves = hub.config().max_serves_per_vnet;
-                let registered = hub.registry().register(group, vnet, spec, max_serves);
+                let mut registry = hub.registry();
+                let registered = registry.register(group, vnet, spec, max_serves);
+                if let Ok(serve) = registered {
+                    hub.traffic.registered(group, serve);
+                }
+                drop(registry);
                 let name = Escaped(&name);
                 match registered {
                     Ok(serve) => {
@@ -110,7 +118,13 @@ impl Peer<'_> {
                 }
             }
             Request::UnregisterServe { serve_id } => {
-                match hub.registry().unregister(group, vnet, serve_id) {
+                let mut registry = hub.registry();
+                let unregistered = registry.unregister(group, vnet, serve_id);
+                if unregistered.is_ok() {
+                    hub.traffic.withdrawn(group, serve_id);
+                }
+                drop(registry);
+                match unregistered {
                     Ok(()) => {
                         info!(%vnet, serve = %serve_id, "serve withdrawn");
                         Response::Done

@@ -104,8 +104,8 @@ impl Group {
     }
 
     /// Removes a vnet and withdraws its serves, telling the others; its
-    /// session, if it was here.
-    pub fn leave(&mut self, vnet_id: VnetId) -> Option<SessionId> {
+    /// session, if it was here, and the serves withdrawn.
+    pub fn leave(&mut self, vnet_id: VnetId) -> (Option<SessionId>, Vec<ServeId>) {
         let session = self.vnets.remove(&vnet_id).map(|slot| slot.session);
         let gone: Vec<ServeId> = self
             .serves
@@ -113,14 +113,14 @@ impl Group {
             .filter(|(_, (owner, _))| *owner == vnet_id)
             .map(|(id, _)| *id)
             .collect();
-        for serve_id in gone {
-            self.serves.remove(&serve_id);
+        for serve_id in &gone {
+            self.serves.remove(serve_id);
             self.broadcast(RouteMsg::ServeDown {
-                serve_id,
+                serve_id: *serve_id,
                 withdrawn: false,
             });
         }
-        session
+        (session, gone)
     }
 
     /// Whether no vnet is left.

@@ -95,17 +95,20 @@ impl Registry {
         Ok((vnet_id, session, snapshot))
     }
 
-    /// Removes a vnet and all its serves, telling the group.
-    pub fn leave(&mut self, group: &str, vnet_id: VnetId) {
+    /// Removes a vnet and all its serves, telling the group; returns the
+    /// serves withdrawn.
+    pub fn leave(&mut self, group: &str, vnet_id: VnetId) -> Vec<ServeId> {
         let Some(g) = self.groups.get_mut(group) else {
-            return;
+            return Vec::new();
         };
-        if let Some(session) = g.leave(vnet_id) {
+        let (session, gone) = g.leave(vnet_id);
+        if let Some(session) = session {
             self.sessions.remove(&session);
         }
         if g.is_empty() {
             self.groups.remove(group);
         }
+        gone
     }
 
     /// Registers a serve for `vnet_id`. A static id is never changed: a

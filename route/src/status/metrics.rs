@@ -22,7 +22,7 @@ enum Kind {
 }
 
 /// A sample's labels, in order.
-type Labels<'a> = Vec<(&'static str, &'a str)>;
+type Labels = Vec<(&'static str, String)>;
 
 /// The text being written.
 #[derive(Default)]
@@ -30,12 +30,12 @@ struct Exposition(String);
 
 impl Exposition {
     /// One family: its help, its type, and its samples.
-    fn family<'a>(
+    fn family(
         &mut self,
         name: &str,
         help: &str,
         kind: Kind,
-        samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
+        samples: impl IntoIterator<Item = (Labels, f64)>,
     ) {
         let kind = match kind {
             Kind::Counter => "counter",
@@ -69,17 +69,15 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn by_reason(reasons: &ByReason) -> impl Iterator<Item = (Labels<'_>, f64)> {
-    reasons
-        .0
-        .iter()
-        .map(|(r, n)| (vec![("reason", *r)], *n as f64))
+fn by_reason(reasons: &ByReason) -> impl Iterator<Item = (Labels, f64)> + '_ {
+    let labels = |reason: &str| vec![("reason", reason.to_string())];
+    reasons.0.iter().map(move |(r, n)| (labels(r), *n as f64))
 }
 
 /// The snapshot as exposition text.
 pub fn render(s: &Snapshot) -> String {
     let mut out = Exposition::default();
-    let version = vec![("version", s.version)];
+    let version = vec![("version", s.version.to_string())];
     out.family(
         "vnet_route_info",
         "The route's version.",
@@ -89,7 +87,7 @@ pub fn render(s: &Snapshot) -> String {
     let per_group = |count: fn(&GroupStatus) -> usize| {
         s.groups
             .iter()
-            .map(move |g| (vec![("group", g.name.as_str())], count(g) as f64))
+            .map(move |g| (vec![("group", g.name.clone())], count(g) as f64))
     };
     let vnets = per_group(|g| g.vnets.len());
     out.family(
@@ -105,18 +103,11 @@ pub fn render(s: &Snapshot) -> String {
         Kind::Gauge,
         serves,
     );
-    let ids: Vec<Vec<String>> = s
-        .groups
-        .iter()
-        .map(|g| g.serves.iter().map(|serve| serve.id.to_string()).collect())
-        .collect();
     let serves = || {
-        s.groups.iter().zip(&ids).flat_map(|(g, ids)| {
-            g.serves.iter().zip(ids).map(move |(serve, id)| {
-                (
-                    vec![("group", g.name.as_str()), ("serve", id.as_str())],
-                    serve,
-                )
+        s.groups.iter().flat_map(|g| {
+            g.serves.iter().map(move |serve| {
+                let labels = vec![("group", g.name.clone()), ("serve", serve.id.to_string())];
+                (labels, serve)
             })
         })
     };
@@ -135,7 +126,7 @@ pub fn render(s: &Snapshot) -> String {
     let bytes = serves().flat_map(|(l, serve)| {
         [("up", serve.bytes_up), ("down", serve.bytes_down)].map(|(direction, n)| {
             let mut labels = l.clone();
-            labels.push(("direction", direction));
+            labels.push(("direction", direction.to_string()));
             (labels, n as f64)
         })
     });
@@ -207,7 +198,13 @@ mod tests {
             "x_total",
             "Help with a\nnewline.",
             Kind::Counter,
-            [(vec![("group", odd), ("serve", "7")], 3.0), (vec![], 0.5)],
+            [
+                (
+                    vec![("group", odd.to_string()), ("serve", "7".to_string())],
+                    3.0,
+                ),
+                (vec![], 0.5),
+            ],
         );
         assert_eq!(
             out.0,

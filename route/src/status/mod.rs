@@ -3,8 +3,9 @@
 //! (`/metrics`), all built from one [`snapshot::Snapshot`] of the `Hub`.
 //!
 //! Read-only and small: HTTP/1 by hyper, GET and HEAD only, at most
-//! [`MAX_CONNECTIONS`] readers at once, each with a deadline for its
-//! headers and a lifetime cap. With `status_token=`, every request must
+//! [`MAX_CONNECTIONS`] readers at once and [`MAX_PER_ADDRESS`] from one
+//! address, each with a deadline for its headers and a lifetime cap; a
+//! request turned away closes its connection. With `status_token=`, every request must
 //! carry it (bearer token, or basic auth with it as the password);
 //! without, the config allows only a loopback address, and requests
 //! must name the host by IP or `localhost` so a web page elsewhere cannot
@@ -15,7 +16,9 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -31,15 +34,49 @@ mod snapshot;
 
 /// Readers served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Readers from one address at once, so one cannot take every place.
+pub const MAX_PER_ADDRESS: usize = 8;
 /// How long a reader may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one reader's connection may stay open (a page left open
 /// reconnects for its next refresh).
-const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Readers connected now, per address.
+#[derive(Clone, Default)]
+struct PerAddress(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One reader's place among those of its address.
+struct AddressPlace(PerAddress, IpAddr);
+
+impl PerAddress {
+    fn enter(&self, ip: IpAddr) -> Option<AddressPlace> {
+        let mut counts = self.0.lock().expect("status places poisoned");
+        let count = counts.entry(ip).or_default();
+        if *count >= MAX_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace(self.clone(), ip))
+    }
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut counts = self.0 .0.lock().expect("status places poisoned");
+        if let Some(count) = counts.get_mut(&self.1) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.1);
+            }
+        }
+    }
+}
 
 /// Serves the status on `listener` until the route shuts down.
 pub async fn serve(listener: TcpListener, hub: Arc<Hub>) {
     let readers = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = PerAddress::default();
     while let Some(accepted) = hub.shutdown.run_until_cancelled(listener.accept()).await {
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -52,14 +89,16 @@ pub async fn serve(listener: TcpListener, hub: Arc<Hub>) {
                 continue;
             }
         };
-        let Ok(place) = readers.clone().try_acquire_owned() else {
+        let places = readers.clone().try_acquire_owned().ok();
+        let places = places.zip(per_address.enter(peer.ip()));
+        let Some(places) = places else {
             debug!(%peer, "status: too many readers; closed");
             continue;
         };
         let hub_for_task = hub.clone();
         hub.tracker.spawn(async move {
             connection(stream, &hub_for_task).await;
-            drop(place);
+            drop(places);
         });
     }
 }
@@ -68,8 +107,8 @@ pub async fn serve(listener: TcpListener, hub: Arc<Hub>) {
 /// route stops.
 async fn connection(stream: TcpStream, hub: &Arc<Hub>) {
     let service = hyper::service::service_fn(|request| {
-        let response = answer(&request, hub);
-        async move { Ok::<_, std::convert::Infallible>(response) }
+        let hub = hub.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(&request, &hub).await) }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -84,14 +123,21 @@ async fn connection(stream: TcpStream, hub: &Arc<Hub>) {
     }
 }
 
+/// The state now, with the process's figures read off the runtime
+/// (listing a busy route's descriptors takes a while).
+async fn snapshot(hub: &Hub) -> snapshot::Snapshot {
+    let process = tokio::task::spawn_blocking(process::ProcessFigures::now).await;
+    snapshot::Snapshot::of(hub, process.unwrap_or_default())
+}
+
 /// The response to one request.
-fn answer(request: &Request<Incoming>, hub: &Hub) -> Response<Full<Bytes>> {
+async fn answer(request: &Request<Incoming>, hub: &Hub) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+        return closing(response);
     }
     let config = hub.config();
     let token = config.status.as_ref().and_then(|s| s.token.as_deref());
@@ -103,16 +149,16 @@ fn answer(request: &Request<Incoming>, hub: &Hub) -> Response<Full<Bytes>> {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"vnet route\", charset=\"UTF-8\""),
             );
-            return response;
+            return closing(response);
         }
         Err(access::Denied::HostName) => {
             let text = "name the host by IP address or localhost\n";
-            return plain(StatusCode::FORBIDDEN, text);
+            return closing(plain(StatusCode::FORBIDDEN, text));
         }
     }
     match request.uri().path() {
         "/" => {
-            let html = page::render(&snapshot::Snapshot::of(hub));
+            let html = page::render(&snapshot(hub).await);
             let mut response = body(StatusCode::OK, "text/html; charset=utf-8", html);
             // The page runs only its own script, loads nothing else, and
             // is never framed: an escaping slip could not run code.
@@ -125,15 +171,12 @@ fn answer(request: &Request<Incoming>, hub: &Hub) -> Response<Full<Bytes>> {
             );
             response
         }
-        "/api/status" => {
-            let snapshot = snapshot::Snapshot::of(hub);
-            match serde_json::to_string_pretty(&snapshot) {
-                Ok(json) => body(StatusCode::OK, "application/json", json + "\n"),
-                Err(err) => plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err}\n")),
-            }
-        }
+        "/api/status" => match serde_json::to_string_pretty(&snapshot(hub).await) {
+            Ok(json) => body(StatusCode::OK, "application/json", json + "\n"),
+            Err(err) => plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("{err}\n")),
+        },
         "/metrics" => {
-            let text = metrics::render(&snapshot::Snapshot::of(hub));
+            let text = metrics::render(&snapshot(hub).await);
             body(StatusCode::OK, metrics::CONTENT_TYPE, text)
         }
         "/refresh.js" => body(
@@ -163,6 +206,15 @@ fn body(status: StatusCode, content_type: &'static str, text: String) -> Respons
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    response
+}
+
+/// `response`, closing its connection after it: a reader turned away
+/// keeps no place.
+fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

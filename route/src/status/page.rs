@@ -43,11 +43,18 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push('\u{fffd}'),
+            c if c.is_control() || is_format(c) => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Invisible characters that reorder or hide text (bidi overrides and
+/// isolates, zero-width marks): a hostile name must not make the page
+/// read otherwise than it is.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 /// A byte count for people: 1023 B, 1.5 KiB, 20.0 MiB...
@@ -233,6 +240,7 @@ mod tests {
             escape("<script>alert('x')</script> & \"q\"\n"),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;\u{fffd}"
         );
+        assert_eq!(escape("abc\u{202e}gpj.exe"), "abc\u{fffd}gpj.exe");
     }
 
     #[test]

@@ -101,16 +101,11 @@ fn unix(time: SystemTime) -> u64 {
 }
 
 impl Snapshot {
-    /// The state of `hub` now. Also forgets the traffic of serves that
-    /// are gone, so what is kept stays bounded by what is registered.
-    pub fn of(hub: &Hub) -> Self {
+    /// The state of `hub` now, with the process's figures read apart
+    /// (reading them may block).
+    pub fn of(hub: &Hub, process: ProcessFigures) -> Self {
         let config = hub.config();
         let groups = hub.registry().overview();
-        hub.traffic.forget_gone(|group, serve| {
-            groups
-                .iter()
-                .any(|g| g.name == group && g.serves.iter().any(|s| s.serve_id == serve))
-        });
         let groups = groups
             .into_iter()
             .map(|g| GroupStatus {
@@ -165,7 +160,7 @@ impl Snapshot {
             groups,
             refusals: ByReason(hub.counters.refusals().collect()),
             dropped: ByReason(hub.counters.drops().collect()),
-            process: ProcessFigures::now(),
+            process,
         }
     }
 }
