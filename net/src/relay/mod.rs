@@ -10,7 +10,7 @@ use crate::handshake::Unframed;
 pub mod copy;
 mod pool;
 mod relayable;
-pub mod sealed;
+pub mod sealing;
 #[cfg(target_os = "linux")]
 pub mod splice;
 mod tallied;
