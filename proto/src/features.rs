@@ -11,6 +11,9 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Feature {
+    /// End to end between vnets: the route relays [`crate::message::PeerMsg`]s
+    /// between vnets that announced it (see [`crate::e2e`]).
+    E2e,
     /// A feature this side does not know.
     #[serde(other)]
     Unknown,
@@ -24,7 +27,7 @@ pub struct Features(BTreeSet<Feature>);
 impl Features {
     /// Everything this build supports, to announce.
     pub fn ours() -> Self {
-        Self::default()
+        Self([Feature::E2e].into_iter().collect())
     }
 
     /// Whether `feature` is in the set (never true for `Unknown`).
@@ -62,7 +65,13 @@ mod tests {
     fn a_newer_peers_features_are_read_and_ignored() {
         let theirs: Features = serde_json::from_str(r#"["direct","status","e2e"]"#).unwrap();
         assert!(!theirs.has(Feature::Unknown));
-        assert!(Features::ours().common(&theirs).is_empty());
-        assert_eq!(serde_json::to_string(&Features::ours()).unwrap(), "[]");
+        let common = Features::ours().common(&theirs);
+        assert!(common.has(Feature::E2e) && common.len() == 1);
+        assert_eq!(
+            serde_json::to_string(&Features::ours()).unwrap(),
+            r#"["e2e"]"#
+        );
+        let older: Features = serde_json::from_str("[]").unwrap();
+        assert!(Features::ours().common(&older).is_empty());
     }
 }

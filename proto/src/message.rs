@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{PakeMsg, Proof};
+use crate::e2e::pairing::{Answer, Offer};
 use crate::features::Features;
 use crate::pass::{DataPass, Purpose};
 use crate::{AskId, Refusal, ServeId, SessionId, Ticket, VnetId};
@@ -88,6 +89,15 @@ pub enum VnetMsg {
         /// The serve id granted, or why not.
         result: Result<ServeId, Refusal>,
     },
+    /// For another vnet of the group (feature `e2e` on both sides): the
+    /// route passes it on as [`RouteMsg::Peer`], or answers for the vnet
+    /// that cannot take it with a [`PeerMsg::Refused`].
+    Peer {
+        /// The vnet it is for.
+        to: VnetId,
+        /// What it says.
+        msg: PeerMsg,
+    },
     /// A request on the control connection; answered by a
     /// [`RouteMsg::Response`] with the same id.
     Request {
@@ -96,6 +106,20 @@ pub enum VnetMsg {
         /// What is asked.
         body: Request,
     },
+}
+
+/// What vnets say to each other through the route, to agree on a pair
+/// key (see [`crate::e2e::pairing`]). The route reads none of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    /// The starting vnet's offer.
+    Offer(Offer),
+    /// The other vnet's answer.
+    Answer(Answer),
+    /// The starting vnet's confirmation.
+    Confirm(Proof),
+    /// No pairing: why, for the log of the vnet that asked.
+    Refused(String),
 }
 
 /// What a spare data connection is for.
@@ -228,6 +252,15 @@ pub enum RouteMsg {
         ip: String,
         /// Port asked for.
         port: u16,
+    },
+    /// From another vnet of the group (see [`VnetMsg::Peer`]).
+    Peer {
+        /// The vnet it is from.
+        from: VnetId,
+        /// That vnet's name, as it joined: the name it pairs under.
+        from_name: String,
+        /// What it says.
+        msg: PeerMsg,
     },
     /// On a serving spare: a visitor wants this serve. Connect to it and
     /// answer with [`VnetMsg::Opened`]; raw bytes follow the answer. The

@@ -2,7 +2,7 @@
 //! text fields are short and printable (so registry entries stay small, a
 //! group's listing fits one frame, and nothing a peer sends can forge a log
 //! line or a table row), and feature lists are short.
-use crate::message::{Request, VnetMsg};
+use crate::message::{PeerMsg, Request, VnetMsg};
 use crate::{Refusal, MAX_TEXT_LEN};
 
 /// Most features a peer may announce.
@@ -61,6 +61,11 @@ impl VnetMsg {
             VnetMsg::Visit { .. } | VnetMsg::Auth { .. } | VnetMsg::Spare { .. } => Ok(()),
             VnetMsg::Accept { result, .. } | VnetMsg::Opened { result } => refusal(result),
             VnetMsg::UnserveAnswer { result, .. } => refusal(result),
+            VnetMsg::Peer {
+                msg: PeerMsg::Refused(reason),
+                ..
+            } => text("reason", reason),
+            VnetMsg::Peer { .. } => Ok(()),
             VnetMsg::Request {
                 body: Request::Unserve { ip, .. },
                 ..

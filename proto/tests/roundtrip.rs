@@ -10,7 +10,7 @@ use proto::codec::{Limited, ProtoError, RouteCodec, VnetCodec};
 use proto::features::Features;
 use proto::ini::{IniFile, ROUTE_KEYS};
 use proto::message::{
-    Request, Response, RouteMsg, ServeEntry, ServeSpec, SpareRole, VnetEntry, VnetMsg,
+    PeerMsg, Request, Response, RouteMsg, ServeEntry, ServeSpec, SpareRole, VnetEntry, VnetMsg,
 };
 use proto::pass::DataPass;
 use proto::validate::Invalid;
@@ -579,6 +579,10 @@ fn text_fields(msg: &VnetMsg) -> Vec<(&'static str, &str)> {
         VnetMsg::UnserveAnswer { ask: _, result } => match result {
             Ok(_) => vec![],
             Err(reason) => vec![("reason", &reason.text)],
+        },
+        VnetMsg::Peer { to: _, msg } => match msg {
+            PeerMsg::Refused(reason) => vec![("reason", reason)],
+            PeerMsg::Offer(_) | PeerMsg::Answer(_) | PeerMsg::Confirm(_) => vec![],
         },
         VnetMsg::Request { id: _, body } => match body {
             Request::RegisterServe(ServeSpec {

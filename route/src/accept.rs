@@ -136,6 +136,7 @@ async fn dispatch_data(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hu
         VnetMsg::Hello { .. }
         | VnetMsg::Request { .. }
         | VnetMsg::UnserveAnswer { .. }
+        | VnetMsg::Peer { .. }
         | VnetMsg::Auth { .. }
         | VnetMsg::Opened { .. } => {
             info!(%peer, "dropped peer: request before hello");

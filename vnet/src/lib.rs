@@ -44,6 +44,7 @@ mod control;
 #[cfg(unix)]
 pub mod ctl;
 mod current;
+pub mod e2e;
 mod error;
 mod grants;
 mod handle;
@@ -78,6 +79,7 @@ use control::asks::AskSenders;
 use control::command::ControlSender;
 use control::parts::ControlParts;
 use current::{Current, InForce};
+use e2e::E2e;
 use grants::Grants;
 use local::LocalServes;
 use model::GroupServes;
@@ -88,7 +90,19 @@ use uses::Uses;
 use visiting::Visiting;
 
 /// Starts a vnet from `config`. Must be called inside a tokio runtime.
+/// With `secret=`, its key pair lives as long as the process (see
+/// [`start_with_identity`] for one kept in a file).
 pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
+    start_with_identity(config, shutdown, None)
+}
+
+/// [`start`], with the vnet's long-term key pair for `secret=` (made
+/// for the process when `None`).
+pub fn start_with_identity(
+    config: VnetConfig,
+    shutdown: CancellationToken,
+    identity: Option<e2e::identity::Identity>,
+) -> VnetHandle {
     let model = watch::Sender::new(Status::at_start(&config));
     let group = watch::Sender::new(GroupServes::default());
     let session = watch::Sender::new(None);
@@ -96,18 +110,34 @@ pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
     let local = LocalServes::default();
     let tracker = TaskTracker::new();
     let (control, commands) = ControlSender::channel();
-    let (asks, stream_asks, unserve_asks) = AskSenders::channel();
+    let (mut asks, stream_asks, unserve_asks) = AskSenders::channel();
+    let e2e = config.vnet.secret.clone().map(|secret| {
+        let identity = identity.unwrap_or_else(e2e::identity::Identity::ephemeral);
+        E2e::new(
+            secret,
+            identity.public_key(),
+            current.clone(),
+            control.clone(),
+            session.subscribe(),
+        )
+    });
+    // Pairing messages go to the e2e task; none without a secret.
+    let (peers, peer_notes) = tokio::sync::mpsc::channel(64);
+    asks.peers = e2e.as_ref().map(|_| peers);
 
     let serving = Serving {
         model: model.clone(),
         local: local.clone(),
         current: current.clone(),
         tracker: tracker.clone(),
+        e2e: e2e.clone(),
     };
     let visiting = Visiting {
         model: model.clone(),
         sessions: session.subscribe(),
         spares: VisitingSpares::new(model.clone()),
+        group: group.subscribe(),
+        e2e: e2e.clone(),
     };
     let keeper = Keeper {
         visiting: visiting.spares.clone(),
@@ -153,6 +183,9 @@ pub fn start(config: VnetConfig, shutdown: CancellationToken) -> VnetHandle {
         shutdown.clone(),
     ));
     tracker.spawn(grants::run(grants, unserve_asks));
+    if let Some(e2e) = e2e {
+        tracker.spawn(e2e::run(e2e, peer_notes));
+    }
     let active_uses: Vec<String> = model
         .borrow()
         .uses

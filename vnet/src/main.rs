@@ -128,9 +128,26 @@ async fn run() -> ExitCode {
         terminal = config.vnet.terminal,
         "vnet starting"
     );
+    let identity = if config.vnet.secret.is_some() {
+        let path = vnet::e2e::identity::key_path(&args.config);
+        match vnet::e2e::identity::Identity::load_or_create(&path) {
+            Ok((identity, made)) => {
+                if made {
+                    tracing::info!(file = %path.display(), "made this vnet's key pair for end-to-end encryption");
+                }
+                Some(identity)
+            }
+            Err(err) => {
+                eprintln!("vnet: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     let terminal = config.vnet.terminal;
     let shutdown = CancellationToken::new();
-    let vnet = vnet::start(config, shutdown.clone());
+    let vnet = vnet::start_with_identity(config, shutdown.clone(), identity);
     if !terminal {
         // A service whose use cannot listen would run half-working: stop
         // at once instead, saying which use and address.

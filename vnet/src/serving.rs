@@ -3,17 +3,21 @@
 //! local service first, tell the route the outcome through the path's
 //! `reply`, then carry the stream until both sides are done or the serve
 //! closes.
+use net::relay::sealing::Sealing;
 use net::relay::{bridge, Relayable};
 use net::Unframed;
+use proto::e2e::stream::{StreamCrypto, StreamHeader, HEADER_LEN};
 use proto::{Refusal, RefusalCode, ServeId};
 use std::future::Future;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn, Instrument};
 
 use crate::current::Current;
+use crate::e2e::E2e;
 use crate::link::Conn;
 use crate::local::{LocalServe, LocalServes};
 use crate::model::{Model, ServeState, StreamGuard};
@@ -35,6 +39,8 @@ pub(crate) struct Serving {
     /// For `max_connections`.
     pub current: Current,
     pub tracker: TaskTracker,
+    /// Pair keys with the visiting vnets, with `secret=`.
+    pub e2e: Option<E2e>,
 }
 
 /// Spawns a stream to `serve_id`: reaches the local service, tells the
@@ -65,7 +71,17 @@ where
             let outcome = service.as_ref().map(|_| ()).map_err(Clone::clone);
             let route_side = Box::pin(reply(outcome)).await;
             if let (Ok(service), Some(route_side)) = (service, route_side) {
-                carry(&serve, &lost, route_side, counted.count(service)).await;
+                let service = counted.count(service);
+                match &serving.e2e {
+                    None => carry(&serve, &lost, route_side, service).await,
+                    Some(e2e) => match Box::pin(unseal(e2e, serve_id, route_side)).await {
+                        Ok((route_side, crypto)) => {
+                            let service = Sealing::new(service, crypto, &[]);
+                            carry(&serve, &lost, route_side, service).await
+                        }
+                        Err(reason) => warn!(%reason, "stream refused: not sealed end to end"),
+                    },
+                }
             }
         }
         .instrument(span),
@@ -132,6 +148,38 @@ async fn connect(serve: &LocalServe) -> Result<TcpStream, Refusal> {
     };
     warn!(%reason, "cannot reach local service; visitor is told");
     Err(Refusal::new(RefusalCode::Unreachable, reason))
+}
+
+/// How long a sealed stream's header may take to come.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads a sealed stream's header from the route's side and finds its
+/// keys; the route's side goes back with what followed the header.
+/// Anything else (a plain stream, an unknown or replayed one) is refused:
+/// the route's side is reset.
+async fn unseal(
+    e2e: &E2e,
+    serve_id: ServeId,
+    mut route_side: Unframed<Conn>,
+) -> Result<(Unframed<Conn>, StreamCrypto), String> {
+    let mut header = [0u8; HEADER_LEN];
+    let from_leftover = route_side.leftover.len().min(HEADER_LEN);
+    header[..from_leftover].copy_from_slice(&route_side.leftover[..from_leftover]);
+    let rest = route_side.leftover.split_off(from_leftover);
+    if let Some(socket) = route_side.stream.socket() {
+        net::socket::reset_on_close(socket, true);
+    }
+    let read = route_side.stream.read_exact(&mut header[from_leftover..]);
+    match tokio::time::timeout(HEADER_TIMEOUT, read).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => return Err(format!("the stream ended before its header: {err}")),
+        Err(_) => return Err(format!("no header in {HEADER_TIMEOUT:?}")),
+    }
+    let header = StreamHeader::decode(&header)
+        .ok_or("a stream came without end-to-end encryption (from a vnet without the secret?)")?;
+    let crypto = e2e.serve(serve_id, &header).await?;
+    route_side.leftover = rest;
+    Ok((route_side, crypto))
 }
 
 /// Carries a started stream until both sides are done or the serve closes.

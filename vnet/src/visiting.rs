@@ -1,8 +1,11 @@
 //! The visiting side of one stream: a client a use accepted is counted,
-//! started on a path to its serve (today the relay through the route) and
-//! carried until both sides are done or the use closes.
-use net::relay::bridge;
+//! sealed end to end with `secret=` (see `e2e`), started on a path to its
+//! serve (today the relay through the route) and carried until both sides
+//! are done or the use closes.
+use net::relay::sealing::Sealing;
+use net::relay::{bridge, Relayable};
 use net::Unframed;
+use proto::e2e::stream::{StreamCrypto, StreamHeader};
 use proto::ServeId;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -11,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::control::session::Session;
+use crate::e2e::E2e;
 use crate::error::DialError;
-use crate::model::{Model, StreamGuard};
+use crate::model::{GroupServes, Model, StreamGuard};
 use crate::paths::relay::spares::VisitingSpares;
 use crate::paths::relay::visit;
 use crate::traffic::Traffic;
@@ -26,6 +30,10 @@ pub(crate) struct Visiting {
     pub sessions: watch::Receiver<Option<Session>>,
     /// Idle visiting spares.
     pub spares: VisitingSpares,
+    /// The group's serves: which vnet serves what.
+    pub group: watch::Receiver<GroupServes>,
+    /// Pairing with the serving vnets, with `secret=`.
+    pub e2e: Option<E2e>,
 }
 
 /// Carries one accepted connection to serve `serve_id`; `cancel` is the
@@ -44,12 +52,52 @@ pub(crate) async fn carry(
     let Some(session) = visiting.sessions.borrow().clone() else {
         return info!("connection refused: not connected to the route");
     };
-    let mut client = counted.count(client);
+    let client = counted.count(client);
+    match &visiting.e2e {
+        None => carry_on(&visiting, &session, serve_id, client, &cancel).await,
+        Some(e2e) => {
+            let sealing = Box::pin(seal(e2e, &visiting, &session, serve_id)).await;
+            match sealing {
+                Ok((header, crypto)) => {
+                    let client = Sealing::new(client, crypto, &header.encode());
+                    carry_on(&visiting, &session, serve_id, client, &cancel).await
+                }
+                Err(reason) => info!(%reason, "connection refused: no end-to-end key"),
+            }
+        }
+    }
+}
+
+/// The keys of a sealed stream to `serve_id`, from the pair key with the
+/// vnet serving it.
+async fn seal(
+    e2e: &E2e,
+    visiting: &Visiting,
+    session: &Session,
+    serve_id: ServeId,
+) -> Result<(StreamHeader, StreamCrypto), String> {
+    if !session.e2e {
+        return Err("the route does not relay end-to-end pairing (an older version)".into());
+    }
+    let serving = visiting.group.borrow().get(&serve_id).cloned();
+    let serving = serving.ok_or_else(|| format!("serve {serve_id} is not in the group"))?;
+    e2e.visit(serving.vnet_id, &serving.vnet_name, serve_id)
+        .await
+}
+
+/// Starts the stream and carries it.
+async fn carry_on<C: Relayable>(
+    visiting: &Visiting,
+    session: &Session,
+    serve_id: ServeId,
+    mut client: C,
+    cancel: &CancellationToken,
+) {
     // Boxed: the start is brief, and inline its state would stay in this
     // task for the stream's life (an idle stream is mostly this task).
     let start = Box::pin(visit::start(
         &visiting.spares,
-        &session,
+        session,
         serve_id,
         &mut client,
     ));

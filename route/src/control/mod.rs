@@ -14,7 +14,7 @@ use futures::stream::SplitStream;
 use futures::StreamExt;
 use proto::auth::SessionSecret;
 use proto::codec::ProtoError;
-use proto::features::Features;
+use proto::features::{Feature, Features};
 use proto::message::{RouteMsg, VnetMsg};
 use proto::text::Escaped;
 use proto::{Refusal, RefusalCode, MAX_FRAME_LEN};
@@ -134,9 +134,11 @@ async fn run(
     let _close_spares = cancel.clone().drop_guard();
     let (link, queues) = VnetLink::new(cancel);
     let max_vnets = config.max_vnets;
+    let common = Features::ours().common(&features);
     let arrival = Arrival {
         addr,
         unix: now_unix(),
+        e2e: common.has(Feature::E2e),
     };
     let joined = hub
         .registry()
@@ -153,7 +155,7 @@ async fn run(
         vnet_id,
         session: session_id,
         heartbeat_secs: u32::try_from(heartbeat.as_secs()).unwrap_or(u32::MAX),
-        features: Features::ours().common(&features),
+        features: common,
     };
     // The greeting goes first: nothing else is queued for a vnet before
     // its welcome.

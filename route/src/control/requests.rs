@@ -5,7 +5,7 @@
 //! All of it is synchronous: the registry and the asks are locked briefly,
 //! and anything for another vnet goes on that vnet's bounded queue
 //! (`try_send`, never waiting on a slow reader).
-use proto::message::{Request, Response, RouteMsg, VnetMsg};
+use proto::message::{PeerMsg, Request, Response, RouteMsg, VnetMsg};
 use proto::text::Escaped;
 use proto::validate::Invalid;
 use proto::{AskId, Refusal, RefusalCode, ServeId, VnetId};
@@ -75,6 +75,7 @@ impl Peer<'_> {
                 self.pass_unserve_answer(ask, result)?;
                 Ok(None)
             }
+            VnetMsg::Peer { to, msg } => Ok(self.pass_to_peer(to, msg)),
             _ => Err(Violation::Unexpected),
         }
     }
@@ -175,6 +176,34 @@ impl Peer<'_> {
             hub.asks().answered(ask, group, to);
             Refusal::new(RefusalCode::Busy, format!("vnet {to} is not answering"))
         })
+    }
+
+    /// Passes a message on to another vnet of the group; if it cannot
+    /// take it, the sender is told why, as if from that vnet. The route
+    /// reads none of it: the vnets seal what matters.
+    fn pass_to_peer(&self, to: VnetId, msg: PeerMsg) -> Option<RouteMsg> {
+        let refused = |why: String| RouteMsg::Peer {
+            from: to,
+            from_name: String::new(),
+            msg: PeerMsg::Refused(why),
+        };
+        let link = match self.hub.registry().peer(self.group, to) {
+            Ok(link) => link,
+            Err(true) => {
+                let why =
+                    format!("vnet {to} does not support end-to-end encryption (an older version)");
+                return Some(refused(why));
+            }
+            Err(false) => return Some(refused(format!("no vnet {to} in this group"))),
+        };
+        let msg = RouteMsg::Peer {
+            from: self.vnet_id,
+            from_name: self.name.to_string(),
+            msg,
+        };
+        link.aside(msg)
+            .err()
+            .map(|_| refused(format!("vnet {to} is not answering")))
     }
 
     /// Passes an answer on to the vnet that asked, if this vnet was really

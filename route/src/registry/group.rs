@@ -13,13 +13,16 @@ use crate::link::VnetLink;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-/// Where and when a vnet's control connection came from.
+/// Where and when a vnet's control connection came from, and whether
+/// it takes messages from other vnets (feature `e2e`).
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival {
     /// The address the route saw it connect from.
     pub addr: SocketAddr,
     /// When it joined, in seconds since the Unix epoch.
     pub unix: u64,
+    /// Both it and the route have feature `e2e`.
+    pub e2e: bool,
 }
 
 /// A connected vnet as the route's status shows it.
@@ -62,6 +65,11 @@ impl VnetSlot {
             passes: ReplayWindow::default(),
             arrival,
         }
+    }
+
+    /// Where, when and how it joined.
+    pub fn arrival(&self) -> Arrival {
+        self.arrival
     }
 
     /// Whether `pass` was made with this session's secret for `purpose`,

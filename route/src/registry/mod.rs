@@ -221,6 +221,18 @@ impl Registry {
         })
     }
 
+    /// A vnet of `group` by id that takes messages from other vnets
+    /// (feature `e2e`): its control link; `Err(true)` if it is there but
+    /// does not, `Err(false)` if it is not there.
+    pub fn peer(&self, group: &str, vnet_id: VnetId) -> Result<VnetLink, bool> {
+        let slot = self.groups.get(group).and_then(|g| g.vnet(vnet_id));
+        match slot {
+            Some(slot) if slot.arrival().e2e => Ok(slot.link.clone()),
+            Some(_) => Err(true),
+            None => Err(false),
+        }
+    }
+
     /// A vnet of `group` by id: its control link and name.
     pub fn vnet(&self, group: &str, vnet_id: VnetId) -> Option<(VnetLink, String)> {
         let slot = self.groups.get(group)?.vnet(vnet_id)?;
@@ -242,6 +254,7 @@ mod tests {
         Arrival {
             addr: "127.0.0.1:1".parse().unwrap(),
             unix: 0,
+            e2e: true,
         }
     }
 

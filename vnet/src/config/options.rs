@@ -36,6 +36,11 @@ pub struct VnetOptions {
     /// for serves each, so a new stream starts without a connect. 0 turns
     /// this off. Default 4.
     pub spares: u32,
+    /// Shared by the group's vnets and never sent: streams between two
+    /// vnets that both have it are sealed end to end (the route relays
+    /// what it cannot read), and a vnet with it talks to no vnet without
+    /// it. Default none.
+    pub secret: Option<proto::e2e::GroupSecret>,
 }
 
 impl Default for VnetOptions {
@@ -53,6 +58,7 @@ impl Default for VnetOptions {
             unserve_linger: 60,
             max_connections: 16384,
             spares: 4,
+            secret: None,
         }
     }
 }
@@ -70,6 +76,7 @@ const VNET_KEYS: &[&str] = &[
     "unserve_linger",
     "max_connections",
     "spares",
+    "secret",
 ];
 
 fn seconds(section: &Section<'_>, key: &str, default: u64) -> Result<u64, ConfigError> {
@@ -87,6 +94,24 @@ fn identity(section: &Section<'_>, key: &str, default: &str) -> Result<String, C
         Some(hint) => Err(section.error(key, format!("{value:?}: {hint}"))),
         None => Ok(value),
     }
+}
+
+/// `secret=`: at least 8 bytes, as a short one is quickly guessed by
+/// anyone who can join the group (the route cannot test guesses).
+fn secret(section: &Section<'_>) -> Result<Option<proto::e2e::GroupSecret>, ConfigError> {
+    let Some(value) = section.get("secret") else {
+        return Ok(None);
+    };
+    if value.len() < 8 {
+        return Err(section.error(
+            "secret",
+            "shorter than 8 characters; use a long random string",
+        ));
+    }
+    if let Some(hint) = proto::ini::comment_hint(value) {
+        return Err(section.error("secret", hint));
+    }
+    Ok(Some(proto::e2e::GroupSecret::new(value)))
 }
 
 /// Reads `[vnet]`; unknown keys are errors.
@@ -114,5 +139,6 @@ pub(super) fn read(section: &Section<'_>) -> Result<VnetOptions, ConfigError> {
             // the route has let go of it.
             .number("spares", 0..=MAX_SPARES / 2)?
             .unwrap_or(d.spares),
+        secret: secret(section)?,
     })
 }

@@ -35,6 +35,16 @@ pub(crate) struct UnserveAsk {
 pub(crate) struct AskSenders {
     pub streams: mpsc::Sender<StreamAsk>,
     pub unserve: mpsc::Sender<UnserveAsk>,
+    /// Messages from other vnets, to whoever pairs with them (`secret=`);
+    /// none without a secret.
+    pub peers: Option<mpsc::Sender<PeerNote>>,
+}
+
+/// A message from another vnet of the group.
+pub(crate) struct PeerNote {
+    pub from: proto::VnetId,
+    pub from_name: String,
+    pub msg: proto::message::PeerMsg,
 }
 
 impl AskSenders {
@@ -42,6 +52,15 @@ impl AskSenders {
     pub(crate) fn channel() -> (Self, mpsc::Receiver<StreamAsk>, mpsc::Receiver<UnserveAsk>) {
         let (streams, stream_rx) = mpsc::channel(QUEUE);
         let (unserve, unserve_rx) = mpsc::channel(QUEUE);
-        (Self { streams, unserve }, stream_rx, unserve_rx)
+        let peers = None;
+        (
+            Self {
+                streams,
+                unserve,
+                peers,
+            },
+            stream_rx,
+            unserve_rx,
+        )
     }
 }

@@ -9,13 +9,13 @@
 use futures::stream::SplitStream;
 use futures::StreamExt;
 use proto::codec::ProtoError;
-use proto::message::{Request, Response, RouteMsg, VnetMsg};
+use proto::message::{PeerMsg, Request, Response, RouteMsg, VnetMsg};
 use proto::{Refusal, RefusalCode, ServeId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, warn};
 
-use super::asks::{StreamAsk, UnserveAsk};
+use super::asks::{PeerNote, StreamAsk, UnserveAsk};
 use super::command::Command;
 use super::parts::ControlParts;
 use super::registrations::{registered, registration};
@@ -219,6 +219,32 @@ impl Follow<'_> {
                 // leaves the route to time the visitor out.
                 if self.parts.asks.streams.try_send(ask).is_err() {
                     debug!("stream request dropped: the serving side is not keeping up");
+                }
+            }
+            RouteMsg::Peer {
+                from,
+                from_name,
+                msg,
+            } => {
+                match &self.parts.asks.peers {
+                    Some(peers) => {
+                        let note = PeerNote {
+                            from,
+                            from_name,
+                            msg,
+                        };
+                        if peers.try_send(note).is_err() {
+                            debug!(
+                                "a message from another vnet dropped: pairing is not keeping up"
+                            );
+                        }
+                    }
+                    // Say so, so the other vnet can log why.
+                    None if matches!(msg, PeerMsg::Offer(_)) => self.send(VnetMsg::Peer {
+                        to: from,
+                        msg: PeerMsg::Refused("this vnet has no end-to-end secret".into()),
+                    })?,
+                    None => {}
                 }
             }
             RouteMsg::UnserveAsk {

@@ -102,7 +102,7 @@ async fn handshake(
             vnet_id,
             session,
             heartbeat_secs,
-            features: _,
+            features,
         } => {
             let heartbeat =
                 Duration::from_secs(u64::from(heartbeat_secs.clamp(1, settings.route.heartbeat)));
@@ -118,6 +118,7 @@ async fn handshake(
                 heartbeat,
                 ended: shutdown.child_token(),
                 lost: CancellationToken::new(),
+                e2e: features.has(proto::features::Feature::E2e),
             };
             Ok((link, session))
         }

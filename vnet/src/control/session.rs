@@ -36,6 +36,9 @@ pub(crate) struct Session {
     /// as their own connections may be silently dead too. A reconnect
     /// for new settings leaves them running.
     pub lost: CancellationToken,
+    /// The route relays messages between vnets (feature `e2e`), so
+    /// pairing for end to end is possible.
+    pub e2e: bool,
 }
 
 impl Session {

@@ -324,11 +324,13 @@ mod tests {
             grant: Some(VnetId(1)),
             max_connections: 8,
             model: model.clone(),
-            group,
+            group: group.clone(),
             visiting: Visiting {
                 model: model.clone(),
                 sessions,
                 spares: VisitingSpares::new(model),
+                group,
+                e2e: None,
             },
             tracker: TaskTracker::new(),
         };

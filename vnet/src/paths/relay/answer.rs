@@ -138,6 +138,7 @@ mod tests {
             local: LocalServes::default(),
             current: Current::new(InForce::new(&config)),
             tracker: TaskTracker::new(),
+            e2e: None,
         };
         let (ours, theirs) = socket_pair(None).await;
         let spare = Framed::new(Conn::Plain(ours), VnetCodec::new());
@@ -156,6 +157,7 @@ mod tests {
             heartbeat: Duration::from_secs(30),
             ended: Default::default(),
             lost: Default::default(),
+            e2e: false,
         };
 
         on_spare(&serving, &session, spare, id);

@@ -1,0 +1,351 @@
+//! End to end with the other vnets of the group (`[vnet] secret=`): the
+//! pair keys this vnet agreed on, and each stream's keys from them.
+//!
+//! A pair key is agreed the first time a use needs a serve of another
+//! vnet, by the exchange of `proto::e2e::pairing`, relayed by the route
+//! as `Peer` messages; the first stream waits for it (bounded), later
+//! ones start at once. When both start at the same moment, the vnet with
+//! the lower id keeps its offer and the other answers it. Keys live as
+//! long as this vnet's session with the route: after a reconnect, pairs
+//! are agreed again.
+//!
+//! A vnet with a secret seals every stream to and from the group's vnets
+//! and refuses what it cannot pair with (no secret, another secret, an
+//! older vnet), logging why with the peer's name.
+pub mod identity;
+mod messages;
+
+use crate::control::asks::PeerNote;
+
+use proto::e2e::pairing::{Initiator, PairId, PairKey, Party, PublicKey, Responder};
+use proto::e2e::stream::{StreamCrypto, StreamHeader};
+use proto::e2e::{Cipher, GroupSecret};
+use proto::message::{PeerMsg, VnetMsg};
+use proto::pass::ReplayWindow;
+use proto::text::Escaped;
+use proto::{ServeId, SessionId, VnetId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+use tracing::{info, warn};
+
+use crate::control::command::ControlSender;
+use crate::control::session::Session;
+use crate::current::Current;
+
+/// How long a stream waits for its pair's key to be agreed.
+const PAIR_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after a failed pairing streams to that vnet are refused at
+/// once, before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Answers the other vnets' pairing messages as they come.
+pub(crate) async fn run(e2e: E2e, mut notes: tokio::sync::mpsc::Receiver<PeerNote>) {
+    while let Some(note) = notes.recv().await {
+        if let Some(reply) = e2e.on_message(note.from, note.from_name, note.msg) {
+            e2e.0.control.send(reply).await;
+        }
+    }
+}
+
+/// What this vnet knows of pairing with the group's vnets. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct E2e(Arc<Inner>);
+
+struct Inner {
+    secret: GroupSecret,
+    key: PublicKey,
+    cipher: Cipher,
+    current: Current,
+    control: ControlSender,
+    sessions: watch::Receiver<Option<Session>>,
+    state: Mutex<State>,
+    /// Told of every pairing that succeeds or fails.
+    paired: tokio::sync::Notify,
+}
+
+type Waiter = oneshot::Sender<Result<Arc<Paired>, String>>;
+
+/// Pairs of this session.
+#[derive(Default)]
+struct State {
+    session: Option<SessionId>,
+    peers: HashMap<VnetId, Pairing>,
+    by_id: HashMap<PairId, Arc<Paired>>,
+}
+
+/// Where pairing with one vnet stands.
+enum Pairing {
+    /// We offered; streams wait in `waiters`.
+    Offered {
+        initiator: Box<Initiator>,
+        name: String,
+        waiters: Vec<Waiter>,
+    },
+    /// We answered its offer.
+    Answered {
+        responder: Responder,
+        name: String,
+        waiters: Vec<Waiter>,
+    },
+    Paired(Arc<Paired>),
+    Failed {
+        reason: String,
+        at: Instant,
+    },
+}
+
+/// An agreed pair key and its streams.
+pub(crate) struct Paired {
+    key: PairKey,
+    /// The peer's name, as it paired.
+    pub name: String,
+    /// The number of our next stream to it.
+    next: AtomicU64,
+    /// Its streams' numbers seen (a replayed start is refused).
+    seen: Mutex<ReplayWindow>,
+}
+
+impl E2e {
+    pub(crate) fn new(
+        secret: GroupSecret,
+        key: PublicKey,
+        current: Current,
+        control: ControlSender,
+        sessions: watch::Receiver<Option<Session>>,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            secret,
+            key,
+            cipher: Cipher::preferred(),
+            current,
+            control,
+            sessions,
+            state: Mutex::default(),
+            paired: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// The state, emptied first if the session changed since.
+    fn state(&self) -> MutexGuard<'_, State> {
+        let session = self.0.sessions.borrow().as_ref().map(|s| s.id);
+        let mut state = self.0.state.lock().expect("e2e state poisoned");
+        if state.session != session {
+            *state = State {
+                session,
+                ..State::default()
+            };
+        }
+        state
+    }
+
+    fn my_id(&self) -> Option<VnetId> {
+        self.0.sessions.borrow().as_ref().map(|s| s.vnet_id)
+    }
+
+    /// (name, group) as in force.
+    fn me(&self) -> (String, String) {
+        self.0
+            .current
+            .read(|c| (c.options.name.clone(), c.options.group.clone()))
+    }
+
+    /// The keys of a new stream to `serve` of vnet `peer` (named `name`),
+    /// pairing first if needed.
+    ///
+    /// # Errors
+    /// No pair key: why, for the log.
+    pub(crate) async fn visit(
+        &self,
+        peer: VnetId,
+        name: &str,
+        serve: ServeId,
+    ) -> Result<(StreamHeader, StreamCrypto), String> {
+        let paired = self.paired(peer, name).await?;
+        let number = paired.next.fetch_add(1, Ordering::Relaxed);
+        Ok(paired.key.visit(serve, number))
+    }
+
+    async fn paired(&self, peer: VnetId, name: &str) -> Result<Arc<Paired>, String> {
+        if self.my_id() == Some(peer) {
+            return Ok(self.paired_with_self(peer, name));
+        }
+        let (tx, rx) = oneshot::channel();
+        let offer = {
+            let mut state = self.state();
+            match state.peers.get_mut(&peer) {
+                Some(Pairing::Paired(paired)) if paired.name == name => return Ok(paired.clone()),
+                Some(Pairing::Failed { reason, at }) if at.elapsed() < RETRY_AFTER => {
+                    return Err(reason.clone())
+                }
+                Some(Pairing::Offered { waiters, .. } | Pairing::Answered { waiters, .. }) => {
+                    waiters.push(tx);
+                    None
+                }
+                _ => {
+                    let (my_name, group) = self.me();
+                    let me = Party {
+                        name: &my_name,
+                        key: self.0.key,
+                        cipher: self.0.cipher,
+                    };
+                    let (initiator, offer) = Initiator::start(&self.0.secret, &group, me, name);
+                    let pairing = Pairing::Offered {
+                        initiator: Box::new(initiator),
+                        name: name.to_string(),
+                        waiters: vec![tx],
+                    };
+                    state.peers.insert(peer, pairing);
+                    Some(offer)
+                }
+            }
+        };
+        if let Some(offer) = offer {
+            let msg = PeerMsg::Offer(offer);
+            self.0.control.send(VnetMsg::Peer { to: peer, msg }).await;
+        }
+        match tokio::time::timeout(PAIR_TIMEOUT, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the session with the route ended while pairing".into()),
+            Err(_) => {
+                let reason = format!("vnet {peer} did not answer the pairing in {PAIR_TIMEOUT:?}");
+                self.fail(peer, name, &reason);
+                Err(reason)
+            }
+        }
+    }
+
+    /// A use of this vnet's own serve: both halves of the exchange here.
+    fn paired_with_self(&self, me: VnetId, name: &str) -> Arc<Paired> {
+        if let Some(Pairing::Paired(paired)) = self.state().peers.get(&me) {
+            return paired.clone();
+        }
+        let (my_name, group) = self.me();
+        let party = Party {
+            name: &my_name,
+            key: self.0.key,
+            cipher: self.0.cipher,
+        };
+        let secret = &self.0.secret;
+        let (initiator, offer) = Initiator::start(secret, &group, party, &my_name);
+        let (responder, answer) = Responder::answer(secret, &group, party, &my_name, &offer)
+            .expect("our own offer is well formed");
+        let (confirm, key) = initiator
+            .finish(&answer)
+            .expect("the same secret on both halves");
+        responder
+            .check(&confirm)
+            .expect("the same secret on both halves");
+        self.paired_with(me, name.to_string(), key, Vec::new())
+    }
+
+    /// Marks pairing with `peer` failed, telling whoever waits.
+    fn fail(&self, peer: VnetId, name: &str, reason: &str) {
+        let mut state = self.state();
+        let failed = Pairing::Failed {
+            reason: reason.to_string(),
+            at: Instant::now(),
+        };
+        if let Some(Pairing::Offered { waiters, .. } | Pairing::Answered { waiters, .. }) =
+            state.peers.insert(peer, failed)
+        {
+            for waiter in waiters {
+                let _ = waiter.send(Err(reason.to_string()));
+            }
+        }
+        drop(state);
+        self.0.paired.notify_waiters();
+        let name = Escaped(name);
+        warn!(vnet = %peer, %name, reason = %Escaped(reason), "no end-to-end pairing with this vnet; its streams are refused");
+    }
+
+    /// Keeps a pair key, telling whoever waits.
+    fn paired_with(
+        &self,
+        peer: VnetId,
+        name: String,
+        key: PairKey,
+        waiters: Vec<Waiter>,
+    ) -> Arc<Paired> {
+        let id = key.id;
+        let fingerprint = proto::hex::encode(&key.peer_key.0[..8]);
+        let cipher = key.cipher;
+        let paired = Arc::new(Paired {
+            key,
+            name,
+            next: AtomicU64::new(0),
+            seen: Mutex::default(),
+        });
+        let mut state = self.state();
+        state.by_id.insert(id, paired.clone());
+        state.peers.insert(peer, Pairing::Paired(paired.clone()));
+        drop(state);
+        for waiter in waiters {
+            let _ = waiter.send(Ok(paired.clone()));
+        }
+        self.0.paired.notify_waiters();
+        let name = Escaped(&paired.name);
+        info!(vnet = %peer, %name, ?cipher, peer_key = %fingerprint, "end to end with this vnet: paired");
+        paired
+    }
+
+    /// The pair key `id` names. The visitor starts streams once it has
+    /// the key, and its confirmation (on the control connection) may come
+    /// after the stream's first bytes (on a data connection): while a
+    /// pairing we answered is unconfirmed, wait for it, bounded.
+    async fn pair_of(&self, id: PairId) -> Result<Arc<Paired>, String> {
+        let deadline = tokio::time::Instant::now() + PAIR_TIMEOUT;
+        loop {
+            let notified = self.0.paired.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let state = self.state();
+                if let Some(paired) = state.by_id.get(&id) {
+                    return Ok(paired.clone());
+                }
+                let answering = state
+                    .peers
+                    .values()
+                    .any(|p| matches!(p, Pairing::Answered { .. }));
+                if !answering {
+                    return Err("its pair key is not one agreed in this session".into());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err("its pair key was not confirmed in time".into());
+            }
+        }
+    }
+
+    /// The serving side's keys for a stream that starts with `header`,
+    /// toward `serve`.
+    ///
+    /// # Errors
+    /// Not a pair key of this session, or a stream number seen before.
+    pub(crate) async fn serve(
+        &self,
+        serve: ServeId,
+        header: &StreamHeader,
+    ) -> Result<StreamCrypto, String> {
+        let paired = self.pair_of(header.pair).await?;
+        let fresh = paired
+            .seen
+            .lock()
+            .expect("replay window poisoned")
+            .admit(header.number);
+        if !fresh {
+            return Err(format!(
+                "stream {} of vnet {} was started before (a replay)",
+                header.number,
+                Escaped(&paired.name)
+            ));
+        }
+        paired
+            .key
+            .serve(serve, header)
+            .ok_or_else(|| "not this pair's stream".to_string())
+    }
+}

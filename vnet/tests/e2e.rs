@@ -1,0 +1,221 @@
+//! End to end between vnets (`[vnet] secret=`): streams between two vnets
+//! with the same secret are sealed (a recording relay between each vnet
+//! and the route sees none of what the client and the service say, both
+//! ways, on spares and dialed back), and a vnet with a secret refuses
+//! streams to and from vnets without it, or with another.
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use testkit::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "correct horse battery staple";
+const MARKER_UP: &[u8] = b"MARKER-from-the-client";
+const MARKER_DOWN: &str = "MARKER-from-the-service";
+
+/// Relays connections to `route`, keeping every byte both ways, as a
+/// route operator could.
+async fn recording_relay(route: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((vnet_side, _)) = listener.accept().await {
+            let Ok(route_side) = TcpStream::connect(route).await else {
+                continue;
+            };
+            let (vr, vw) = vnet_side.into_split();
+            let (rr, rw) = route_side.into_split();
+            tokio::spawn(pump(vr, rw, record.clone()));
+            tokio::spawn(pump(rr, vw, record.clone()));
+        }
+    });
+    (addr, seen)
+}
+
+/// Copies `from` to `to`, keeping a copy of every byte in `record`.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    record: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buf = vec![0u8; 16384];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        record.lock().unwrap().extend_from_slice(&buf[..n]);
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+fn vnet_via(route: SocketAddr, body: &str) -> Vnet {
+    let text = format!("[route]\nip=127.0.0.1\nport={}\n{body}", route.port());
+    let config = vnet::VnetConfig::parse("t.ini", &text).unwrap();
+    Vnet {
+        handle: vnet::start(config, CancellationToken::new()),
+    }
+}
+
+fn secret_line(secret: Option<&str>) -> String {
+    secret.map_or_else(String::new, |s| format!("secret={s}\n"))
+}
+
+/// The service's side: greets with the down marker, echoes.
+async fn marked_echo() -> SocketAddr {
+    tagged_echo(MARKER_DOWN).await
+}
+
+/// One exchange through `use_addr`: greeting, the up marker echoed, a
+/// clean end both ways.
+async fn exchange(use_addr: SocketAddr) {
+    let (mut stream, tag) = connect_tagged(use_addr).await;
+    assert_eq!(tag, MARKER_DOWN);
+    stream.write_all(MARKER_UP).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    within("the echo", stream.read_to_end(&mut back))
+        .await
+        .unwrap();
+    assert_eq!(back, MARKER_UP);
+}
+
+fn saw(seen: &Mutex<Vec<u8>>, marker: &[u8]) -> bool {
+    seen.lock()
+        .unwrap()
+        .windows(marker.len())
+        .any(|w| w == marker)
+}
+
+async fn sealed_both_ways(spares: u32) {
+    let route = Route::start().await;
+    let (home_route, home_seen) = recording_relay(route.addr).await;
+    let (office_route, office_seen) = recording_relay(route.addr).await;
+    let service = marked_echo().await;
+    let home = vnet_via(
+        home_route,
+        &format!(
+            "[vnet]\nname=home\nspares={spares}\n{}{}",
+            secret_line(Some(SECRET)),
+            serve_section("echo", 700, service)
+        ),
+    );
+    home.registered("echo").await;
+    let office = vnet_via(
+        office_route,
+        &format!(
+            "[vnet]\nname=office\nspares={spares}\n{}{}",
+            secret_line(Some(SECRET)),
+            use_section("echo", 700)
+        ),
+    );
+    let used = office.open_use("echo").await;
+    for _ in 0..3 {
+        exchange(used).await;
+    }
+    for (who, seen) in [("home", &home_seen), ("office", &office_seen)] {
+        assert!(
+            !saw(seen, MARKER_UP),
+            "{who}'s relay saw the client's bytes"
+        );
+        assert!(
+            !saw(seen, MARKER_DOWN.as_bytes()),
+            "{who}'s relay saw the service's bytes"
+        );
+        assert!(
+            !saw(seen, SECRET.as_bytes()),
+            "{who}'s relay saw the secret"
+        );
+    }
+    stop_all(route, [office, home]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_relays_sealed_streams_it_cannot_read() {
+    sealed_both_ways(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialed_back_streams_are_sealed_too() {
+    sealed_both_ways(0).await;
+}
+
+/// Home serves, office uses, each with its secret (or none): whether a
+/// stream gets through.
+async fn gets_through(home_secret: Option<&str>, office_secret: Option<&str>) -> bool {
+    let route = Route::start().await;
+    let service = marked_echo().await;
+    let home = vnet_via(
+        route.addr,
+        &format!(
+            "[vnet]\nname=home\n{}{}",
+            secret_line(home_secret),
+            serve_section("echo", 700, service)
+        ),
+    );
+    home.registered("echo").await;
+    let office = vnet_via(
+        route.addr,
+        &format!(
+            "[vnet]\nname=office\n{}{}",
+            secret_line(office_secret),
+            use_section("echo", 700)
+        ),
+    );
+    let used = office.open_use("echo").await;
+    let mut stream = within("connect", TcpStream::connect(used)).await.unwrap();
+    let mut buf = vec![0u8; 64];
+    let read = within("an answer or a close", stream.read(&mut buf)).await;
+    let through = matches!(read, Ok(n) if n > 0 && buf[..n].starts_with(MARKER_DOWN.as_bytes()));
+    stop_all(route, [office, home]).await;
+    through
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_on_one_side_only_or_two_secrets_are_refused() {
+    assert!(
+        gets_through(None, None).await,
+        "without secrets it works as before"
+    );
+    assert!(gets_through(Some(SECRET), Some(SECRET)).await);
+    assert!(!gets_through(Some(SECRET), None).await, "serving side only");
+    assert!(
+        !gets_through(None, Some(SECRET)).await,
+        "visiting side only"
+    );
+    assert!(!gets_through(Some(SECRET), Some("another secret!")).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vnet_uses_its_own_serve_sealed() {
+    let route = Route::start().await;
+    let service = marked_echo().await;
+    let both = vnet_via(
+        route.addr,
+        &format!(
+            "[vnet]\nname=both\n{}{}{}",
+            secret_line(Some(SECRET)),
+            serve_section("echo", 700, service),
+            use_section("mine", 700)
+        ),
+    );
+    let used = both.open_use("mine").await;
+    exchange(used).await;
+    stop_all(route, [both]).await;
+}
+
+#[test]
+fn a_short_secret_is_a_config_error() {
+    let err = vnet::VnetConfig::parse("t.ini", "[route]\nip=h\nport=1\n[vnet]\nsecret=short\n")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "t.ini: [vnet] secret: shorter than 8 characters; use a long random string"
+    );
+}
