@@ -39,6 +39,10 @@ struct Args {
     /// `cargo install` into target/peers on first use).
     #[arg(long)]
     rathole: bool,
+    /// Also measure vnet with `secret=` (streams sealed end to end), a
+    /// second route and pair of vnets beside the plain one.
+    #[arg(long)]
+    secret: bool,
     /// Where to write the results as JSON [default: target/bench-results.json
     /// in the workspace].
     #[arg(long, value_name = "PATH")]
@@ -128,6 +132,7 @@ async fn run(args: Args) -> Result<(), String> {
         &target,
         &helper,
         rathole_bin.as_deref(),
+        args.secret,
         &mut notes,
     )
     .await?;

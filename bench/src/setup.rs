@@ -141,6 +141,7 @@ pub async fn start_paths(
     target: &Target,
     helper: &EchoHelper,
     rathole_bin: Option<&Path>,
+    with_secret: bool,
     notes: &mut Vec<String>,
 ) -> Result<Vec<NetPath>, String> {
     let mut paths: Vec<NetPath> = vec![NetPath {
@@ -151,8 +152,14 @@ pub async fn start_paths(
         broken: None,
     }];
     eprintln!("bench: starting route, vnet home and vnet office");
-    let vnet = tunnels::start_vnet(bins, dir, &target.addrs, helper.addr, "info").await?;
+    let vnet = tunnels::start_vnet(bins, dir, &target.addrs, helper.addr, "info", None).await?;
     paths.push(vnet);
+    if with_secret {
+        eprintln!("bench: starting route, vnet home and vnet office with secret= (end to end)");
+        let secret = Some(tunnels::BENCH_SECRET);
+        let e2e = tunnels::start_vnet(bins, dir, &target.addrs, helper.addr, "info", secret);
+        paths.push(e2e.await?);
+    }
     if let Some(bin) = rathole_bin {
         eprintln!("bench: starting rathole server and client");
         match tunnels::start_rathole(bin, dir, &target.addrs, helper.addr).await {

@@ -109,21 +109,29 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// The secret of the bench's end-to-end path.
+pub const BENCH_SECRET: &str = "bench-secret-for-the-e2e-path";
+
 /// Starts route, vnet home (serving the four targets as 700-703) and vnet
 /// office (using them on four local ports), and waits until all four
-/// mappings carry bytes.
+/// mappings carry bytes. With `secret`, both vnets have it (streams are
+/// sealed end to end) and the path is named `vnet e2e`, its files
+/// prefixed `e2e-`.
 pub async fn start_vnet(
     bins: &Binaries,
     dir: &Path,
     target: &TargetAddrs,
     idle: SocketAddr,
     log_level: &str,
+    secret: Option<&str>,
 ) -> Result<NetPath, String> {
     let ports = free_ports(5)?;
     let route_port = ports[0];
+    let prefix = if secret.is_some() { "e2e-" } else { "" };
+    let secret_line = secret.map_or_else(String::new, |s| format!("secret={s}\n"));
     let route_section = format!("[route]\nip=127.0.0.1\nport={route_port}\n");
-    let mut home = format!("{route_section}\n[vnet]\nname=home\ngroup=bench\n");
-    let mut office = format!("{route_section}\n[vnet]\nname=office\ngroup=bench\n");
+    let mut home = format!("{route_section}\n[vnet]\nname=home\ngroup=bench\n{secret_line}");
+    let mut office = format!("{route_section}\n[vnet]\nname=office\ngroup=bench\n{secret_line}");
     for (i, (name, addr)) in targets(target, idle).iter().enumerate() {
         let id = 700 + i;
         home.push_str(&format!(
@@ -137,7 +145,7 @@ pub async fn start_vnet(
         ));
     }
     let write = |name: &str, text: &str| -> Result<PathBuf, String> {
-        let path = dir.join(name);
+        let path = dir.join(format!("{prefix}{name}"));
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(path)
     };
@@ -151,11 +159,11 @@ pub async fn start_vnet(
         Role::Hub,
         &bins.route,
         &[&route_ini],
-        &dir.join("route.log"),
+        &dir.join(format!("{prefix}route.log")),
         &env,
     )?;
     let mut path = NetPath {
-        name: "vnet",
+        name: if secret.is_some() { "vnet e2e" } else { "vnet" },
         ends: Endpoints {
             echo: local(ports[1]),
             sink: local(ports[2]),
@@ -178,14 +186,14 @@ pub async fn start_vnet(
         return Err(format!(
             "route did not report listening within 10 s{}; see {}",
             path.broken.map(|b| format!(" ({b})")).unwrap_or_default(),
-            dir.join("route.log").display()
+            dir.join(format!("{prefix}route.log")).display()
         ));
     }
     for (label, role, ini) in [
         ("vnet home", Role::Serving, &home_ini),
         ("vnet office", Role::Visiting, &office_ini),
     ] {
-        let log = dir.join(format!("{}.log", label.replace(' ', "-")));
+        let log = dir.join(format!("{prefix}{}.log", label.replace(' ', "-")));
         path.procs
             .push(Proc::spawn(label, role, &bins.vnet, &[ini], &log, &env)?);
     }

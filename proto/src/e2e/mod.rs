@@ -44,12 +44,15 @@ impl fmt::Debug for GroupSecret {
     }
 }
 
-/// Which AEAD a pair's streams use: AES-256-GCM where both sides have
+/// Which AEAD a pair's streams use: AES-128-GCM where both sides have
 /// AES instructions, ChaCha20-Poly1305 otherwise (fast in software).
+/// AES-128 rather than 256: a fresh key per stream and direction, and
+/// about a third less CPU per byte for the same 128-bit security margin
+/// against anything but a quantum computer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cipher {
-    /// AES-256-GCM.
-    Aes256Gcm,
+    /// AES-128-GCM.
+    Aes128Gcm,
     /// ChaCha20-Poly1305.
     ChaCha20Poly1305,
 }
@@ -58,7 +61,7 @@ impl Cipher {
     /// What this machine runs fastest.
     pub fn preferred() -> Self {
         if has_aes_instructions() {
-            Self::Aes256Gcm
+            Self::Aes128Gcm
         } else {
             Self::ChaCha20Poly1305
         }
@@ -66,8 +69,8 @@ impl Cipher {
 
     /// The one both use: AES-GCM only if both prefer it.
     pub fn agreed(a: Self, b: Self) -> Self {
-        if a == Self::Aes256Gcm && b == Self::Aes256Gcm {
-            Self::Aes256Gcm
+        if a == Self::Aes128Gcm && b == Self::Aes128Gcm {
+            Self::Aes128Gcm
         } else {
             Self::ChaCha20Poly1305
         }
@@ -75,14 +78,14 @@ impl Cipher {
 
     fn code(self) -> u8 {
         match self {
-            Self::Aes256Gcm => 1,
+            Self::Aes128Gcm => 1,
             Self::ChaCha20Poly1305 => 2,
         }
     }
 
     fn from_code(code: u8) -> Option<Self> {
         match code {
-            1 => Some(Self::Aes256Gcm),
+            1 => Some(Self::Aes128Gcm),
             2 => Some(Self::ChaCha20Poly1305),
             _ => None,
         }
@@ -90,7 +93,7 @@ impl Cipher {
 
     fn algorithm(self) -> &'static ring::aead::Algorithm {
         match self {
-            Self::Aes256Gcm => &ring::aead::AES_256_GCM,
+            Self::Aes128Gcm => &ring::aead::AES_128_GCM,
             Self::ChaCha20Poly1305 => &ring::aead::CHACHA20_POLY1305,
         }
     }

@@ -66,7 +66,7 @@ fn sealed_stream(a: &PairKey, number: u64) -> (StreamHeader, Vec<u8>, Vec<usize>
 
 #[test]
 fn a_stream_opens_byte_exact_on_the_other_side_with_either_cipher() {
-    for cipher in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+    for cipher in [Cipher::Aes128Gcm, Cipher::ChaCha20Poly1305] {
         let (a, b) = keys(cipher);
         let (header, wire, _) = sealed_stream(&a, 0);
         assert!(

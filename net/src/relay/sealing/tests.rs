@@ -122,6 +122,12 @@ async fn run_middle(from_visitor: TcpStream, to_server: TcpStream, middle: Middl
     let _ = back.await;
 }
 
+/// Bytes on the wire for `len` bytes sent in full records: the header,
+/// the records, the close record.
+fn sealed_len(len: usize) -> usize {
+    HEADER_LEN + len + len.div_ceil(MAX_PAYLOAD) * OVERHEAD + OVERHEAD
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
@@ -185,7 +191,8 @@ async fn an_altered_byte_resets_both_ends_and_reaches_neither() {
     let data = pattern(200_000);
     // In the header, in a record's length, in its payload, in its tag,
     // far in, and in the close record.
-    for at in [0, 5, 20, 25, 60, 16_430, 150_000, 200_000 + 12 * 19 + 10] {
+    let end = sealed_len(data.len());
+    for at in [0, 5, 20, 25, 60, 16_430, 150_000, end - 5] {
         let (got, service_end, client_end) = run_broken(Middle::Flip(at), &data).await;
         let service_err =
             service_end.expect_err(&format!("flip at {at}: clean end at the service"));
@@ -210,7 +217,8 @@ async fn an_altered_byte_resets_both_ends_and_reaches_neither() {
 #[tokio::test]
 async fn a_cut_resets_both_ends_never_a_clean_end() {
     let data = pattern(100_000);
-    for keep in [0, 1, 20, 41, 16_450, 50_000, 100_000 + 20 + 6 * 19] {
+    let end = sealed_len(data.len());
+    for keep in [0, 1, 20, 41, 16_450, 50_000, end - 1] {
         let (got, service_end, client_end) = run_broken(Middle::Cut(keep), &data).await;
         let service_err =
             service_end.expect_err(&format!("cut at {keep}: clean end at the service"));

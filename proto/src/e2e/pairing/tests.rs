@@ -18,8 +18,8 @@ fn pair_via(
     on_answer: impl Fn(&mut Answer),
 ) -> Result<(PairKey, PairKey), PairError> {
     let (a_secret, b_secret) = (GroupSecret::new(secrets.0), GroupSecret::new(secrets.1));
-    let home = party("home", 1, Cipher::Aes256Gcm);
-    let office = party("office", 2, Cipher::Aes256Gcm);
+    let home = party("home", 1, Cipher::Aes128Gcm);
+    let office = party("office", 2, Cipher::Aes128Gcm);
     let (initiator, mut offer) = Initiator::start(&a_secret, GROUP, home, "office");
     on_offer(&mut offer);
     let (responder, mut answer) = Responder::answer(&b_secret, GROUP, office, "home", &offer)?;
@@ -39,7 +39,7 @@ fn the_same_secret_gives_both_the_same_key_and_each_the_others_public_key() {
     assert_eq!((a.secret, a.id), (b.secret, b.id));
     assert_eq!(a.peer_key, PublicKey([2; 32]));
     assert_eq!(b.peer_key, PublicKey([1; 32]));
-    assert_eq!(a.cipher, Cipher::Aes256Gcm);
+    assert_eq!(a.cipher, Cipher::Aes128Gcm);
     let (again, _) = pair(("s3cret", "s3cret")).unwrap();
     assert_ne!(again.secret, a.secret, "each exchange makes a fresh key");
 }
@@ -67,14 +67,14 @@ fn a_route_that_changes_a_key_or_a_cipher_fails_the_exchange() {
 fn the_wrong_vnet_introduced_fails_the_exchange() {
     // "home" was told it talks to "office", but "laptop" answers.
     let secret = GroupSecret::new("s");
-    let home = party("home", 1, Cipher::Aes256Gcm);
-    let laptop = party("laptop", 3, Cipher::Aes256Gcm);
+    let home = party("home", 1, Cipher::Aes128Gcm);
+    let laptop = party("laptop", 3, Cipher::Aes128Gcm);
     let (initiator, offer) = Initiator::start(&secret, GROUP, home, "office");
     let (_, answer) = Responder::answer(&secret, GROUP, laptop, "home", &offer).unwrap();
     assert_eq!(initiator.finish(&answer).unwrap_err(), PairError::Mismatch);
     // And a group changed on the way.
     let (initiator, offer) = Initiator::start(&secret, GROUP, home, "office");
-    let office = party("office", 2, Cipher::Aes256Gcm);
+    let office = party("office", 2, Cipher::Aes128Gcm);
     let (_, answer) = Responder::answer(&secret, "other", office, "home", &offer).unwrap();
     assert_eq!(initiator.finish(&answer).unwrap_err(), PairError::Mismatch);
 }
@@ -82,7 +82,7 @@ fn the_wrong_vnet_introduced_fails_the_exchange() {
 #[test]
 fn aes_only_when_both_prefer_it() {
     let secret = GroupSecret::new("s");
-    let home = party("home", 1, Cipher::Aes256Gcm);
+    let home = party("home", 1, Cipher::Aes128Gcm);
     let office = party("office", 2, Cipher::ChaCha20Poly1305);
     let (initiator, offer) = Initiator::start(&secret, GROUP, home, "office");
     let (responder, answer) = Responder::answer(&secret, GROUP, office, "home", &offer).unwrap();
@@ -99,8 +99,8 @@ fn aes_only_when_both_prefer_it() {
 /// the recorded confirmation comes out.
 fn offline_check(candidate: &str, offer: &Offer, answer: &Answer) -> bool {
     let guess = GroupSecret::new(candidate);
-    let home = party("home", 1, Cipher::Aes256Gcm);
-    let office = party("office", 2, Cipher::Aes256Gcm);
+    let home = party("home", 1, Cipher::Aes128Gcm);
+    let office = party("office", 2, Cipher::Aes128Gcm);
     let (fresh, _) = Initiator::start(&guess, GROUP, home, "office");
     let as_a = fresh.finish(answer).is_ok();
     let as_b = Responder::answer(&guess, GROUP, office, "home", offer)
@@ -111,8 +111,8 @@ fn offline_check(candidate: &str, offer: &Offer, answer: &Answer) -> bool {
 #[test]
 fn a_recorded_exchange_verifies_no_guess_offline() {
     let secret = GroupSecret::new("tiny");
-    let home = party("home", 1, Cipher::Aes256Gcm);
-    let office = party("office", 2, Cipher::Aes256Gcm);
+    let home = party("home", 1, Cipher::Aes128Gcm);
+    let office = party("office", 2, Cipher::Aes128Gcm);
     let (initiator, offer) = Initiator::start(&secret, GROUP, home, "office");
     let (responder, answer) = Responder::answer(&secret, GROUP, office, "home", &offer).unwrap();
     let (confirm, _) = initiator.finish(&answer).unwrap();
