@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{PakeMsg, Proof};
+use crate::e2e::ask::AskProof;
 use crate::e2e::pairing::{Answer, Offer};
 use crate::features::Features;
 use crate::pass::{DataPass, Purpose};
@@ -168,6 +169,10 @@ pub enum Request {
         ip: String,
         /// The service's port.
         port: u16,
+        /// With `secret=`: proves the ask is the asker's own (see
+        /// [`crate::e2e::ask`]); the route passes it on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<AskProof>,
     },
 }
 
@@ -252,6 +257,9 @@ pub enum RouteMsg {
         ip: String,
         /// Port asked for.
         port: u16,
+        /// The asker's proof, as it sent it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<AskProof>,
     },
     /// From another vnet of the group (see [`VnetMsg::Peer`]).
     Peer {

@@ -7,6 +7,8 @@ use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use proto::auth::{PakeMsg, Proof, PAKE_LEN};
 use proto::codec::{Limited, ProtoError, RouteCodec, VnetCodec};
+use proto::e2e::ask::AskProof;
+use proto::e2e::pairing::PairId;
 use proto::features::Features;
 use proto::ini::{IniFile, ROUTE_KEYS};
 use proto::message::{
@@ -70,6 +72,14 @@ fn serve_id() -> impl Strategy<Value = ServeId> {
         ServeId::DYNAMIC_MIN..=ServeId::MAX,
     ]
     .prop_map(|v| ServeId::new(v).expect("strategy stays in 1-999"))
+}
+
+fn ask_proof() -> impl Strategy<Value = AskProof> {
+    (any::<[u8; 8]>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(pair, number, mac)| AskProof {
+        pair: PairId(pair),
+        number,
+        mac: Proof(mac),
+    })
 }
 
 fn vnet_id() -> impl Strategy<Value = VnetId> {
@@ -169,11 +179,18 @@ fn request(t: Text) -> impl Strategy<Value = Request> {
         Just(Request::Ping),
         Just(Request::ListServes),
         Just(Request::ListVnets),
-        (vnet_id(), t(), any::<u16>()).prop_map(|(vnet_id, ip, port)| Request::Unserve {
-            vnet_id,
-            ip,
-            port
-        }),
+        (
+            vnet_id(),
+            t(),
+            any::<u16>(),
+            proptest::option::of(ask_proof())
+        )
+            .prop_map(|(vnet_id, ip, port, proof)| Request::Unserve {
+                vnet_id,
+                ip,
+                port,
+                proof
+            }),
     ]
 }
 
@@ -261,7 +278,12 @@ fn text_bearing_vnet_msg() -> impl Strategy<Value = VnetMsg> {
         1 => (any::<u32>(), vnet_id(), t(), any::<u16>()).prop_map(|(id, vnet_id, ip, port)| {
             VnetMsg::Request {
                 id,
-                body: Request::Unserve { vnet_id, ip, port },
+                body: Request::Unserve {
+                    vnet_id,
+                    ip,
+                    port,
+                    proof: None,
+                },
             }
         }),
     ]
@@ -292,15 +314,24 @@ fn route_msg() -> impl Strategy<Value = RouteMsg> {
             serve_id,
             withdrawn
         }),
-        (any::<u64>(), vnet_id(), text(), text(), any::<u16>()).prop_map(
-            |(ask, from, from_name, ip, port)| RouteMsg::UnserveAsk {
-                ask: AskId(ask),
-                from,
-                from_name,
-                ip,
-                port,
-            }
-        ),
+        (
+            any::<u64>(),
+            vnet_id(),
+            text(),
+            text(),
+            any::<u16>(),
+            proptest::option::of(ask_proof())
+        )
+            .prop_map(
+                |(ask, from, from_name, ip, port, proof)| RouteMsg::UnserveAsk {
+                    ask: AskId(ask),
+                    from,
+                    from_name,
+                    ip,
+                    port,
+                    proof,
+                }
+            ),
         (ticket(), serve_id())
             .prop_map(|(ticket, serve_id)| RouteMsg::OpenStream { ticket, serve_id }),
         serve_id().prop_map(|serve_id| RouteMsg::Open { serve_id }),
@@ -601,6 +632,7 @@ fn text_fields(msg: &VnetMsg) -> Vec<(&'static str, &str)> {
                 vnet_id: _,
                 ip,
                 port: _,
+                proof: _,
             } => vec![("ip", ip)],
         },
     }

@@ -28,6 +28,7 @@ use crate::config::ServeConfig;
 use crate::control::asks::UnserveAsk;
 use crate::control::command::ControlSender;
 use crate::current::Current;
+use crate::e2e::E2e;
 use crate::error::VnetError;
 use crate::model::ServeStatus;
 use crate::serves::Serves;
@@ -88,6 +89,8 @@ pub(crate) struct Grants {
     control: ControlSender,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// With `secret=`: asks must be proved end to end.
+    e2e: Option<E2e>,
 }
 
 /// Answers unserve asks handed on by the control task, until shutdown.
@@ -111,6 +114,7 @@ impl Grants {
         control: ControlSender,
         tracker: TaskTracker,
         shutdown: CancellationToken,
+        e2e: Option<E2e>,
     ) -> Self {
         Self {
             renewals: Arc::default(),
@@ -119,6 +123,7 @@ impl Grants {
             control,
             tracker,
             shutdown,
+            e2e,
         }
     }
 
@@ -137,8 +142,21 @@ impl Grants {
                 from_name,
                 ip,
                 port,
+                proof,
             } = ask;
-            let result = grants.grant(from, &from_name, &ip, port).await;
+            let proved = match &grants.e2e {
+                None => Ok(()),
+                Some(e2e) => e2e
+                    .check_ask(from, proof.as_ref(), &ip, port)
+                    .await
+                    .map_err(|why| {
+                        Refusal::new(RefusalCode::NotAllowed, format!("unserve refused: {why}"))
+                    }),
+            };
+            let result = match proved {
+                Ok(()) => grants.grant(from, &from_name, &ip, port).await,
+                Err(refusal) => Err(refusal),
+            };
             let (from_name, ip) = (Escaped(&from_name), Escaped(&ip));
             match &result {
                 Ok(id) => info!(%from, %from_name, %ip, port, serve = %id, "unserve granted"),

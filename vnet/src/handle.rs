@@ -35,6 +35,8 @@ pub struct VnetHandle {
     pub(crate) uses: Uses,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// Pairing with other vnets, with `secret=`.
+    pub(crate) e2e: Option<crate::e2e::E2e>,
 }
 
 fn unexpected(answer: Response) -> VnetError {
@@ -116,6 +118,15 @@ impl VnetHandle {
             Response::Vnets(list) => Ok(list),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// How end to end stands with vnet `peer`: `off` (no `secret=`
+    /// here), `yes` (paired: streams with it are sealed), `no: why`
+    /// (refused), `-` (not paired yet: it pairs with a first stream).
+    pub fn end_to_end(&self, peer: VnetId) -> String {
+        self.e2e
+            .as_ref()
+            .map_or_else(|| "off".into(), |e2e| e2e.standing(peer))
     }
 
     /// Asks every task to stop.
@@ -235,10 +246,28 @@ impl VnetHandle {
         ip: &str,
         port: u16,
     ) -> Result<ServeId, VnetError> {
+        // With a secret, the ask is proved with our pair key, so the
+        // route cannot ask in our name.
+        let proof = match &self.e2e {
+            None => None,
+            Some(e2e) => {
+                let vnets = self.vnets().await?;
+                let name = vnets
+                    .iter()
+                    .find(|v| v.vnet_id == vnet_id)
+                    .map(|v| v.name.clone())
+                    .ok_or_else(|| {
+                        VnetError::Invalid(format!("no vnet {vnet_id} in this group"))
+                    })?;
+                let proof = e2e.prove_ask(vnet_id, &name, ip, port).await;
+                Some(proof.map_err(VnetError::Invalid)?)
+            }
+        };
         let request = Request::Unserve {
             vnet_id,
             ip: ip.to_string(),
             port,
+            proof,
         };
         match self.request(request).await? {
             Response::Unserved { serve_id } => Ok(serve_id),

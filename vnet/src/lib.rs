@@ -162,6 +162,7 @@ pub fn start_with_identity(
         control.clone(),
         tracker.clone(),
         shutdown.clone(),
+        e2e.clone(),
     );
 
     let sessions = session.subscribe();
@@ -183,6 +184,7 @@ pub fn start_with_identity(
         shutdown.clone(),
     ));
     tracker.spawn(grants::run(grants, unserve_asks));
+    let e2e_for_handle = e2e.clone();
     if let Some(e2e) = e2e {
         tracker.spawn(e2e::run(e2e, peer_notes));
     }
@@ -205,5 +207,6 @@ pub fn start_with_identity(
         uses,
         shutdown,
         tracker,
+        e2e: e2e_for_handle,
     }
 }

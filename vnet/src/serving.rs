@@ -77,7 +77,9 @@ where
                     Some(e2e) => match Box::pin(unseal(e2e, serve_id, route_side)).await {
                         Ok((route_side, crypto)) => {
                             let service = Sealing::new(service, crypto, &[]);
-                            carry(&serve, &lost, route_side, service).await
+                            // Boxed: inline, its state would size every
+                            // plain stream's task too.
+                            Box::pin(carry(&serve, &lost, route_side, service)).await
                         }
                         Err(reason) => warn!(%reason, "stream refused: not sealed end to end"),
                     },

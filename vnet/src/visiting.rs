@@ -60,7 +60,9 @@ pub(crate) async fn carry(
             match sealing {
                 Ok((header, crypto)) => {
                     let client = Sealing::new(client, crypto, &header.encode());
-                    carry_on(&visiting, &session, serve_id, client, &cancel).await
+                    // Boxed: inline, the sealed stream's state (keys, the
+                    // copy engine) would size every plain stream's task too.
+                    Box::pin(carry_on(&visiting, &session, serve_id, client, &cancel)).await
                 }
                 Err(reason) => info!(%reason, "connection refused: no end-to-end key"),
             }

@@ -119,6 +119,8 @@ async fn sealed_both_ways(spares: u32) {
     for _ in 0..3 {
         exchange(used).await;
     }
+    let home_id = home.handle.status().vnet_id.unwrap();
+    assert_eq!(office.handle.end_to_end(home_id), "yes");
     for (who, seen) in [("home", &home_seen), ("office", &office_seen)] {
         assert!(
             !saw(seen, MARKER_UP),
@@ -147,8 +149,8 @@ async fn dialed_back_streams_are_sealed_too() {
 }
 
 /// Home serves, office uses, each with its secret (or none): whether a
-/// stream gets through.
-async fn gets_through(home_secret: Option<&str>, office_secret: Option<&str>) -> bool {
+/// stream gets through, and what office's `show vnets` says of home.
+async fn gets_through(home_secret: Option<&str>, office_secret: Option<&str>) -> (bool, String) {
     let route = Route::start().await;
     let service = marked_echo().await;
     let home = vnet_via(
@@ -178,23 +180,35 @@ async fn gets_through(home_secret: Option<&str>, office_secret: Option<&str>) ->
     })
     .await
     .unwrap_or(false);
+    let home_id = home.handle.status().vnet_id.unwrap();
+    let standing = office.handle.end_to_end(home_id);
     stop_all(route, [office, home]).await;
-    through
+    (through, standing)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_on_one_side_only_or_two_secrets_are_refused() {
-    assert!(
-        gets_through(None, None).await,
-        "without secrets it works as before"
+    let (through, standing) = gets_through(None, None).await;
+    assert!(through, "without secrets it works as before");
+    assert_eq!(standing, "off");
+    assert_eq!(
+        gets_through(Some(SECRET), Some(SECRET)).await,
+        (true, "yes".into())
     );
-    assert!(gets_through(Some(SECRET), Some(SECRET)).await);
-    assert!(!gets_through(Some(SECRET), None).await, "serving side only");
+    let (through, standing) = gets_through(Some(SECRET), None).await;
     assert!(
-        !gets_through(None, Some(SECRET)).await,
-        "visiting side only"
+        !through && standing == "off",
+        "serving side only: {standing}"
     );
-    assert!(!gets_through(Some(SECRET), Some("another secret!")).await);
+    let (through, standing) = gets_through(None, Some(SECRET)).await;
+    assert!(!through, "visiting side only");
+    assert!(standing.contains("no end-to-end secret"), "{standing}");
+    let (through, standing) = gets_through(Some(SECRET), Some("another secret!")).await;
+    assert!(!through);
+    assert!(
+        standing.contains("does not prove the group secret"),
+        "{standing}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,4 +237,72 @@ fn a_short_secret_is_a_config_error() {
         err.to_string(),
         "t.ini: [vnet] secret: shorter than 8 characters; use a long random string"
     );
+}
+
+/// Home grants unserve; both have the secret unless said otherwise.
+async fn granting_home(route: &Route, service: SocketAddr) -> (Vnet, proto::VnetId) {
+    let _ = service;
+    let home = vnet_via(
+        route.addr,
+        &format!(
+            "[vnet]\nname=home\nallow_unserve=true\n{}",
+            secret_line(Some(SECRET))
+        ),
+    );
+    let status = home.wait("connected", |s| s.vnet_id.is_some()).await;
+    (home, status.vnet_id.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unserve_asks_between_vnets_with_the_secret_are_proved_and_granted() {
+    let route = Route::start().await;
+    let service = marked_echo().await;
+    let (home, home_id) = granting_home(&route, service).await;
+    let office = vnet_via(
+        route.addr,
+        &format!("[vnet]\nname=office\n{}", secret_line(Some(SECRET))),
+    );
+    office.wait("connected", |s| s.vnet_id.is_some()).await;
+    let granted = within(
+        "the grant",
+        office.handle.unserve(home_id, "127.0.0.1", service.port()),
+    )
+    .await;
+    assert!(granted.is_ok(), "{granted:?}");
+    assert_eq!(office.handle.end_to_end(home_id), "yes");
+    stop_all(route, [office, home]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_not_proved_end_to_end_is_refused() {
+    // As the route could forge it: an ask with no proof, in the group.
+    let route = Route::start().await;
+    let service = marked_echo().await;
+    let (home, home_id) = granting_home(&route, service).await;
+    let mut mallory = testkit::raw::Session::join(route.addr, "office", "default", "").await;
+    let ask = proto::message::Request::Unserve {
+        vnet_id: home_id,
+        ip: "127.0.0.1".into(),
+        port: service.port(),
+        proof: None,
+    };
+    mallory.send(1, ask).await;
+    let answer = loop {
+        match testkit::raw::next(&mut mallory.control).await {
+            proto::message::RouteMsg::Response { id: 1, body } => break body,
+            _ => continue,
+        }
+    };
+    match answer {
+        proto::message::Response::Error(refusal) => {
+            assert_eq!(refusal.code, proto::RefusalCode::NotAllowed);
+            assert!(refusal.text.contains("not proved end to end"), "{refusal}");
+        }
+        other => panic!("a forged ask was answered with {other:?}"),
+    }
+    assert!(
+        home.handle.status().serves.is_empty(),
+        "nothing was granted"
+    );
+    stop_all(route, [home]).await;
 }

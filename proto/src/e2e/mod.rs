@@ -13,9 +13,12 @@
 //!   serve id and a stream number the visitor picks (sent in a short
 //!   header): no round trip before the first byte, and a start replayed
 //!   by the route is refused by number.
+//! - [`ask`]: unserve asks proved with the pair key, so the route cannot
+//!   ask in a vnet's name.
 //! - [`record`]: the sealed byte stream: records of at most
 //!   [`record::MAX_PAYLOAD`] bytes, each an AEAD with a counter nonce,
 //!   ended by a sealed close record, so a cut shows as an error.
+pub mod ask;
 pub mod pairing;
 pub mod record;
 pub mod stream;

@@ -175,3 +175,16 @@ fn headers_and_record_sizes() {
     assert_eq!(opener.open(&mut huge), Err(RecordError::Malformed));
     assert_eq!(opener.open(&mut [0]), Ok(Opened::Incomplete));
 }
+
+#[test]
+fn an_ask_proves_its_asker_and_address() {
+    let (a, b) = keys(Cipher::preferred());
+    let proof = a.prove_ask(3, "127.0.0.1", 8888);
+    assert!(b.checks_ask(&proof, "127.0.0.1", 8888));
+    assert!(!b.checks_ask(&proof, "127.0.0.1", 22), "another port");
+    assert!(!b.checks_ask(&proof, "127.0.0.2", 8888), "another address");
+    let renumbered = super::ask::AskProof { number: 4, ..proof };
+    assert!(!b.checks_ask(&renumbered, "127.0.0.1", 8888));
+    let (c, _) = keys(Cipher::preferred());
+    assert!(!c.checks_ask(&proof, "127.0.0.1", 8888), "another pair");
+}

@@ -61,10 +61,16 @@ impl Peer<'_> {
         match msg {
             VnetMsg::Request {
                 id,
-                body: Request::Unserve { vnet_id, ip, port },
+                body:
+                    Request::Unserve {
+                        vnet_id,
+                        ip,
+                        port,
+                        proof,
+                    },
             } => {
                 // Answered later, when the other vnet decides.
-                let asked = self.ask_unserve(id, vnet_id, ip, port);
+                let asked = self.ask_unserve(id, vnet_id, ip, port, proof);
                 Ok(asked.err().map(|refusal| error_response(id, refusal)))
             }
             VnetMsg::Request { id, body } => {
@@ -145,7 +151,14 @@ impl Peer<'_> {
 
     /// Forwards an unserve request to the vnet that has the service, under
     /// an ask id of the route's own (see [`crate::asks`]).
-    fn ask_unserve(&self, request: u32, to: VnetId, ip: String, port: u16) -> Result<(), Refusal> {
+    fn ask_unserve(
+        &self,
+        request: u32,
+        to: VnetId,
+        ip: String,
+        port: u16,
+        proof: Option<proto::e2e::ask::AskProof>,
+    ) -> Result<(), Refusal> {
         let (hub, group, from) = (self.hub, self.group, self.vnet_id);
         let (link, to_name) = hub.registry().vnet(group, to).ok_or_else(|| {
             Refusal::new(RefusalCode::NotFound, format!("no vnet {to} in this group"))
@@ -171,6 +184,7 @@ impl Peer<'_> {
             from_name: self.name.to_string(),
             ip,
             port,
+            proof,
         };
         link.aside(msg).map_err(|_| {
             hub.asks().answered(ask, group, to);

@@ -28,6 +28,8 @@ pub(crate) struct UnserveAsk {
     pub from_name: String,
     pub ip: String,
     pub port: u16,
+    /// Its end-to-end proof, if the asker made one.
+    pub proof: Option<proto::e2e::ask::AskProof>,
 }
 
 /// Where the control task hands asks on.

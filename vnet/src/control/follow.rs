@@ -253,6 +253,7 @@ impl Follow<'_> {
                 from_name,
                 ip,
                 port,
+                proof,
             } => {
                 let id = ask;
                 let ask = UnserveAsk {
@@ -261,6 +262,7 @@ impl Follow<'_> {
                     from_name,
                     ip,
                     port,
+                    proof,
                 };
                 if self.parts.asks.unserve.try_send(ask).is_err() {
                     let busy =

@@ -12,6 +12,7 @@
 //! A vnet with a secret seals every stream to and from the group's vnets
 //! and refuses what it cannot pair with (no secret, another secret, an
 //! older vnet), logging why with the peer's name.
+mod asks;
 pub mod identity;
 mod messages;
 
@@ -106,6 +107,10 @@ pub(crate) struct Paired {
     next: AtomicU64,
     /// Its streams' numbers seen (a replayed start is refused).
     seen: Mutex<ReplayWindow>,
+    /// The number of our next unserve ask to it.
+    asks_sent: AtomicU64,
+    /// Its unserve asks' numbers seen.
+    asks_seen: Mutex<ReplayWindow>,
 }
 
 impl E2e {
@@ -277,6 +282,8 @@ impl E2e {
             name,
             next: AtomicU64::new(0),
             seen: Mutex::default(),
+            asks_sent: AtomicU64::new(0),
+            asks_seen: Mutex::default(),
         });
         let mut state = self.state();
         state.by_id.insert(id, paired.clone());
@@ -289,6 +296,16 @@ impl E2e {
         let name = Escaped(&paired.name);
         info!(vnet = %peer, %name, ?cipher, peer_key = %fingerprint, "end to end with this vnet: paired");
         paired
+    }
+
+    /// How end to end stands with vnet `peer`, for `show vnets`: `yes`
+    /// (paired), `no: why` (pairing failed), `-` (not tried yet).
+    pub(crate) fn standing(&self, peer: VnetId) -> String {
+        match self.state().peers.get(&peer) {
+            Some(Pairing::Paired(_)) => "yes".into(),
+            Some(Pairing::Failed { reason, .. }) => format!("no: {reason}"),
+            Some(Pairing::Offered { .. } | Pairing::Answered { .. }) | None => "-".into(),
+        }
     }
 
     /// The pair key `id` names. The visitor starts streams once it has

@@ -82,7 +82,17 @@ impl Shell {
             Topic::Serves => {
                 show::serves(&self.block(h.serves()).map_err(|e| e.to_string())?, json)
             }
-            Topic::Vnets => show::vnets(&self.block(h.vnets()).map_err(|e| e.to_string())?, json),
+            Topic::Vnets => {
+                let list = self.block(h.vnets()).map_err(|e| e.to_string())?;
+                let rows: Vec<_> = list
+                    .into_iter()
+                    .map(|entry| show::VnetRow {
+                        e2e: h.end_to_end(entry.vnet_id),
+                        entry,
+                    })
+                    .collect();
+                show::vnets(&rows, json)
+            }
             Topic::Serve => show::local_serves(&h.status(), json),
             Topic::Use => show::local_uses(&h.status(), json),
             Topic::Vnet => {

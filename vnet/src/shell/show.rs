@@ -63,24 +63,35 @@ pub fn serves(list: &[ServeEntry], json: bool) -> String {
     laid_out(&headers, &rows, footer, empty, &[])
 }
 
+/// A vnet as `show vnets` lists it: as the route lists it, and how end
+/// to end stands with it.
+#[derive(Serialize)]
+pub struct VnetRow {
+    #[serde(flatten)]
+    pub entry: VnetEntry,
+    /// `off`, `yes`, `no: why` or `-` (see `VnetHandle::end_to_end`).
+    pub e2e: String,
+}
+
 /// `show vnets`: the group's vnets as the route lists them.
-pub fn vnets(list: &[VnetEntry], json: bool) -> String {
+pub fn vnets(list: &[VnetRow], json: bool) -> String {
     if json {
         return serde_json::to_string_pretty(list).expect("serializable");
     }
     let now = now_unix();
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|v| {
+        .map(|VnetRow { entry: v, e2e }| {
             vec![
                 v.vnet_id.to_string(),
                 v.name.clone(),
                 v.serves.to_string(),
                 format!("{} ago", ago(now.saturating_sub(v.connected_unix))),
+                e2e.clone(),
             ]
         })
         .collect();
-    let headers = ["vnetid", "name", "serves", "connected"];
+    let headers = ["vnetid", "name", "serves", "connected", "e2e"];
     let footer = format!("{} vnet(s) in this group", list.len());
     let empty = "no vnets in this group";
     laid_out(&headers, &rows, footer, empty, &[])

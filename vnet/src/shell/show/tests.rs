@@ -73,7 +73,11 @@ fn every_topic_fits_80_columns() {
         connected_unix: 0,
     };
     fits("serves", &serves(&[entry], false));
-    fits("vnets", &vnets(&[vnet_entry], false));
+    let row = VnetRow {
+        entry: vnet_entry,
+        e2e: format!("no: {}", "a long reason ".repeat(5)),
+    };
+    fits("vnets", &vnets(&[row], false));
     let mine = local_serves(&status, false);
     fits("serve", &mine);
     assert!(mine.contains("refused [1]"), "{mine}");
