@@ -74,15 +74,13 @@ where
                 let service = counted.count(service);
                 match &serving.e2e {
                     None => carry(&serve, &lost, route_side, service).await,
-                    Some(e2e) => match Box::pin(unseal(e2e, serve_id, route_side)).await {
-                        Ok((route_side, crypto)) => {
-                            let service = Sealing::new(service, crypto, &[]);
-                            // Boxed: inline, its state would size every
-                            // plain stream's task too.
-                            Box::pin(carry(&serve, &lost, route_side, service)).await
-                        }
-                        Err(reason) => warn!(%reason, "stream refused: not sealed end to end"),
-                    },
+                    // Boxed whole: inline, its state would size every
+                    // plain stream's task too.
+                    Some(e2e) => {
+                        let sealed =
+                            carry_sealed(e2e, serve_id, &serve, &lost, route_side, service);
+                        Box::pin(sealed).await
+                    }
                 }
             }
         }
@@ -150,6 +148,24 @@ async fn connect(serve: &LocalServe) -> Result<TcpStream, Refusal> {
     };
     warn!(%reason, "cannot reach local service; visitor is told");
     Err(Refusal::new(RefusalCode::Unreachable, reason))
+}
+
+/// [`carry`], sealed end to end.
+async fn carry_sealed<S: Relayable>(
+    e2e: &E2e,
+    serve_id: ServeId,
+    serve: &LocalServe,
+    lost: &CancellationToken,
+    route_side: Unframed<Conn>,
+    service: S,
+) {
+    match unseal(e2e, serve_id, route_side).await {
+        Ok((route_side, crypto)) => {
+            let service = Sealing::new(service, crypto, &[]);
+            carry(serve, lost, route_side, service).await
+        }
+        Err(reason) => warn!(%reason, "stream refused: not sealed end to end"),
+    }
 }
 
 /// How long a sealed stream's header may take to come.

@@ -55,18 +55,32 @@ pub(crate) async fn carry(
     let client = counted.count(client);
     match &visiting.e2e {
         None => carry_on(&visiting, &session, serve_id, client, &cancel).await,
+        // Boxed whole: inline, the sealed stream's state (its keys, the
+        // copy engine) would size every plain stream's task too.
         Some(e2e) => {
-            let sealing = Box::pin(seal(e2e, &visiting, &session, serve_id)).await;
-            match sealing {
-                Ok((header, crypto)) => {
-                    let client = Sealing::new(client, crypto, &header.encode());
-                    // Boxed: inline, the sealed stream's state (keys, the
-                    // copy engine) would size every plain stream's task too.
-                    Box::pin(carry_on(&visiting, &session, serve_id, client, &cancel)).await
-                }
-                Err(reason) => info!(%reason, "connection refused: no end-to-end key"),
-            }
+            Box::pin(carry_sealed(
+                e2e, &visiting, &session, serve_id, client, &cancel,
+            ))
+            .await
         }
+    }
+}
+
+/// [`carry_on`], sealed end to end.
+async fn carry_sealed<C: Relayable>(
+    e2e: &E2e,
+    visiting: &Visiting,
+    session: &Session,
+    serve_id: ServeId,
+    client: C,
+    cancel: &CancellationToken,
+) {
+    match seal(e2e, visiting, session, serve_id).await {
+        Ok((header, crypto)) => {
+            let client = Sealing::new(client, crypto, &header.encode());
+            carry_on(visiting, session, serve_id, client, cancel).await
+        }
+        Err(reason) => info!(%reason, "connection refused: no end-to-end key"),
     }
 }
 
