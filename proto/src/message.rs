@@ -276,6 +276,10 @@ pub enum RouteMsg {
     Open {
         /// Which of this vnet's serves.
         serve_id: ServeId,
+        /// The visiting vnet, for the serving vnet's logs (absent from
+        /// older routes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<VnetId>,
     },
     /// A visitor wants one of this vnet's serves: connect to it, then open a
     /// data connection that starts with [`VnetMsg::Accept`] and this ticket.
@@ -284,6 +288,10 @@ pub enum RouteMsg {
         ticket: Ticket,
         /// Which of this vnet's serves.
         serve_id: ServeId,
+        /// The visiting vnet, for the serving vnet's logs (absent from
+        /// older routes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<VnetId>,
     },
 }
 

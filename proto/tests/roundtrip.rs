@@ -332,9 +332,13 @@ fn route_msg() -> impl Strategy<Value = RouteMsg> {
                     proof,
                 }
             ),
-        (ticket(), serve_id())
-            .prop_map(|(ticket, serve_id)| RouteMsg::OpenStream { ticket, serve_id }),
-        serve_id().prop_map(|serve_id| RouteMsg::Open { serve_id }),
+        (ticket(), serve_id()).prop_map(|(ticket, serve_id)| RouteMsg::OpenStream {
+            ticket,
+            serve_id,
+            from: None
+        }),
+        (serve_id(), proptest::option::of(vnet_id()))
+            .prop_map(|(serve_id, from)| RouteMsg::Open { serve_id, from }),
     ]
 }
 

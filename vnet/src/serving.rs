@@ -7,7 +7,7 @@ use net::relay::sealing::Sealing;
 use net::relay::{bridge, Relayable};
 use net::Unframed;
 use proto::e2e::stream::{StreamCrypto, StreamHeader, HEADER_LEN};
-use proto::{Refusal, RefusalCode, ServeId};
+use proto::{Refusal, RefusalCode, ServeId, VnetId};
 use std::future::Future;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -46,8 +46,12 @@ pub(crate) struct Serving {
 /// Spawns a stream to `serve_id`: reaches the local service, tells the
 /// route the outcome with `reply` (which gives back the route's side of
 /// the stream), and carries the stream if both worked.
-pub(crate) fn spawn<R, F>(serving: &Serving, serve_id: ServeId, lost: CancellationToken, reply: R)
-where
+pub(crate) fn spawn<R, F>(
+    serving: &Serving,
+    (serve_id, from): (ServeId, Option<VnetId>),
+    lost: CancellationToken,
+    reply: R,
+) where
     R: FnOnce(Result<(), Refusal>) -> F + Send + 'static,
     F: Future<Output = Option<Unframed<Conn>>> + Send,
 {
@@ -78,7 +82,7 @@ where
                     // plain stream's task too.
                     Some(e2e) => {
                         let sealed =
-                            carry_sealed(e2e, serve_id, &serve, &lost, route_side, service);
+                            carry_sealed(e2e, (serve_id, from), &serve, &lost, route_side, service);
                         Box::pin(sealed).await
                     }
                 }
@@ -153,7 +157,7 @@ async fn connect(serve: &LocalServe) -> Result<TcpStream, Refusal> {
 /// [`carry`], sealed end to end.
 async fn carry_sealed<S: Relayable>(
     e2e: &E2e,
-    serve_id: ServeId,
+    (serve_id, from): (ServeId, Option<VnetId>),
     serve: &LocalServe,
     lost: &CancellationToken,
     route_side: Unframed<Conn>,
@@ -164,7 +168,15 @@ async fn carry_sealed<S: Relayable>(
             let service = Sealing::new(service, crypto, &[]);
             carry(serve, lost, route_side, service).await
         }
-        Err(reason) => warn!(%reason, "stream refused: not sealed end to end"),
+        Err(reason) => {
+            let vnet = from.map_or_else(|| "?".to_string(), |v| v.to_string());
+            warn!(%vnet, %reason, "stream refused: not sealed end to end");
+            // Tell the visiting vnet, so it can say why too.
+            if let Some(from) = from {
+                let why = format!("its stream to serve {serve_id} was refused: {reason}");
+                e2e.tell_refused(from, &why).await;
+            }
+        }
     }
 }
 

@@ -41,7 +41,10 @@ pub async fn visit(visitor: Half, serve_id: ServeId, pass: DataPass, hub: Arc<Hu
         let mut registry = hub.registry();
         registry
             .admit(&pass, Purpose::Visit(serve_id))
-            .and_then(|admitted| Ok((registry.visit(&admitted.group, serve_id)?, admitted)))
+            .and_then(|admitted| {
+                let target = registry.visit(&admitted.group, serve_id, admitted.vnet_id)?;
+                Ok((target, admitted))
+            })
     };
     match target {
         Ok((target, admitted)) => {

@@ -175,7 +175,8 @@ async fn serving_half(
 ) -> Result<(Half, bool), NotServed> {
     if let Some(spares) = hub.spares.of(target.session) {
         while let Some(spare) = spares.claim() {
-            match offer(spare, serve_id, OPEN_TIMEOUT, visitor.get_mut(), ahead).await {
+            let open = (serve_id, target.visitor);
+            match offer(spare, open, OPEN_TIMEOUT, visitor.get_mut(), ahead).await {
                 Offered::Open(conn) => return Ok((conn, true)),
                 Offered::Refused(reason) => return Err(NotServed::Refused(reason)),
                 Offered::VisitorGone => return Err(NotServed::VisitorGone),
@@ -197,7 +198,11 @@ async fn dial_back(target: &VisitTarget, serve_id: ServeId, hub: &Hub) -> Result
     let ticket = guard.ticket();
     if target
         .link
-        .aside(RouteMsg::OpenStream { ticket, serve_id })
+        .aside(RouteMsg::OpenStream {
+            ticket,
+            serve_id,
+            from: Some(target.visitor),
+        })
         .is_err()
     {
         return Err(Refusal::new(

@@ -22,6 +22,8 @@ mod group;
 pub struct VisitTarget {
     /// The group of both vnets.
     pub group: String,
+    /// The visiting vnet, named to the serving one in its logs.
+    pub visitor: VnetId,
     /// The serving vnet's control link.
     pub link: VnetLink,
     /// Its id, for logs.
@@ -209,12 +211,18 @@ impl Registry {
     ///
     /// # Errors
     /// No such serve in that group.
-    pub fn visit(&self, group: &str, serve_id: ServeId) -> Result<VisitTarget, Refusal> {
+    pub fn visit(
+        &self,
+        group: &str,
+        serve_id: ServeId,
+        visitor: VnetId,
+    ) -> Result<VisitTarget, Refusal> {
         let not_registered = || not_found(format!("serve {serve_id} is not registered"));
         let g = self.groups.get(group).ok_or_else(not_registered)?;
         let (vnet_id, slot) = g.server(serve_id).ok_or_else(not_registered)?;
         Ok(VisitTarget {
             group: group.to_string(),
+            visitor,
             link: slot.link.clone(),
             vnet_id,
             session: slot.session,
@@ -306,8 +314,8 @@ mod tests {
         reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
         reg.join("other", "c", c, secret(), arrival(), 10).unwrap();
         let id = reg.register("g", va, spec("x", 700), 100).unwrap();
-        assert!(reg.visit("g", id).is_ok());
-        assert!(reg.visit("other", id).is_err());
+        assert!(reg.visit("g", id, VnetId(9)).is_ok());
+        assert!(reg.visit("other", id, VnetId(9)).is_err());
         assert!(matches!(rb.try_event(), Some(RouteMsg::ServeUp(_))));
         reg.leave("g", va);
         assert!(matches!(
@@ -317,7 +325,7 @@ mod tests {
                 ..
             })
         ));
-        assert!(reg.visit("g", id).is_err());
+        assert!(reg.visit("g", id, VnetId(9)).is_err());
         assert!(reg.serves("g").is_empty());
     }
 

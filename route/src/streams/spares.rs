@@ -10,7 +10,7 @@
 //! closed pool keeps nothing, even a spare that arrives as it closes.
 use net::ahead::{Ahead, Answered};
 use proto::message::{RouteMsg, VnetMsg};
-use proto::{Refusal, RefusalCode, ServeId, SessionId};
+use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -140,15 +140,17 @@ pub enum Offered {
 }
 
 /// Asks the serving vnet, on one of its spares, for a stream to
-/// `serve_id`, with the visitor's first bytes right behind the request.
+/// `serve_id` from vnet `from`, with the visitor's first bytes right
+/// behind the request.
 pub async fn offer<V: AsyncRead + Unpin>(
     mut spare: Half,
-    serve_id: ServeId,
+    (serve_id, from): (ServeId, VnetId),
     timeout: Duration,
     visitor: &mut V,
     ahead: &mut Ahead,
 ) -> Offered {
-    let open = RouteMsg::Open { serve_id };
+    let from = Some(from);
+    let open = RouteMsg::Open { serve_id, from };
     let answer = tokio::time::timeout(timeout, ahead.ask(visitor, &mut spare, open)).await;
     let answer = match answer {
         Ok(Answered::Answer(answer)) => answer,

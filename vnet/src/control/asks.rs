@@ -18,6 +18,8 @@ pub(crate) struct StreamAsk {
     pub serve_id: ServeId,
     /// The session it came on: the answer's pass is made with it.
     pub session: Session,
+    /// The visiting vnet, if the route says.
+    pub from: Option<proto::VnetId>,
 }
 
 /// Vnet `from` asks for a grant to our unregistered service `ip:port`.

@@ -13,7 +13,7 @@ use proto::message::{PeerMsg, Request, Response, RouteMsg, VnetMsg};
 use proto::{Refusal, RefusalCode, ServeId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::asks::{PeerNote, StreamAsk, UnserveAsk};
 use super::command::Command;
@@ -208,12 +208,17 @@ impl Follow<'_> {
                     .group
                     .send_modify(|a| a.down(serve_id, withdrawn));
             }
-            RouteMsg::OpenStream { ticket, serve_id } => {
+            RouteMsg::OpenStream {
+                ticket,
+                serve_id,
+                from,
+            } => {
                 let session = self.session.clone();
                 let ask = StreamAsk {
                     ticket,
                     serve_id,
                     session,
+                    from,
                 };
                 // Never waits: a serving side that is not keeping up
                 // leaves the route to time the visitor out.
@@ -240,11 +245,23 @@ impl Follow<'_> {
                         }
                     }
                     // Say so, so the other vnet can log why.
-                    None if matches!(msg, PeerMsg::Offer(_)) => self.send(VnetMsg::Peer {
-                        to: from,
-                        msg: PeerMsg::Refused("this vnet has no end-to-end secret".into()),
-                    })?,
-                    None => {}
+                    None if matches!(msg, PeerMsg::Offer(_)) => {
+                        let name = proto::text::Escaped(&from_name);
+                        info!(vnet = %from, %name, "a vnet asked to pair end to end; this vnet has no secret=, so it was refused");
+                        self.send(VnetMsg::Peer {
+                            to: from,
+                            msg: PeerMsg::Refused("this vnet has no end-to-end secret".into()),
+                        })?
+                    }
+                    None => {
+                        if let PeerMsg::Refused(reason) = msg {
+                            let (name, reason) = (
+                                proto::text::Escaped(&from_name),
+                                proto::text::Escaped(&reason),
+                            );
+                            warn!(vnet = %from, %name, %reason, "a vnet refuses this vnet's streams");
+                        }
+                    }
                 }
             }
             RouteMsg::UnserveAsk {

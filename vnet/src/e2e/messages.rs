@@ -3,7 +3,9 @@
 //! confirmed, a confirmation checked, a refusal logged.
 use proto::e2e::pairing::{PairError, Party, Responder};
 use proto::message::{PeerMsg, VnetMsg};
+use proto::text::Escaped;
 use proto::VnetId;
+use tracing::warn;
 
 use super::{E2e, Pairing, Waiter};
 
@@ -90,8 +92,13 @@ impl E2e {
                     }
                     _ => None,
                 };
-                if let Some(known) = known {
-                    self.fail(from, &known, &format!("it says: {reason}"));
+                match known {
+                    Some(known) => self.fail(from, &known, &format!("it says: {reason}")),
+                    // About a stream, after pairing: say so.
+                    None => {
+                        let (name, reason) = (Escaped(&name), Escaped(&reason));
+                        warn!(vnet = %from, %name, %reason, "a vnet refused one of this vnet's streams");
+                    }
                 }
                 None
             }

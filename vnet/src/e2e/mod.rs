@@ -298,6 +298,12 @@ impl E2e {
         paired
     }
 
+    /// Tells vnet `peer` why one of its streams was refused.
+    pub(crate) async fn tell_refused(&self, peer: VnetId, reason: &str) {
+        let msg = PeerMsg::Refused(reason.to_string());
+        self.0.control.send(VnetMsg::Peer { to: peer, msg }).await;
+    }
+
     /// How end to end stands with vnet `peer`, for `show vnets`: `yes`
     /// (paired), `no: why` (pairing failed), `-` (not tried yet).
     pub(crate) fn standing(&self, peer: VnetId) -> String {

@@ -9,7 +9,7 @@ use net::handshake::send_message;
 use net::Unframed;
 use proto::message::VnetMsg;
 use proto::pass::Purpose;
-use proto::{Refusal, ServeId};
+use proto::{Refusal, ServeId, VnetId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -46,6 +46,7 @@ fn dial_back(serving: &Serving, ask: StreamAsk) {
         ticket,
         serve_id,
         session,
+        from,
     } = ask;
     let lost = session.lost.clone();
     let reply = move |result: Result<(), Refusal>| async move {
@@ -64,7 +65,7 @@ fn dial_back(serving: &Serving, ask: StreamAsk) {
             Err(_) => None,
         }
     };
-    serving::spawn(serving, serve_id, lost, reply);
+    serving::spawn(serving, (serve_id, from), lost, reply);
 }
 
 /// Spawns the task that answers `Open` on a spare data connection: on
@@ -74,6 +75,7 @@ pub(crate) fn on_spare(
     session: &Session,
     mut spare: FramedConn,
     serve_id: ServeId,
+    from: Option<VnetId>,
 ) {
     let reply = move |result: Result<(), Refusal>| async move {
         let reached = result.is_ok();
@@ -86,7 +88,7 @@ pub(crate) fn on_spare(
             }
         }
     };
-    serving::spawn(serving, serve_id, session.lost.clone(), reply);
+    serving::spawn(serving, (serve_id, from), session.lost.clone(), reply);
 }
 
 #[cfg(test)]
@@ -160,7 +162,7 @@ mod tests {
             e2e: false,
         };
 
-        on_spare(&serving, &session, spare, id);
+        on_spare(&serving, &session, spare, id, None);
         tokio::task::yield_now().await;
         confirm_registration(&serving, "echo", id);
         let answer = tokio::time::timeout(Duration::from_secs(20), next_message(&mut route_end))

@@ -223,9 +223,9 @@ async fn serve_on_spares(serving: Serving, session: Session) {
         publish(&serving.model, |c| c.idle_serve -= 1);
         match next {
             None => return,
-            Some(Ok(RouteMsg::Open { serve_id })) => {
+            Some(Ok(RouteMsg::Open { serve_id, from })) => {
                 publish(&serving.model, |c| c.used_serve += 1);
-                answer::on_spare(&serving, &session, spare, serve_id);
+                answer::on_spare(&serving, &session, spare, serve_id, from);
             }
             Some(Ok(other)) => {
                 debug!(?other, "route closed a spare");
