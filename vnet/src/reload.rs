@@ -141,6 +141,10 @@ pub(crate) async fn apply(
     let reconnect = old.route != config.route
         || old.options.name != config.vnet.name
         || old.options.group != config.vnet.group;
+    if old.options.secret != config.vnet.secret {
+        // Pairs and the key pair were made for the secret in force.
+        tracing::warn!("secret= changed in the file; in force after a restart");
+    }
     let new = InForce::new(&config);
     let status = model.borrow().clone();
 
