@@ -17,6 +17,10 @@ impl E2e {
         match msg {
             PeerMsg::Offer(offer) => {
                 let mut state = self.state();
+                if state.peers.len() >= super::MAX_PEERS && !state.peers.contains_key(&from) {
+                    let why = format!("this vnet pairs with at most {} vnets", super::MAX_PEERS);
+                    return reply(PeerMsg::Refused(why));
+                }
                 let waiters = match state.peers.remove(&from) {
                     // Both offered: the lower id's offer stands.
                     Some(ours @ Pairing::Offered { .. }) if self.my_id() < Some(from) => {
@@ -26,7 +30,12 @@ impl E2e {
                     Some(Pairing::Offered { waiters, .. } | Pairing::Answered { waiters, .. }) => {
                         waiters
                     }
-                    _ => Vec::new(),
+                    // It pairs again (it restarted, say): the old key goes.
+                    Some(Pairing::Paired(old)) => {
+                        state.by_id.remove(&old.key.id);
+                        Vec::new()
+                    }
+                    Some(Pairing::Failed { .. }) | None => Vec::new(),
                 };
                 let (my_name, group) = self.me();
                 let me = Party {
@@ -122,5 +131,112 @@ impl E2e {
             to: from,
             msg: PeerMsg::Refused(err.to_string()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VnetConfig;
+    use crate::control::command::ControlSender;
+    use crate::control::session::Session;
+    use crate::current::{Current, InForce};
+    use proto::e2e::pairing::{Initiator, Party, PublicKey};
+    use proto::e2e::{Cipher, GroupSecret};
+    use std::time::Duration;
+
+    const SECRET: &str = "a secret of the group";
+
+    /// This vnet as vnet 1 of a session, with the secret.
+    fn e2e() -> E2e {
+        let text = format!("[route]\nip=127.0.0.1\nport=1\n[vnet]\nname=me\nsecret={SECRET}\n");
+        let config = VnetConfig::parse("t.ini", &text).unwrap();
+        let session = Session {
+            vnet_id: VnetId(1),
+            id: proto::SessionId(1),
+            secret: proto::auth::SessionSecret::from_bytes([0; 32]),
+            passes: Default::default(),
+            route: crate::link::RouteTarget {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                tls: None,
+                heartbeat: Duration::from_secs(30),
+            },
+            heartbeat: Duration::from_secs(30),
+            ended: Default::default(),
+            lost: Default::default(),
+            e2e: true,
+        };
+        let (_sender, sessions) = tokio::sync::watch::channel(Some(session));
+        // The receiver keeps the last value after the sender is gone.
+        let (control, _commands) = ControlSender::channel();
+        E2e::new(
+            GroupSecret::new(SECRET),
+            PublicKey([1; 32]),
+            Current::new(InForce::new(&config)),
+            control,
+            sessions,
+        )
+    }
+
+    /// Vnet `name`'s offer to "me".
+    fn offer(name: &str) -> (Initiator, proto::e2e::pairing::Offer) {
+        let party = Party {
+            name,
+            key: PublicKey([2; 32]),
+            cipher: Cipher::preferred(),
+        };
+        Initiator::start(&GroupSecret::new(SECRET), "default", party, "me")
+    }
+
+    /// Pairs "other" (vnet `id`) with "me" through `on_message`.
+    fn pair(e2e: &E2e, id: u16) {
+        let (initiator, offer) = offer("other");
+        let Some(VnetMsg::Peer {
+            msg: PeerMsg::Answer(answer),
+            ..
+        }) = e2e.on_message(VnetId(id), "other".into(), PeerMsg::Offer(offer))
+        else {
+            panic!("no answer to a good offer");
+        };
+        let (confirm, _) = initiator.finish(&answer).unwrap();
+        assert!(e2e
+            .on_message(VnetId(id), "other".into(), PeerMsg::Confirm(confirm))
+            .is_none());
+        assert_eq!(e2e.standing(VnetId(id)), "yes");
+    }
+
+    #[test]
+    fn pairing_again_replaces_the_old_key() {
+        let e2e = e2e();
+        pair(&e2e, 2);
+        pair(&e2e, 2);
+        pair(&e2e, 3);
+        assert_eq!(e2e.state().by_id.len(), 2, "one key per vnet");
+    }
+
+    #[test]
+    fn offers_from_more_vnets_than_the_bound_are_refused() {
+        let e2e = e2e();
+        let (_, one_offer) = offer("other");
+        for id in 2..(2 + super::super::MAX_PEERS as u16) {
+            let msg = PeerMsg::Offer(one_offer.clone());
+            let reply = e2e.on_message(VnetId(id), "other".into(), msg);
+            assert!(
+                matches!(
+                    reply,
+                    Some(VnetMsg::Peer {
+                        msg: PeerMsg::Answer(_),
+                        ..
+                    })
+                ),
+                "offer {id} not answered"
+            );
+        }
+        let msg = PeerMsg::Offer(one_offer);
+        let reply = e2e.on_message(VnetId(5000), "other".into(), msg);
+        assert!(
+            matches!(&reply, Some(VnetMsg::Peer { msg: PeerMsg::Refused(why), .. }) if why.contains("at most")),
+            "{reply:?}"
+        );
     }
 }

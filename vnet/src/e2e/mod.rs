@@ -41,6 +41,9 @@ const PAIR_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long after a failed pairing streams to that vnet are refused at
 /// once, before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Most vnets this one keeps pairing state for: offers from more (which
+/// only a misbehaving route would relay) are refused.
+pub(crate) const MAX_PEERS: usize = 1024;
 
 /// Answers the other vnets' pairing messages as they come.
 pub(crate) async fn run(e2e: E2e, mut notes: tokio::sync::mpsc::Receiver<PeerNote>) {
@@ -287,7 +290,12 @@ impl E2e {
         });
         let mut state = self.state();
         state.by_id.insert(id, paired.clone());
-        state.peers.insert(peer, Pairing::Paired(paired.clone()));
+        // A pair key agreed again replaces the old one: its streams end.
+        if let Some(Pairing::Paired(old)) =
+            state.peers.insert(peer, Pairing::Paired(paired.clone()))
+        {
+            state.by_id.remove(&old.key.id);
+        }
         drop(state);
         for waiter in waiters {
             let _ = waiter.send(Ok(paired.clone()));
