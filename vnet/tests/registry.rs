@@ -144,9 +144,17 @@ async fn a_standby_use_opens_when_its_serve_appears() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_use_without_port_takes_the_serves_port_when_it_appears() {
     let route = Route::start().await;
-    let echo = tagged_echo("own-port").await;
     // The serve's own port is taken by the service itself on 127.0.0.1,
-    // so the use listens on another loopback address.
+    // so the use listens on another loopback address: one where that port
+    // is free (other tests' clients on 127.0.0.2 may linger in FIN_WAIT2,
+    // which holds a port against any listener).
+    let mut echo = tagged_echo("own-port").await;
+    for _ in 0..20 {
+        if std::net::TcpListener::bind(("127.0.0.2", echo.port())).is_ok() {
+            break;
+        }
+        echo = tagged_echo("own-port").await;
+    }
     let user = Vnet::start(&route, "[use.web]\nserveid=650\nip=127.0.0.2\n");
     let serving = Vnet::start(&route, &serve_section("web", 650, echo));
     let addr = user.open_use("web").await;
