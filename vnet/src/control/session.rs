@@ -42,6 +42,27 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// A session of vnet `vnet_id` with a route that is never dialed, for
+    /// unit tests; `e2e` as the route's features would say.
+    #[cfg(test)]
+    pub(crate) fn for_test(vnet_id: VnetId, e2e: bool) -> Self {
+        Self {
+            vnet_id,
+            id: SessionId(1),
+            secret: SessionSecret::from_bytes([0; 32]),
+            passes: Arc::default(),
+            route: RouteTarget {
+                addr: "127.0.0.1:1".parse().expect("an address"),
+                tls: None,
+                heartbeat: Duration::from_secs(30),
+            },
+            heartbeat: Duration::from_secs(30),
+            ended: CancellationToken::new(),
+            lost: CancellationToken::new(),
+            e2e,
+        }
+    }
+
     /// A fresh pass for one data connection of this session.
     pub(crate) fn pass(&self, purpose: Purpose) -> DataPass {
         let counter = self.passes.fetch_add(1, Ordering::Relaxed);

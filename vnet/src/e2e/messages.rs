@@ -143,7 +143,6 @@ mod tests {
     use crate::current::{Current, InForce};
     use proto::e2e::pairing::{Initiator, Party, PublicKey};
     use proto::e2e::{Cipher, GroupSecret};
-    use std::time::Duration;
 
     const SECRET: &str = "a secret of the group";
 
@@ -151,21 +150,7 @@ mod tests {
     fn e2e() -> E2e {
         let text = format!("[route]\nip=127.0.0.1\nport=1\n[vnet]\nname=me\nsecret={SECRET}\n");
         let config = VnetConfig::parse("t.ini", &text).unwrap();
-        let session = Session {
-            vnet_id: VnetId(1),
-            id: proto::SessionId(1),
-            secret: proto::auth::SessionSecret::from_bytes([0; 32]),
-            passes: Default::default(),
-            route: crate::link::RouteTarget {
-                addr: "127.0.0.1:1".parse().unwrap(),
-                tls: None,
-                heartbeat: Duration::from_secs(30),
-            },
-            heartbeat: Duration::from_secs(30),
-            ended: Default::default(),
-            lost: Default::default(),
-            e2e: true,
-        };
+        let session = Session::for_test(VnetId(1), true);
         let (_sender, sessions) = tokio::sync::watch::channel(Some(session));
         // The receiver keeps the last value after the sender is gone.
         let (control, _commands) = ControlSender::channel();

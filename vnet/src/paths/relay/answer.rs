@@ -146,21 +146,7 @@ mod tests {
         let spare = Framed::new(Conn::Plain(ours), VnetCodec::new());
         let mut route_end = Framed::new(theirs, RouteCodec::new());
         let id = ServeId::new(700).unwrap();
-        let session = Session {
-            vnet_id: proto::VnetId(1),
-            id: proto::SessionId(1),
-            secret: proto::auth::SessionSecret::from_bytes([0; 32]),
-            passes: Default::default(),
-            route: crate::link::RouteTarget {
-                addr: "127.0.0.1:1".parse().unwrap(),
-                tls: None,
-                heartbeat: Duration::from_secs(30),
-            },
-            heartbeat: Duration::from_secs(30),
-            ended: Default::default(),
-            lost: Default::default(),
-            e2e: false,
-        };
+        let session = Session::for_test(proto::VnetId(1), false);
 
         on_spare(&serving, &session, spare, id, None);
         tokio::task::yield_now().await;
