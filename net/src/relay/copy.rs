@@ -6,13 +6,16 @@
 //! in each process it crossed. Here a direction takes a buffer when it
 //! reads, and gives it back as soon as its reader has nothing more to say,
 //! so idle connections hold none and busy ones reuse freed buffers.
+//! A writer that reads for itself ([`Relayable::poll_pull`]: sealed
+//! records opened where they land) is handed the reader instead.
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 use super::pool::{give_buffer, take_buffer};
+use super::Relayable;
 
 /// One direction of a copy.
 struct Direction {
@@ -52,8 +55,8 @@ impl Direction {
         mut writer: Pin<&mut W>,
     ) -> Poll<io::Result<()>>
     where
-        R: AsyncRead + ?Sized,
-        W: AsyncWrite + ?Sized,
+        R: AsyncRead,
+        W: Relayable,
     {
         if self.done {
             return Poll::Ready(Ok(()));
@@ -77,6 +80,20 @@ impl Direction {
                 ready!(writer.as_mut().poll_shutdown(cx))?;
                 self.done = true;
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(pulled) = writer.as_mut().get_mut().poll_pull(cx, reader.as_mut()) {
+                match pulled {
+                    Poll::Ready(Ok(n)) => {
+                        self.total += n as u64;
+                        self.eof = n == 0;
+                        continue;
+                    }
+                    Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                    Poll::Pending => {
+                        ready!(writer.as_mut().poll_flush(cx))?;
+                        return Poll::Pending;
+                    }
+                }
             }
             let size = self.size;
             let buf = self.buf.get_or_insert_with(|| take_buffer(size));
@@ -110,8 +127,8 @@ impl Direction {
 /// The first I/O error of either direction; the copy stops there.
 pub async fn copy_both<A, B>(a: &mut A, b: &mut B, size: usize) -> io::Result<(u64, u64)>
 where
-    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
-    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    A: Relayable,
+    B: Relayable,
 {
     let mut ab = Direction::new(size);
     let mut ba = Direction::new(size);

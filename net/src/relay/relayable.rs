@@ -1,5 +1,8 @@
 //! What [`super::bridge`] needs of a stream: its bytes, and whether it is
 //! a plain TCP socket the kernel may move bytes on directly.
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -26,6 +29,19 @@ pub trait Relayable: AsyncRead + AsyncWrite + Unpin {
 
     /// `n` bytes were written to [`plain_tcp`](Self::plain_tcp) directly.
     fn bytes_written(&self, _n: u64) {}
+
+    /// For a layer that wants what it is given in a buffer of its own (to
+    /// open sealed records where they land, sparing a copy): reads from
+    /// `input` itself and writes it on, answering how many bytes it read,
+    /// 0 once `input` ended and all it read is written. `None` (the
+    /// default): the copy engine reads into its buffer and writes that.
+    fn poll_pull(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _input: Pin<&mut dyn AsyncRead>,
+    ) -> Option<Poll<io::Result<usize>>> {
+        None
+    }
 }
 
 impl Relayable for TcpStream {

@@ -13,8 +13,11 @@
 //! record that fails to open: the bridge then resets both ends instead
 //! of passing on wrong or missing bytes. Buffers are held only while
 //! bytes move. Bytes never move in the kernel here: each passes through
-//! the cipher.
-use proto::e2e::record::{Opened, Opener, RecordError, Sealer, MAX_PAYLOAD, OVERHEAD, PAYLOAD_AT};
+//! the cipher. Bytes from the route are read straight into the buffer
+//! their records are opened in ([`Relayable::poll_pull`]).
+use proto::e2e::record::{
+    wire_len, Opened, Opener, RecordError, Sealer, MAX_PAYLOAD, MAX_RECORD, OVERHEAD, PAYLOAD_AT,
+};
 use proto::e2e::stream::StreamCrypto;
 use std::io;
 use std::pin::Pin;
@@ -24,6 +27,9 @@ use tokio::net::TcpStream;
 
 use super::pool::{give_buffer, take_buffer, BUFFER_SIZE};
 use super::relayable::Relayable;
+
+// A whole record fits a buffer.
+const _: () = assert!(BUFFER_SIZE >= MAX_RECORD);
 
 /// A local connection whose bytes travel sealed.
 pub struct Sealing<S> {
@@ -213,6 +219,63 @@ impl<S: AsyncWrite + Unpin> Sealing<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> Sealing<S> {
+    /// Reads sealed bytes from `input` straight into the buffer they are
+    /// opened in, and delivers them (see [`Relayable::poll_pull`]).
+    fn poll_pull_sealed(
+        &mut self,
+        cx: &mut Context<'_>,
+        input: Pin<&mut dyn AsyncRead>,
+    ) -> Poll<io::Result<usize>> {
+        // What came before goes out first, so at most one buffer waits.
+        ready!(self.poll_deliver(cx))?;
+        let incoming = &mut self.incoming;
+        let limit = match incoming.room() {
+            Ok(limit) => limit,
+            Err(err) => return Poll::Ready(Err(broken(err))),
+        };
+        let buf = incoming.buf.as_mut().expect("room() took a buffer");
+        let mut read = ReadBuf::new(&mut buf[incoming.end..limit]);
+        ready!(input.poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        if n > 0 && incoming.closed {
+            return Poll::Ready(Err(broken(RecordError::AfterClose)));
+        }
+        incoming.end += n;
+        if n == 0 {
+            // Told on as a shutdown, which checks that the stream closed.
+            return Poll::Ready(Ok(0));
+        }
+        if let Poll::Ready(Err(err)) = self.poll_deliver(cx) {
+            return Poll::Ready(Err(err));
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl Incoming {
+    /// Where the next read into `buf` should stop: at the end of the
+    /// record under way when its length is known, so records that fill the
+    /// buffer (a bulk transfer) each start at its beginning and are never
+    /// moved; else at the buffer's end. A record that would not fit moves
+    /// to the beginning first. Takes a buffer if none is held.
+    fn room(&mut self) -> Result<usize, RecordError> {
+        let buf = self.buf.get_or_insert_with(|| take_buffer(BUFFER_SIZE));
+        let capacity = buf.len();
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+        let need = wire_len(&buf[self.start..self.end])?.unwrap_or(MAX_RECORD);
+        if self.start + need > capacity {
+            buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let known = self.end - self.start >= 2;
+        Ok(if known { self.start + need } else { capacity })
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for Sealing<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -261,6 +324,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Sealing<S> {
 impl<S: Relayable> Relayable for Sealing<S> {
     fn socket(&self) -> Option<&TcpStream> {
         self.local.socket()
+    }
+
+    fn poll_pull(
+        &mut self,
+        cx: &mut Context<'_>,
+        input: Pin<&mut dyn AsyncRead>,
+    ) -> Option<Poll<io::Result<usize>>> {
+        Some(self.poll_pull_sealed(cx, input))
     }
 }
 

@@ -130,6 +130,22 @@ impl Sealer {
     }
 }
 
+/// The length on the wire of the record starting `buf`, once its length
+/// field has come (`None` before).
+///
+/// # Errors
+/// [`RecordError::Malformed`]: no record is that long or that short.
+pub fn wire_len(buf: &[u8]) -> Result<Option<usize>, RecordError> {
+    let [a, b, ..] = *buf else {
+        return Ok(None);
+    };
+    let len = usize::from(u16::from_be_bytes([a, b]));
+    if !(1 + TAG_LEN..=1 + MAX_PAYLOAD + TAG_LEN).contains(&len) {
+        return Err(RecordError::Malformed);
+    }
+    Ok(Some(2 + len))
+}
+
 /// What the first record of a buffer held.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Opened {
@@ -180,11 +196,9 @@ impl Opener {
             return Err(RecordError::AfterClose);
         }
         let length = [buf[0], buf[1]];
-        let len = usize::from(u16::from_be_bytes(length));
-        if !(1 + TAG_LEN..=1 + MAX_PAYLOAD + TAG_LEN).contains(&len) {
-            return Err(RecordError::Malformed);
-        }
-        let consumed = 2 + len;
+        let Some(consumed) = wire_len(buf)? else {
+            return Ok(Opened::Incomplete);
+        };
         if buf.len() < consumed {
             return Ok(Opened::Incomplete);
         }

@@ -274,3 +274,89 @@ async fn the_route_sees_no_plain_text() {
     drop(recorder);
     let _ = timeout(LIMIT, relay).await.unwrap();
 }
+
+/// Hands out its bytes in chunks of the given sizes, in turn.
+struct Chunked {
+    data: Vec<u8>,
+    at: usize,
+    sizes: Vec<usize>,
+    turn: usize,
+}
+
+impl AsyncRead for Chunked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let size = self.sizes[self.turn % self.sizes.len()];
+        let n = size.min(self.data.len() - self.at).min(out.remaining());
+        out.put_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        self.turn += 1;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn records_of_any_size_in_any_chunking_open_byte_exact() {
+    // Full records between small ones, so that reads stopping at a
+    // record's end and records moved to the buffer's start both happen.
+    let lengths = [
+        1,
+        100,
+        MAX_PAYLOAD,
+        5,
+        MAX_PAYLOAD,
+        MAX_PAYLOAD - 1,
+        3000,
+        2,
+    ];
+    let chunkings = [
+        vec![1],
+        vec![7, MAX_RECORD, 3],
+        vec![MAX_RECORD],
+        vec![200_000],
+        vec![2, MAX_RECORD - 2],
+    ];
+    let (a, b) = pair_keys();
+    let serve = ServeId::new(700).unwrap();
+    for (number, sizes) in chunkings.into_iter().enumerate() {
+        let (header, mut visiting) = a.visit(serve, number as u64);
+        let serving = b.serve(serve, &header).unwrap();
+        let (mut wire, mut sent) = (Vec::new(), Vec::new());
+        for len in lengths {
+            let payload = pattern(len + sent.len())[sent.len()..].to_vec();
+            visiting.sealer.seal(&payload, &mut wire);
+            sent.extend_from_slice(&payload);
+        }
+        visiting.sealer.seal_close(&mut wire);
+        let mut input = Chunked {
+            data: wire,
+            at: 0,
+            sizes: sizes.clone(),
+            turn: 0,
+        };
+        let (local, mut service) = tokio::io::duplex(1 << 20);
+        let mut sealing = Sealing::new(local, serving, &[]);
+        let pulled = timeout(LIMIT, async {
+            let mut total = 0;
+            loop {
+                let n = std::future::poll_fn(|cx| {
+                    sealing.poll_pull_sealed(cx, Pin::new(&mut input) as _)
+                })
+                .await?;
+                if n == 0 {
+                    sealing.shutdown().await?;
+                    return io::Result::Ok(total);
+                }
+                total += n;
+            }
+        });
+        let pulled = pulled.await.unwrap().unwrap();
+        assert_eq!(pulled, input.data.len(), "chunks of {sizes:?}");
+        let mut got = Vec::new();
+        service.read_to_end(&mut got).await.unwrap();
+        assert!(got == sent, "chunks of {sizes:?}: bytes differ");
+    }
+}
