@@ -246,6 +246,25 @@ impl VnetHandle {
         ip: &str,
         port: u16,
     ) -> Result<ServeId, VnetError> {
+        let asked = self.ask_unserve(vnet_id, ip, port).await;
+        match (&asked, &self.e2e) {
+            // It no longer holds our key (it restarted): pair again, once.
+            (Err(VnetError::Refused(refusal)), Some(e2e))
+                if refusal.text.contains(crate::e2e::UNKNOWN_KEY) =>
+            {
+                e2e.forget(vnet_id);
+                self.ask_unserve(vnet_id, ip, port).await
+            }
+            _ => asked,
+        }
+    }
+
+    async fn ask_unserve(
+        &self,
+        vnet_id: VnetId,
+        ip: &str,
+        port: u16,
+    ) -> Result<ServeId, VnetError> {
         // With a secret, the ask is proved with our pair key, so the
         // route cannot ask in our name.
         let proof = match &self.e2e {

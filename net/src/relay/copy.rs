@@ -15,7 +15,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::pool::{give_buffer, take_buffer};
-use super::Relayable;
+use super::relayable::Relayable;
 
 /// One direction of a copy.
 struct Direction {

@@ -190,13 +190,7 @@ impl<S: AsyncWrite + Unpin> Sealing<S> {
                 .map_err(broken)?
             {
                 Opened::Incomplete => {
-                    if incoming.start == incoming.end {
-                        // Nothing waits: hold no buffer.
-                        if let Some(buf) = incoming.buf.take() {
-                            give_buffer(buf);
-                        }
-                        (incoming.start, incoming.end) = (0, 0);
-                    }
+                    incoming.release_if_empty();
                     return Poll::Ready(Ok(()));
                 }
                 Opened::Data { consumed, payload } => {
@@ -236,7 +230,10 @@ impl<S: AsyncWrite + Unpin> Sealing<S> {
         };
         let buf = incoming.buf.as_mut().expect("room() took a buffer");
         let mut read = ReadBuf::new(&mut buf[incoming.end..limit]);
-        ready!(input.poll_read(cx, &mut read))?;
+        if input.poll_read(cx, &mut read)?.is_pending() {
+            incoming.release_if_empty();
+            return Poll::Pending;
+        }
         let n = read.filled().len();
         if n > 0 && incoming.closed {
             return Poll::Ready(Err(broken(RecordError::AfterClose)));
@@ -254,6 +251,16 @@ impl<S: AsyncWrite + Unpin> Sealing<S> {
 }
 
 impl Incoming {
+    /// Holds no buffer while nothing waits in it (idle streams cost none).
+    fn release_if_empty(&mut self) {
+        if self.start == self.end {
+            if let Some(buf) = self.buf.take() {
+                give_buffer(buf);
+            }
+            (self.start, self.end) = (0, 0);
+        }
+    }
+
     /// Where the next read into `buf` should stop: at the end of the
     /// record under way when its length is known, so records that fill the
     /// buffer (a bulk transfer) each start at its beginning and are never

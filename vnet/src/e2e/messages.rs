@@ -103,10 +103,14 @@ impl E2e {
                 };
                 match known {
                     Some(known) => self.fail(from, &known, &format!("it says: {reason}")),
-                    // About a stream, after pairing: say so.
+                    // About a stream, after pairing: say so, and forget a
+                    // key the peer no longer holds.
                     None => {
-                        let (name, reason) = (Escaped(&name), Escaped(&reason));
-                        warn!(vnet = %from, %name, %reason, "a vnet refused one of this vnet's streams");
+                        let (name, why) = (Escaped(&name), Escaped(&reason));
+                        warn!(vnet = %from, %name, reason = %why, "a vnet refused one of this vnet's streams");
+                        if reason.contains(super::UNKNOWN_KEY) {
+                            self.forget(from);
+                        }
                     }
                 }
                 None
@@ -148,19 +152,25 @@ mod tests {
 
     /// This vnet as vnet 1 of a session, with the secret.
     fn e2e() -> E2e {
+        // The receiver keeps the last value after the sender is gone.
+        e2e_and_sessions().0
+    }
+
+    /// [`e2e`], and the sessions it follows.
+    fn e2e_and_sessions() -> (E2e, tokio::sync::watch::Sender<Option<Session>>) {
         let text = format!("[route]\nip=127.0.0.1\nport=1\n[vnet]\nname=me\nsecret={SECRET}\n");
         let config = VnetConfig::parse("t.ini", &text).unwrap();
         let session = Session::for_test(VnetId(1), true);
-        let (_sender, sessions) = tokio::sync::watch::channel(Some(session));
-        // The receiver keeps the last value after the sender is gone.
+        let (sender, sessions) = tokio::sync::watch::channel(Some(session));
         let (control, _commands) = ControlSender::channel();
-        E2e::new(
+        let e2e = E2e::new(
             GroupSecret::new(SECRET),
             PublicKey([1; 32]),
             Current::new(InForce::new(&config)),
             control,
             sessions,
-        )
+        );
+        (e2e, sender)
     }
 
     /// Vnet `name`'s offer to "me".
@@ -223,5 +233,36 @@ mod tests {
             matches!(&reply, Some(VnetMsg::Peer { msg: PeerMsg::Refused(why), .. }) if why.contains("at most")),
             "{reply:?}"
         );
+    }
+
+    #[test]
+    fn agreed_keys_outlive_a_reconnect_pairings_under_way_do_not() {
+        let (e2e, sessions) = e2e_and_sessions();
+        pair(&e2e, 2);
+        let (_, offer) = offer("third");
+        e2e.on_message(VnetId(3), "third".into(), PeerMsg::Offer(offer));
+        assert_eq!(e2e.state().peers.len(), 2);
+        let mut next = Session::for_test(VnetId(1), true);
+        next.id = proto::SessionId(2);
+        sessions.send_replace(Some(next));
+        assert_eq!(e2e.standing(VnetId(2)), "yes", "the agreed key went");
+        let state = e2e.state();
+        assert_eq!((state.peers.len(), state.by_id.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_peer_that_lost_our_key_makes_us_forget_it() {
+        let e2e = e2e();
+        pair(&e2e, 2);
+        let other = PeerMsg::Refused("its stream to serve 700 was refused: a replay".into());
+        e2e.on_message(VnetId(2), "other".into(), other);
+        assert_eq!(e2e.standing(VnetId(2)), "yes", "forgot on another refusal");
+        let lost = format!(
+            "its stream to serve 700 was refused: {}",
+            super::super::UNKNOWN_KEY
+        );
+        e2e.on_message(VnetId(2), "other".into(), PeerMsg::Refused(lost));
+        assert_ne!(e2e.standing(VnetId(2)), "yes");
+        assert!(e2e.state().by_id.is_empty());
     }
 }

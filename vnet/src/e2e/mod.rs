@@ -5,9 +5,11 @@
 //! vnet, by the exchange of `proto::e2e::pairing`, relayed by the route
 //! as `Peer` messages; the first stream waits for it (bounded), later
 //! ones start at once. When both start at the same moment, the vnet with
-//! the lower id keeps its offer and the other answers it. Keys live as
-//! long as this vnet's session with the route: after a reconnect, pairs
-//! are agreed again.
+//! the lower id keeps its offer and the other answers it. Agreed keys
+//! outlive a reconnect to the route (the peers kept theirs, and a key is
+//! bound to both names, not to ids); pairings under way do not. A peer
+//! that lost its key (its process restarted) refuses a stream sealed with
+//! it and says so: the key is forgotten and the next stream pairs again.
 //!
 //! A vnet with a secret seals every stream to and from the group's vnets
 //! and refuses what it cannot pair with (no secret, another secret, an
@@ -72,7 +74,11 @@ struct Inner {
 
 type Waiter = oneshot::Sender<Result<Arc<Paired>, String>>;
 
-/// Pairs of this session.
+/// Why a stream or an ask sealed with a key this vnet does not hold is
+/// refused; the peer forgets the key on hearing it.
+pub(crate) const UNKNOWN_KEY: &str = "its pair key is not one this vnet holds";
+
+/// Pairs agreed, and pairings under way in this session.
 #[derive(Default)]
 struct State {
     session: Option<SessionId>,
@@ -136,17 +142,33 @@ impl E2e {
         }))
     }
 
-    /// The state, emptied first if the session changed since.
+    /// The state; if the session changed since, only agreed keys are
+    /// kept (pairings under way were relayed by the old session). Ids are
+    /// the lowest free, so a key kept for a peer that left is replaced
+    /// when its id is taken again: entries stay about as many as the
+    /// group's vnets.
     fn state(&self) -> MutexGuard<'_, State> {
         let session = self.0.sessions.borrow().as_ref().map(|s| s.id);
         let mut state = self.0.state.lock().expect("e2e state poisoned");
         if state.session != session {
-            *state = State {
-                session,
-                ..State::default()
-            };
+            state.session = session;
+            state
+                .peers
+                .retain(|_, pairing| matches!(pairing, Pairing::Paired(_)));
         }
         state
+    }
+
+    /// Forgets the key agreed with `peer` (it says it has lost it): the
+    /// next stream pairs again.
+    pub(crate) fn forget(&self, peer: VnetId) {
+        let mut state = self.state();
+        if let Some(Pairing::Paired(old)) = state.peers.remove(&peer) {
+            state.by_id.remove(&old.key.id);
+            drop(state);
+            let name = Escaped(&old.name);
+            info!(vnet = %peer, %name, "end to end with this vnet: its key is forgotten; the next stream pairs again");
+        }
     }
 
     fn my_id(&self) -> Option<VnetId> {
@@ -342,7 +364,7 @@ impl E2e {
                     .values()
                     .any(|p| matches!(p, Pairing::Answered { .. }));
                 if !answering {
-                    return Err("its pair key is not one agreed in this session".into());
+                    return Err(UNKNOWN_KEY.into());
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {

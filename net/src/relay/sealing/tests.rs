@@ -360,3 +360,29 @@ async fn records_of_any_size_in_any_chunking_open_byte_exact() {
         assert!(got == sent, "chunks of {sizes:?}: bytes differ");
     }
 }
+
+#[tokio::test]
+async fn an_idle_sealed_stream_holds_no_buffer() {
+    let (a, b) = pair_keys();
+    let serve = ServeId::new(700).unwrap();
+    let (header, mut visiting) = a.visit(serve, 0);
+    let (local, mut service) = tokio::io::duplex(1 << 16);
+    let mut sealing = Sealing::new(local, b.serve(serve, &header).unwrap(), &[]);
+    let (mut route, mut input) = tokio::io::duplex(1 << 16);
+    let mut record = Vec::new();
+    visiting.sealer.seal(b"x", &mut record);
+    route.write_all(&record).await.unwrap();
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let pulled = sealing.poll_pull_sealed(&mut cx, Pin::new(&mut input) as _);
+    assert!(matches!(pulled, Poll::Ready(Ok(n)) if n == record.len()));
+    let mut got = [0u8; 1];
+    service.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"x");
+    let pulled = sealing.poll_pull_sealed(&mut cx, Pin::new(&mut input) as _);
+    assert!(pulled.is_pending());
+    assert!(
+        sealing.incoming.buf.is_none(),
+        "an idle stream kept its buffer"
+    );
+}

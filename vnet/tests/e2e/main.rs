@@ -2,7 +2,12 @@
 //! with the same secret are sealed (a recording relay between each vnet
 //! and the route sees none of what the client and the service say, both
 //! ways, on spares and dialed back), and a vnet with a secret refuses
-//! streams to and from vnets without it, or with another.
+//! streams to and from vnets without it, or with another. A route that
+//! tampers with sealed streams or with pairing: see `tamper`; a peer that
+//! comes back in a new session: see `restart`.
+mod restart;
+mod tamper;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use testkit::*;

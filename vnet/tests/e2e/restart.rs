@@ -1,0 +1,94 @@
+//! A peer that comes back in a new session (it reconnected, or its
+//! process restarted) has forgotten the pair key; the vnet that kept it
+//! must not go on using it: streams and unserve asks to the peer work at
+//! the first attempt after it is back.
+use super::*;
+
+fn config_via(route: SocketAddr, body: &str) -> vnet::VnetConfig {
+    let text = format!("[route]\nip=127.0.0.1\nport={}\n{body}", route.port());
+    vnet::VnetConfig::parse("t.ini", &text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_back_in_a_new_session_pairs_again() {
+    let route = Route::start().await;
+    // Two ways to the same route: moving home from one to the other
+    // makes it reconnect.
+    let (first_way, _) = recording_relay(route.addr).await;
+    let (second_way, _) = recording_relay(route.addr).await;
+    let service = marked_echo().await;
+    let home_body = format!(
+        "[vnet]\nname=home\nallow_unserve=true\n{}{}",
+        secret_line(Some(SECRET)),
+        serve_section("echo", 700, service)
+    );
+    let home = vnet_via(first_way, &home_body);
+    home.registered("echo").await;
+    let office = vnet_via(
+        route.addr,
+        &format!(
+            "[vnet]\nname=office\n{}{}",
+            secret_line(Some(SECRET)),
+            use_section("echo", 700)
+        ),
+    );
+    let used = office.open_use("echo").await;
+    exchange(used).await;
+    let home_id = home.handle.status().vnet_id.unwrap();
+    assert_eq!(office.handle.end_to_end(home_id), "yes");
+
+    home.handle.reload(config_via(second_way, &home_body)).await;
+    home.wait("back in a new session", |s| {
+        s.connects == 2 && s.vnet_id.is_some()
+    })
+    .await;
+    home.registered("echo").await;
+    let home_id = home.handle.status().vnet_id.unwrap();
+    exchange(used).await;
+    let granted = within(
+        "the grant",
+        office.handle.unserve(home_id, "127.0.0.1", service.port()),
+    )
+    .await;
+    assert!(granted.is_ok(), "{granted:?}");
+    stop_all(route, [office, home]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_restarted_without_our_key_pairs_again_at_the_next_stream() {
+    let route = Route::start().await;
+    let service = marked_echo().await;
+    let home_body = format!(
+        "[vnet]\nname=home\nallow_unserve=true\n{}{}",
+        secret_line(Some(SECRET)),
+        serve_section("echo", 700, service)
+    );
+    let home = vnet_via(route.addr, &home_body);
+    home.registered("echo").await;
+    let office = vnet_via(
+        route.addr,
+        &format!(
+            "[vnet]\nname=office\n{}{}",
+            secret_line(Some(SECRET)),
+            use_section("echo", 700)
+        ),
+    );
+    let used = office.open_use("echo").await;
+    exchange(used).await;
+
+    // A new process: a new key pair, no pair keys.
+    home.stop().await;
+    let home = vnet_via(route.addr, &home_body);
+    home.registered("echo").await;
+    let home_id = home.handle.status().vnet_id.unwrap();
+    // The ask proved with the lost key is refused, the key forgotten,
+    // and the ask made again with a new one.
+    let granted = within(
+        "the grant",
+        office.handle.unserve(home_id, "127.0.0.1", service.port()),
+    )
+    .await;
+    assert!(granted.is_ok(), "{granted:?}");
+    exchange(used).await;
+    stop_all(route, [office, home]).await;
+}
