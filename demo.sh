@@ -35,10 +35,9 @@ case "${1:-}" in
         ;;
 esac
 
-die() {
-    echo "demo.sh: $*" >&2
-    exit 1
-}
+SCRIPT=demo.sh
+# shellcheck source=e2e/procs.sh
+source "$(dirname "$0")/e2e/procs.sh"
 
 for tool in cargo python3 curl; do
     command -v "$tool" >/dev/null || die "$tool is required but not installed"
@@ -79,52 +78,8 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release
 [[ -x $BIN/route && -x $BIN/vnet ]] || die "built binaries not found in $BIN"
 
-WORK=$(mktemp -d -t vnet-demo.XXXXXX)
-PIDS=()
-
-cleanup() {
-    local pid waited
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        waited=0
-        while kill -0 "$pid" 2>/dev/null && ((waited < 50)); do
-            sleep 0.1
-            waited=$((waited + 1))
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+procs_begin vnet-demo
 trap 'echo; echo "Stopping."; exit 130' INT
-trap 'exit 143' TERM
-
-show_logs() {
-    local log
-    for log in route home office web; do
-        [[ -f $WORK/$log.log ]] || continue
-        echo "--- last lines of $log.log ---" >&2
-        tail -n 15 "$WORK/$log.log" >&2
-    done
-}
-
-fail() {
-    echo "demo.sh: $*" >&2
-    show_logs
-    exit 1
-}
-
-# Starts a program in the background, logging to $WORK/NAME.log.
-start() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=("$!")
-}
 
 # Fails if any started program has exited.
 check_alive() {

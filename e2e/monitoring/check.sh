@@ -22,10 +22,9 @@ ARTIFACTS=${ARTIFACTS:-target/ci-artifacts}
 TOKEN="status-t0ken"
 HOSTILE='<script>alert("owned")</script>'
 
-die() {
-    echo "monitoring: $*" >&2
-    exit 1
-}
+SCRIPT=monitoring
+# shellcheck source=../procs.sh
+source e2e/procs.sh
 
 for tool in promtool prometheus curl python3; do
     command -v "$tool" >/dev/null || die "$tool is needed (apt-get install prometheus curl)"
@@ -40,39 +39,7 @@ BIN=$(cd "$BIN" && pwd)
 mkdir -p "$ARTIFACTS"
 ARTIFACTS=$(cd "$ARTIFACTS" && pwd)
 
-WORK=$(mktemp -d -t vnet-monitoring.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-fail() {
-    echo "monitoring: $*" >&2
-    for log in "$WORK"/*.log; do
-        [[ -f $log ]] || continue
-        echo "--- last lines of $(basename "$log") ---" >&2
-        tail -n 20 "$log" >&2
-    done
-    exit 1
-}
-
-start() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=("$!")
-}
+procs_begin vnet-monitoring
 
 # Free ports on 127.0.0.1, one per argument name.
 read -r ROUTE_PORT STATUS_PORT WEB_PORT USE_PORT PROM_PORT < <(python3 - <<'EOF'

@@ -34,6 +34,20 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
+    /// Every code, for whoever lists or counts them.
+    pub const ALL: [RefusalCode; 10] = [
+        Self::Auth,
+        Self::Protocol,
+        Self::Limit,
+        Self::NotFound,
+        Self::Taken,
+        Self::Unreachable,
+        Self::NotAllowed,
+        Self::Busy,
+        Self::Unsupported,
+        Self::Other,
+    ];
+
     /// The code as written on the wire and in logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,5 +117,25 @@ mod tests {
         assert_eq!(r.code, RefusalCode::Other);
         let json = serde_json::to_string(&Refusal::new(RefusalCode::NotFound, "x")).unwrap();
         assert_eq!(json, r#"{"code":"not_found","text":"x"}"#);
+    }
+
+    #[test]
+    fn all_lists_every_code_once_in_order() {
+        // A new code fails this match until it is placed in ALL too.
+        for (at, code) in RefusalCode::ALL.into_iter().enumerate() {
+            let place = match code {
+                RefusalCode::Auth => 0,
+                RefusalCode::Protocol => 1,
+                RefusalCode::Limit => 2,
+                RefusalCode::NotFound => 3,
+                RefusalCode::Taken => 4,
+                RefusalCode::Unreachable => 5,
+                RefusalCode::NotAllowed => 6,
+                RefusalCode::Busy => 7,
+                RefusalCode::Unsupported => 8,
+                RefusalCode::Other => 9,
+            };
+            assert_eq!(at, place, "{code:?}");
+        }
     }
 }

@@ -107,20 +107,7 @@ fn pass() -> impl Strategy<Value = DataPass> {
 }
 
 fn code() -> impl Strategy<Value = RefusalCode> {
-    prop::sample::select(
-        &[
-            RefusalCode::Auth,
-            RefusalCode::Protocol,
-            RefusalCode::Limit,
-            RefusalCode::NotFound,
-            RefusalCode::Taken,
-            RefusalCode::Unreachable,
-            RefusalCode::NotAllowed,
-            RefusalCode::Busy,
-            RefusalCode::Unsupported,
-            RefusalCode::Other,
-        ][..],
-    )
+    prop::sample::select(&RefusalCode::ALL[..])
 }
 
 fn refusal(t: Text) -> impl Strategy<Value = Refusal> {

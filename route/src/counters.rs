@@ -101,19 +101,7 @@ mod tests {
     #[test]
     fn every_code_has_its_reason_and_drops_their_names() {
         let counters = Counters::default();
-        let codes = [
-            RefusalCode::Auth,
-            RefusalCode::Protocol,
-            RefusalCode::Limit,
-            RefusalCode::NotFound,
-            RefusalCode::Taken,
-            RefusalCode::Unreachable,
-            RefusalCode::NotAllowed,
-            RefusalCode::Busy,
-            RefusalCode::Unsupported,
-            RefusalCode::Other,
-        ];
-        for code in codes {
+        for code in RefusalCode::ALL {
             counters.refused(code);
         }
         counters.refused_version();
@@ -121,7 +109,7 @@ mod tests {
         let refusals: Vec<_> = counters.refusals().collect();
         assert!(refusals.iter().all(|(_, n)| *n >= 1), "{refusals:?}");
         assert_eq!(refusals[2], ("limit", 2));
-        for code in codes {
+        for code in RefusalCode::ALL {
             assert_eq!(REFUSAL_REASONS[slot(code)], code.as_str());
         }
         assert_eq!(REFUSAL_REASONS[VERSION_SLOT], "version");

@@ -72,6 +72,47 @@ fn secret_line(secret: Option<&str>) -> String {
     secret.map_or_else(String::new, |s| format!("secret={s}\n"))
 }
 
+/// Vnet home's config body: `service` served as 700 under `key`, with
+/// `secret` and the `extra` lines of `[vnet]`.
+fn home_body(key: &str, service: SocketAddr, secret: Option<&str>, extra: &str) -> String {
+    format!(
+        "[vnet]\nname=home\n{extra}{}{}",
+        secret_line(secret),
+        serve_section(key, 700, service)
+    )
+}
+
+/// Vnet home through `route`, once its serve is registered.
+async fn serving_home(
+    route: SocketAddr,
+    key: &str,
+    service: SocketAddr,
+    secret: Option<&str>,
+    extra: &str,
+) -> Vnet {
+    let home = vnet_via(route, &home_body(key, service, secret, extra));
+    home.registered(key).await;
+    home
+}
+
+/// Vnet office through `route`, using serve 700 as `key`; and the use's
+/// address, once it is open.
+async fn using_office(
+    route: SocketAddr,
+    key: &str,
+    secret: Option<&str>,
+    extra: &str,
+) -> (Vnet, SocketAddr) {
+    let body = format!(
+        "[vnet]\nname=office\n{extra}{}{}",
+        secret_line(secret),
+        use_section(key, 700)
+    );
+    let office = vnet_via(route, &body);
+    let used = office.open_use(key).await;
+    (office, used)
+}
+
 /// The service's side: greets with the down marker, echoes.
 async fn marked_echo() -> SocketAddr {
     tagged_echo(MARKER_DOWN).await
@@ -103,24 +144,9 @@ async fn sealed_both_ways(spares: u32) {
     let (home_route, home_seen) = recording_relay(route.addr).await;
     let (office_route, office_seen) = recording_relay(route.addr).await;
     let service = marked_echo().await;
-    let home = vnet_via(
-        home_route,
-        &format!(
-            "[vnet]\nname=home\nspares={spares}\n{}{}",
-            secret_line(Some(SECRET)),
-            serve_section("echo", 700, service)
-        ),
-    );
-    home.registered("echo").await;
-    let office = vnet_via(
-        office_route,
-        &format!(
-            "[vnet]\nname=office\nspares={spares}\n{}{}",
-            secret_line(Some(SECRET)),
-            use_section("echo", 700)
-        ),
-    );
-    let used = office.open_use("echo").await;
+    let spares = format!("spares={spares}\n");
+    let home = serving_home(home_route, "echo", service, Some(SECRET), &spares).await;
+    let (office, used) = using_office(office_route, "echo", Some(SECRET), &spares).await;
     for _ in 0..3 {
         exchange(used).await;
     }
@@ -158,24 +184,8 @@ async fn dialed_back_streams_are_sealed_too() {
 async fn gets_through(home_secret: Option<&str>, office_secret: Option<&str>) -> (bool, String) {
     let route = Route::start().await;
     let service = marked_echo().await;
-    let home = vnet_via(
-        route.addr,
-        &format!(
-            "[vnet]\nname=home\n{}{}",
-            secret_line(home_secret),
-            serve_section("echo", 700, service)
-        ),
-    );
-    home.registered("echo").await;
-    let office = vnet_via(
-        route.addr,
-        &format!(
-            "[vnet]\nname=office\n{}{}",
-            secret_line(office_secret),
-            use_section("echo", 700)
-        ),
-    );
-    let used = office.open_use("echo").await;
+    let home = serving_home(route.addr, "echo", service, home_secret, "").await;
+    let (office, used) = using_office(route.addr, "echo", office_secret, "").await;
     let through = within("an answer or a refusal", async {
         // A refused connection may be reset before the connect returns.
         let mut stream = TcpStream::connect(used).await?;

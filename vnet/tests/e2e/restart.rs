@@ -17,22 +17,10 @@ async fn a_peer_back_in_a_new_session_pairs_again() {
     let (first_way, _) = recording_relay(route.addr).await;
     let (second_way, _) = recording_relay(route.addr).await;
     let service = marked_echo().await;
-    let home_body = format!(
-        "[vnet]\nname=home\nallow_unserve=true\n{}{}",
-        secret_line(Some(SECRET)),
-        serve_section("echo", 700, service)
-    );
+    let home_body = home_body("echo", service, Some(SECRET), "allow_unserve=true\n");
     let home = vnet_via(first_way, &home_body);
     home.registered("echo").await;
-    let office = vnet_via(
-        route.addr,
-        &format!(
-            "[vnet]\nname=office\n{}{}",
-            secret_line(Some(SECRET)),
-            use_section("echo", 700)
-        ),
-    );
-    let used = office.open_use("echo").await;
+    let (office, used) = using_office(route.addr, "echo", Some(SECRET), "").await;
     exchange(used).await;
     let home_id = home.handle.status().vnet_id.unwrap();
     assert_eq!(office.handle.end_to_end(home_id), "yes");
@@ -58,22 +46,10 @@ async fn a_peer_back_in_a_new_session_pairs_again() {
 async fn a_peer_restarted_without_our_key_pairs_again_at_the_next_stream() {
     let route = Route::start().await;
     let service = marked_echo().await;
-    let home_body = format!(
-        "[vnet]\nname=home\nallow_unserve=true\n{}{}",
-        secret_line(Some(SECRET)),
-        serve_section("echo", 700, service)
-    );
+    let home_body = home_body("echo", service, Some(SECRET), "allow_unserve=true\n");
     let home = vnet_via(route.addr, &home_body);
     home.registered("echo").await;
-    let office = vnet_via(
-        route.addr,
-        &format!(
-            "[vnet]\nname=office\n{}{}",
-            secret_line(Some(SECRET)),
-            use_section("echo", 700)
-        ),
-    );
-    let used = office.open_use("echo").await;
+    let (office, used) = using_office(route.addr, "echo", Some(SECRET), "").await;
     exchange(used).await;
 
     // A new process: a new key pair, no pair keys.

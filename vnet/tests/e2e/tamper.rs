@@ -283,24 +283,8 @@ async fn setup(tamper: Tamper) -> Setup {
     let route = Route::start().await;
     let relay = tampering_relay(route.addr, tamper).await;
     let (service_addr, service) = recording_service().await;
-    let home = vnet_via(
-        relay,
-        &format!(
-            "[vnet]\nname=home\n{}{}",
-            secret_line(Some(SECRET)),
-            serve_section("rec", 700, service_addr)
-        ),
-    );
-    home.registered("rec").await;
-    let office = vnet_via(
-        route.addr,
-        &format!(
-            "[vnet]\nname=office\n{}{}",
-            secret_line(Some(SECRET)),
-            use_section("rec", 700)
-        ),
-    );
-    let used = office.open_use("rec").await;
+    let home = serving_home(relay, "rec", service_addr, Some(SECRET), "").await;
+    let (office, used) = using_office(route.addr, "rec", Some(SECRET), "").await;
     Setup {
         route,
         home,
