@@ -289,27 +289,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Sealing<S> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        // What came before goes out first, so at most one buffer waits.
-        ready!(this.poll_deliver(cx))?;
-        let incoming = &mut this.incoming;
-        if incoming.closed {
-            return Poll::Ready(Err(broken(RecordError::AfterClose)));
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
         }
-        let buf = incoming.buf.get_or_insert_with(|| take_buffer(BUFFER_SIZE));
-        if incoming.start > 0 {
-            buf.copy_within(incoming.start..incoming.end, 0);
-            incoming.end -= incoming.start;
-            incoming.start = 0;
-        }
-        let n = data.len().min(buf.len() - incoming.end);
-        buf[incoming.end..incoming.end + n].copy_from_slice(&data[..n]);
-        incoming.end += n;
-        // Deliver what opens now; the rest waits for a flush.
-        if let Poll::Ready(Err(err)) = this.poll_deliver(cx) {
-            return Poll::Ready(Err(err));
-        }
-        Poll::Ready(Ok(n))
+        // The same as pulling from a reader that holds `data`.
+        let mut input = data;
+        self.poll_pull_sealed(cx, Pin::new(&mut input) as _)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

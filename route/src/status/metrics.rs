@@ -155,33 +155,32 @@ pub fn render(s: &Snapshot) -> String {
         Kind::Gauge,
         [(none(), s.started_unix as f64)],
     );
+    // Each only where /proc tells it.
     let process = &s.process;
-    if let Some(rss) = process.rss_bytes {
-        let help = "Resident memory size in bytes.";
-        out.family(
+    let measured = [
+        (
             "process_resident_memory_bytes",
-            help,
+            "Resident memory size in bytes.",
             Kind::Gauge,
-            [(none(), rss as f64)],
-        );
-    }
-    if let Some(fds) = process.open_fds {
-        let help = "Number of open file descriptors.";
-        out.family(
+            process.rss_bytes.map(|n| n as f64),
+        ),
+        (
             "process_open_fds",
-            help,
+            "Number of open file descriptors.",
             Kind::Gauge,
-            [(none(), fds as f64)],
-        );
-    }
-    if let Some(cpu) = process.cpu_seconds {
-        let help = "Total user and system CPU time spent in seconds.";
-        out.family(
+            process.open_fds.map(|n| n as f64),
+        ),
+        (
             "process_cpu_seconds_total",
-            help,
+            "Total user and system CPU time spent in seconds.",
             Kind::Counter,
-            [(none(), cpu)],
-        );
+            process.cpu_seconds,
+        ),
+    ];
+    for (name, help, kind, value) in measured {
+        if let Some(value) = value {
+            out.family(name, help, kind, [(none(), value)]);
+        }
     }
     out.0
 }

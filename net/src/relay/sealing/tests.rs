@@ -386,3 +386,28 @@ async fn an_idle_sealed_stream_holds_no_buffer() {
         "an idle stream kept its buffer"
     );
 }
+
+#[tokio::test]
+async fn written_sealed_bytes_open_byte_exact() {
+    // Writing (rather than the bridge's pull) takes the same path.
+    let (a, b) = pair_keys();
+    let serve = ServeId::new(700).unwrap();
+    let (header, mut visiting) = a.visit(serve, 0);
+    let (mut wire, sent) = (Vec::new(), pattern(200_000));
+    for chunk in sent.chunks(MAX_PAYLOAD - 1000) {
+        visiting.sealer.seal(chunk, &mut wire);
+    }
+    visiting.sealer.seal_close(&mut wire);
+    let (local, mut service) = tokio::io::duplex(1 << 20);
+    let mut sealing = Sealing::new(local, b.serve(serve, &header).unwrap(), &[]);
+    timeout(LIMIT, async {
+        sealing.write_all(&wire).await?;
+        sealing.shutdown().await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let mut got = Vec::new();
+    service.read_to_end(&mut got).await.unwrap();
+    assert!(got == sent, "bytes differ");
+}
