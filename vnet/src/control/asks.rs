@@ -44,11 +44,17 @@ pub(crate) struct AskSenders {
     pub peers: Option<mpsc::Sender<PeerNote>>,
 }
 
-/// A message from another vnet of the group.
-pub(crate) struct PeerNote {
-    pub from: proto::VnetId,
-    pub from_name: String,
-    pub msg: proto::message::PeerMsg,
+/// What whoever pairs with the group's vnets hears of them.
+pub(crate) enum PeerNote {
+    /// A message from another vnet of the group.
+    Message {
+        from: proto::VnetId,
+        from_name: String,
+        msg: proto::message::PeerMsg,
+    },
+    /// A vnet left the route (its serves went down with it): if its
+    /// process ended, so did the keys agreed with it.
+    Left(proto::VnetId),
 }
 
 impl AskSenders {

@@ -183,6 +183,20 @@ impl Follow<'_> {
         }
     }
 
+    /// The vnet of `serve_id` left the route: whoever pairs with it hears
+    /// so before the serve can come back (with a new process, say).
+    fn vnet_left(&self, serve_id: ServeId) {
+        let Some(peers) = &self.parts.asks.peers else {
+            return;
+        };
+        let vnet = self.parts.group.borrow().get(&serve_id).map(|e| e.vnet_id);
+        if let Some(vnet) = vnet {
+            if peers.try_send(PeerNote::Left(vnet)).is_err() {
+                debug!("a vnet's leaving not passed on: pairing is not keeping up");
+            }
+        }
+    }
+
     fn on_frame(&mut self, frame: Option<Result<RouteMsg, ProtoError>>) -> Result<(), Ended> {
         let msg = match frame {
             None => return Err(Ended::Lost(LinkLost::Closed)),
@@ -204,6 +218,9 @@ impl Follow<'_> {
                 withdrawn,
             } => {
                 debug!(serve = %serve_id, withdrawn, "serve down");
+                if !withdrawn {
+                    self.vnet_left(serve_id);
+                }
                 self.parts
                     .group
                     .send_modify(|a| a.down(serve_id, withdrawn));
@@ -233,7 +250,7 @@ impl Follow<'_> {
             } => {
                 match &self.parts.asks.peers {
                     Some(peers) => {
-                        let note = PeerNote {
+                        let note = PeerNote::Message {
                             from,
                             from_name,
                             msg,

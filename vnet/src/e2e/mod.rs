@@ -8,8 +8,9 @@
 //! the lower id keeps its offer and the other answers it. Agreed keys
 //! outlive a reconnect to the route (the peers kept theirs, and a key is
 //! bound to both names, not to ids); pairings under way do not. A peer
-//! that lost its key (its process restarted) refuses a stream sealed with
-//! it and says so: the key is forgotten and the next stream pairs again.
+//! that left the route may come back as a new process without them, so
+//! its key is forgotten when it leaves; one that refuses a key it lost
+//! says so, and the key is forgotten then.
 //!
 //! A vnet with a secret seals every stream to and from the group's vnets
 //! and refuses what it cannot pair with (no secret, another secret, an
@@ -17,18 +18,18 @@
 mod asks;
 pub mod identity;
 mod messages;
+mod streams;
 
 use crate::control::asks::PeerNote;
 
 use proto::e2e::pairing::{Initiator, PairId, PairKey, Party, PublicKey, Responder};
-use proto::e2e::stream::{StreamCrypto, StreamHeader};
 use proto::e2e::{Cipher, GroupSecret};
 use proto::message::{PeerMsg, VnetMsg};
 use proto::pass::ReplayWindow;
 use proto::text::Escaped;
-use proto::{ServeId, SessionId, VnetId};
+use proto::{SessionId, VnetId};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
@@ -50,8 +51,17 @@ pub(crate) const MAX_PEERS: usize = 1024;
 /// Answers the other vnets' pairing messages as they come.
 pub(crate) async fn run(e2e: E2e, mut notes: tokio::sync::mpsc::Receiver<PeerNote>) {
     while let Some(note) = notes.recv().await {
-        if let Some(reply) = e2e.on_message(note.from, note.from_name, note.msg) {
-            e2e.0.control.send(reply).await;
+        match note {
+            PeerNote::Message {
+                from,
+                from_name,
+                msg,
+            } => {
+                if let Some(reply) = e2e.on_message(from, from_name, msg) {
+                    e2e.0.control.send(reply).await;
+                }
+            }
+            PeerNote::Left(vnet) => e2e.forget(vnet),
         }
     }
 }
@@ -180,22 +190,6 @@ impl E2e {
         self.0
             .current
             .read(|c| (c.options.name.clone(), c.options.group.clone()))
-    }
-
-    /// The keys of a new stream to `serve` of vnet `peer` (named `name`),
-    /// pairing first if needed.
-    ///
-    /// # Errors
-    /// No pair key: why, for the log.
-    pub(crate) async fn visit(
-        &self,
-        peer: VnetId,
-        name: &str,
-        serve: ServeId,
-    ) -> Result<(StreamHeader, StreamCrypto), String> {
-        let paired = self.paired(peer, name).await?;
-        let number = paired.next.fetch_add(1, Ordering::Relaxed);
-        Ok(paired.key.visit(serve, number))
     }
 
     async fn paired(&self, peer: VnetId, name: &str) -> Result<Arc<Paired>, String> {
@@ -371,34 +365,5 @@ impl E2e {
                 return Err("its pair key was not confirmed in time".into());
             }
         }
-    }
-
-    /// The serving side's keys for a stream that starts with `header`,
-    /// toward `serve`.
-    ///
-    /// # Errors
-    /// Not a pair key of this session, or a stream number seen before.
-    pub(crate) async fn serve(
-        &self,
-        serve: ServeId,
-        header: &StreamHeader,
-    ) -> Result<StreamCrypto, String> {
-        let paired = self.pair_of(header.pair).await?;
-        let fresh = paired
-            .seen
-            .lock()
-            .expect("replay window poisoned")
-            .admit(header.number);
-        if !fresh {
-            return Err(format!(
-                "stream {} of vnet {} was started before (a replay)",
-                header.number,
-                Escaped(&paired.name)
-            ));
-        }
-        paired
-            .key
-            .serve(serve, header)
-            .ok_or_else(|| "not this pair's stream".to_string())
     }
 }
