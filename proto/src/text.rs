@@ -10,8 +10,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// Whether `c` must not reach a terminal raw.
-fn is_unsafe(c: char) -> bool {
+/// Whether `c` must not reach a terminal raw: control characters and
+/// the marks and overrides that reorder text.
+pub fn is_unsafe(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }

@@ -43,18 +43,19 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() || is_format(c) => out.push('\u{fffd}'),
+            c if proto::text::is_unsafe(c) || is_invisible(c) => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
     out
 }
 
-/// Invisible characters that reorder or hide text (bidi overrides and
-/// isolates, zero-width marks): a hostile name must not make the page
-/// read otherwise than it is.
-fn is_format(c: char) -> bool {
-    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+/// Invisible characters beyond those a terminal must not get
+/// ([`proto::text::is_unsafe`]: controls, bidi overrides and isolates):
+/// zero-width marks and the Arabic letter mark, so that a hostile name
+/// cannot hide text on the page either.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2065}' | '\u{feff}')
 }
 
 /// A byte count for people: 1023 B, 1.5 KiB, 20.0 MiB...
