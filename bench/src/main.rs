@@ -17,6 +17,7 @@ mod setup;
 mod summary;
 mod target;
 mod tunnels;
+mod vnet_paths;
 
 use clap::Parser;
 use std::path::PathBuf;

@@ -9,6 +9,7 @@ use crate::procs::{raise_nofile, NofileLimit};
 use crate::report::DIRECT;
 use crate::target::Target;
 use crate::tunnels::{self, Binaries, Endpoints, NetPath};
+use crate::vnet_paths::{self, Flavor};
 
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -151,14 +152,14 @@ pub async fn start_paths(
         hops: "client -> target",
         broken: None,
     }];
-    eprintln!("bench: starting route, vnet home and vnet office");
-    let vnet = tunnels::start_vnet(bins, dir, &target.addrs, helper.addr, "info", None).await?;
-    paths.push(vnet);
+    let ends = (&target.addrs, helper.addr);
+    eprintln!("bench: starting route, vnet home and vnet office (direct=off: through the route)");
+    paths.push(vnet_paths::start_vnet(bins, dir, ends, "info", Flavor::Relay).await?);
+    eprintln!("bench: starting route, vnet home and vnet office (direct=auto: on a direct link)");
+    paths.push(vnet_paths::start_vnet(bins, dir, ends, "info", Flavor::Direct).await?);
     if with_secret {
         eprintln!("bench: starting route, vnet home and vnet office with secret= (end to end)");
-        let secret = Some(tunnels::BENCH_SECRET);
-        let e2e = tunnels::start_vnet(bins, dir, &target.addrs, helper.addr, "info", secret);
-        paths.push(e2e.await?);
+        paths.push(vnet_paths::start_vnet(bins, dir, ends, "info", Flavor::Sealed).await?);
     }
     if let Some(bin) = rathole_bin {
         eprintln!("bench: starting rathole server and client");

@@ -1,13 +1,13 @@
-//! The paths under test: the target itself, vnet (route + home + office)
-//! and optionally rathole (server + client), each offering the same four
-//! endpoints.
+//! The paths under test: the target itself, vnet (route + home + office,
+//! started by `vnet_paths`) and optionally rathole (server + client), each
+//! offering the same four endpoints.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::procs::{free_ports, wait_for_log, Proc, Role};
+use crate::procs::{free_ports, Proc, Role};
 use crate::target::TargetAddrs;
 
 /// Where a client connects for each kind of target.
@@ -96,7 +96,7 @@ pub struct Binaries {
     pub vnet: PathBuf,
 }
 
-fn targets(t: &TargetAddrs, idle: SocketAddr) -> [(&'static str, SocketAddr); 4] {
+pub(crate) fn targets(t: &TargetAddrs, idle: SocketAddr) -> [(&'static str, SocketAddr); 4] {
     [
         ("echo", t.echo),
         ("sink", t.sink),
@@ -105,100 +105,8 @@ fn targets(t: &TargetAddrs, idle: SocketAddr) -> [(&'static str, SocketAddr); 4]
     ]
 }
 
-fn local(port: u16) -> SocketAddr {
+pub(crate) fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// The secret of the bench's end-to-end path.
-pub const BENCH_SECRET: &str = "bench-secret-for-the-e2e-path";
-
-/// Starts route, vnet home (serving the four targets as 700-703) and vnet
-/// office (using them on four local ports), and waits until all four
-/// mappings carry bytes. With `secret`, both vnets have it (streams are
-/// sealed end to end) and the path is named `vnet e2e`, its files
-/// prefixed `e2e-`.
-pub async fn start_vnet(
-    bins: &Binaries,
-    dir: &Path,
-    target: &TargetAddrs,
-    idle: SocketAddr,
-    log_level: &str,
-    secret: Option<&str>,
-) -> Result<NetPath, String> {
-    let ports = free_ports(5)?;
-    let route_port = ports[0];
-    let prefix = if secret.is_some() { "e2e-" } else { "" };
-    let secret_line = secret.map_or_else(String::new, |s| format!("secret={s}\n"));
-    let route_section = format!("[route]\nip=127.0.0.1\nport={route_port}\n");
-    let mut home = format!("{route_section}\n[vnet]\nname=home\ngroup=bench\n{secret_line}");
-    let mut office = format!("{route_section}\n[vnet]\nname=office\ngroup=bench\n{secret_line}");
-    for (i, (name, addr)) in targets(target, idle).iter().enumerate() {
-        let id = 700 + i;
-        home.push_str(&format!(
-            "\n[serve.{name}]\nserveid={id}\nip={}\nport={}\n",
-            addr.ip(),
-            addr.port()
-        ));
-        office.push_str(&format!(
-            "\n[use.{name}]\nserveid={id}\nip=127.0.0.1\nport={}\n",
-            ports[i + 1]
-        ));
-    }
-    let write = |name: &str, text: &str| -> Result<PathBuf, String> {
-        let path = dir.join(format!("{prefix}{name}"));
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        Ok(path)
-    };
-    let route_ini = write("route.ini", &route_section)?;
-    let home_ini = write("home.ini", &home)?;
-    let office_ini = write("office.ini", &office)?;
-    let env = [("RUST_LOG", log_level), ("NO_COLOR", "1")];
-
-    let route = Proc::spawn(
-        "route",
-        Role::Hub,
-        &bins.route,
-        &[&route_ini],
-        &dir.join(format!("{prefix}route.log")),
-        &env,
-    )?;
-    let mut path = NetPath {
-        name: if secret.is_some() { "vnet e2e" } else { "vnet" },
-        ends: Endpoints {
-            echo: local(ports[1]),
-            sink: local(ports[2]),
-            source: local(ports[3]),
-            idle: local(ports[4]),
-        },
-        procs: vec![route],
-        hops:
-            "client -> vnet office -> route -> vnet home -> target (3 processes, 3 extra TCP hops)",
-        broken: None,
-    };
-    if !wait_for_log(
-        &path.procs[0].log,
-        "route listening",
-        Duration::from_secs(10),
-    )
-    .await
-    {
-        path.check_alive();
-        return Err(format!(
-            "route did not report listening within 10 s{}; see {}",
-            path.broken.map(|b| format!(" ({b})")).unwrap_or_default(),
-            dir.join(format!("{prefix}route.log")).display()
-        ));
-    }
-    for (label, role, ini) in [
-        ("vnet home", Role::Serving, &home_ini),
-        ("vnet office", Role::Visiting, &office_ini),
-    ] {
-        let log = dir.join(format!("{prefix}{}.log", label.replace(' ', "-")));
-        path.procs
-            .push(Proc::spawn(label, role, &bins.vnet, &[ini], &log, &env)?);
-    }
-    wait_ready(&mut path, Duration::from_secs(30)).await?;
-    Ok(path)
 }
 
 /// Starts a rathole server and client mapping the same four targets.
@@ -269,7 +177,7 @@ pub async fn start_rathole(
 }
 
 /// Polls every endpoint until it behaves (bounded).
-async fn wait_ready(path: &mut NetPath, within: Duration) -> Result<(), String> {
+pub(crate) async fn wait_ready(path: &mut NetPath, within: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + within;
     let probes: [(&str, SocketAddr, Probe); 4] = [
         ("echo", path.ends.echo, Probe::Echo),

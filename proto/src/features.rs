@@ -14,6 +14,9 @@ pub enum Feature {
     /// End to end between vnets: the route relays [`crate::message::PeerMsg`]s
     /// between vnets that announced it (see [`crate::e2e`]).
     E2e,
+    /// Direct links between vnets: the route takes their cards and probes
+    /// and introduces them (see [`crate::direct`]).
+    Direct,
     /// A feature this side does not know.
     #[serde(other)]
     Unknown,
@@ -27,7 +30,7 @@ pub struct Features(BTreeSet<Feature>);
 impl Features {
     /// Everything this build supports, to announce.
     pub fn ours() -> Self {
-        Self([Feature::E2e].into_iter().collect())
+        Self([Feature::E2e, Feature::Direct].into_iter().collect())
     }
 
     /// Whether `feature` is in the set (never true for `Unknown`).
@@ -66,10 +69,10 @@ mod tests {
         let theirs: Features = serde_json::from_str(r#"["direct","status","e2e"]"#).unwrap();
         assert!(!theirs.has(Feature::Unknown));
         let common = Features::ours().common(&theirs);
-        assert!(common.has(Feature::E2e) && common.len() == 1);
+        assert!(common.has(Feature::E2e) && common.has(Feature::Direct) && common.len() == 2);
         assert_eq!(
             serde_json::to_string(&Features::ours()).unwrap(),
-            r#"["e2e"]"#
+            r#"["e2e","direct"]"#
         );
         let older: Features = serde_json::from_str("[]").unwrap();
         assert!(Features::ours().common(&older).is_empty());

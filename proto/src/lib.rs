@@ -39,6 +39,7 @@
 
 pub mod auth;
 pub mod codec;
+pub mod direct;
 pub mod e2e;
 pub mod features;
 pub mod hex;

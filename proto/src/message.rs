@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{PakeMsg, Proof};
+use crate::direct::{DirectCard, Introduction};
 use crate::e2e::ask::AskProof;
 use crate::e2e::pairing::{Answer, Offer};
 use crate::features::Features;
@@ -99,6 +100,10 @@ pub enum VnetMsg {
         /// What it says.
         msg: PeerMsg,
     },
+    /// How this vnet can be reached directly (feature `direct`); sent
+    /// again whenever it changes. Without one, the route introduces
+    /// nobody to this vnet.
+    Direct(DirectCard),
     /// A request on the control connection; answered by a
     /// [`RouteMsg::Response`] with the same id.
     Request {
@@ -173,6 +178,13 @@ pub enum Request {
         /// [`crate::e2e::ask`]); the route passes it on.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         proof: Option<AskProof>,
+    },
+    /// Introduce this vnet and another for a direct link (feature
+    /// `direct`): answered by `Done` once both were sent an
+    /// [`RouteMsg::Introduce`], or `Error` (the other has no card).
+    Introduce {
+        /// The other vnet.
+        vnet_id: VnetId,
     },
 }
 
@@ -281,6 +293,8 @@ pub enum RouteMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<VnetId>,
     },
+    /// Another vnet of the group, for a direct link (feature `direct`).
+    Introduce(Introduction),
     /// A visitor wants one of this vnet's serves: connect to it, then open a
     /// data connection that starts with [`VnetMsg::Accept`] and this ticket.
     OpenStream {

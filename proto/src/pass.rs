@@ -37,6 +37,9 @@ pub enum Purpose {
     SpareForServes,
     /// Answer the route's request with this ticket.
     Accept(Ticket),
+    /// Tell the route, in a UDP datagram, the address a NAT gives the
+    /// vnet's direct socket (see [`crate::direct::Probe`]).
+    Probe,
 }
 
 impl Purpose {
@@ -46,6 +49,7 @@ impl Purpose {
             Purpose::SpareForVisits => (2, 0),
             Purpose::SpareForServes => (3, 0),
             Purpose::Accept(ticket) => (4, ticket.0),
+            Purpose::Probe => (5, 0),
         };
         let mut out = [tag; 9];
         out[1..].copy_from_slice(&value.to_be_bytes());

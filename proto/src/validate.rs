@@ -80,6 +80,13 @@ impl VnetMsg {
                 text("info", &spec.info)
             }
             VnetMsg::Request { .. } => Ok(()),
+            VnetMsg::Direct(card) if card.addrs.len() > crate::direct::MAX_CANDIDATES => {
+                Err(Invalid {
+                    field: "addrs",
+                    problem: format!("lists more than {}", crate::direct::MAX_CANDIDATES),
+                })
+            }
+            VnetMsg::Direct(_) => Ok(()),
         }
     }
 }

@@ -7,6 +7,7 @@ use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use proto::auth::{PakeMsg, Proof, PAKE_LEN};
 use proto::codec::{Limited, ProtoError, RouteCodec, VnetCodec};
+use proto::direct::{DirectCard, Fingerprint, Introduction, MAX_CANDIDATES};
 use proto::e2e::ask::AskProof;
 use proto::e2e::pairing::PairId;
 use proto::features::Features;
@@ -159,8 +160,42 @@ fn vnet_entry() -> impl Strategy<Value = VnetEntry> {
     )
 }
 
+fn socket_addr() -> impl Strategy<Value = std::net::SocketAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| (ip, port).into()),
+        (any::<[u16; 8]>(), any::<u16>()).prop_map(|(ip, port)| (ip, port).into()),
+    ]
+}
+
+fn direct_card() -> impl Strategy<Value = DirectCard> {
+    (vec(socket_addr(), 0..=MAX_CANDIDATES), any::<[u8; 32]>()).prop_map(|(addrs, cert)| {
+        DirectCard {
+            addrs,
+            cert: Fingerprint(cert),
+        }
+    })
+}
+
+fn introduction() -> impl Strategy<Value = Introduction> {
+    (
+        vnet_id(),
+        text(),
+        any::<bool>(),
+        vec(socket_addr(), 0..=MAX_CANDIDATES + 1),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(peer, peer_name, dial, addrs, cert)| Introduction {
+            peer,
+            peer_name,
+            dial,
+            addrs,
+            cert: Fingerprint(cert),
+        })
+}
+
 fn request(t: Text) -> impl Strategy<Value = Request> {
     prop_oneof![
+        vnet_id().prop_map(|vnet_id| Request::Introduce { vnet_id }),
         serve_spec(t).prop_map(Request::RegisterServe),
         serve_id().prop_map(|serve_id| Request::UnregisterServe { serve_id }),
         Just(Request::Ping),
@@ -231,6 +266,7 @@ fn vnet_msg(t: Text) -> impl Strategy<Value = VnetMsg> {
                 result
             }),
         (any::<u32>(), request(t)).prop_map(|(id, body)| VnetMsg::Request { id, body }),
+        direct_card().prop_map(VnetMsg::Direct),
     ]
 }
 
@@ -326,6 +362,7 @@ fn route_msg() -> impl Strategy<Value = RouteMsg> {
         }),
         (serve_id(), proptest::option::of(vnet_id()))
             .prop_map(|(serve_id, from)| RouteMsg::Open { serve_id, from }),
+        introduction().prop_map(RouteMsg::Introduce),
     ]
 }
 
@@ -625,7 +662,9 @@ fn text_fields(msg: &VnetMsg) -> Vec<(&'static str, &str)> {
                 port: _,
                 proof: _,
             } => vec![("ip", ip)],
+            Request::Introduce { vnet_id: _ } => vec![],
         },
+        VnetMsg::Direct(DirectCard { addrs: _, cert: _ }) => vec![],
     }
 }
 

@@ -137,6 +137,7 @@ async fn dispatch_data(conn: Half, first: VnetMsg, peer: SocketAddr, hub: Arc<Hu
         | VnetMsg::Request { .. }
         | VnetMsg::UnserveAnswer { .. }
         | VnetMsg::Peer { .. }
+        | VnetMsg::Direct(_)
         | VnetMsg::Auth { .. }
         | VnetMsg::Opened { .. } => {
             info!(%peer, "dropped peer: request before hello");

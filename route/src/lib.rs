@@ -29,6 +29,9 @@
 //! - `status`: the status page, JSON and metrics (`status=`), rendered
 //!   from one snapshot of the state; `counters` counts refusals and
 //!   dropped peers by reason.
+//! - `probes`: the UDP socket on the route's port where vnets' probes
+//!   show the public address of their direct sockets; the registry keeps
+//!   it with each vnet's card (`registry::direct`) for introductions.
 //! - `link`: how the rest reaches a vnet's control connection (two
 //!   queues: events it must not miss, best-effort requests) and the task
 //!   that writes to it, so no session ever waits on a write.
@@ -53,6 +56,7 @@ mod control;
 mod counters;
 mod data;
 mod link;
+mod probes;
 mod registry;
 mod reload;
 mod state;
@@ -80,6 +84,13 @@ pub async fn run(listener: TcpListener, config: RouteConfig, shutdown: Cancellat
     run_reloading(listener, None, config, shutdown, reloads).await;
 }
 
+/// The UDP socket for probes, on the TCP listener's address.
+fn probes_socket(listener: &TcpListener) -> std::io::Result<tokio::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(listener.local_addr()?)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::UdpSocket::from_std(socket)
+}
+
 /// A config read again, and whom to tell once it is in force.
 pub type Reload = (RouteConfig, Option<tokio::sync::oneshot::Sender<()>>);
 
@@ -95,6 +106,15 @@ pub async fn run_reloading(
     mut reloads: tokio::sync::mpsc::Receiver<Reload>,
 ) {
     let hub = Arc::new(Hub::new(config, shutdown));
+    match probes_socket(&listener) {
+        Ok(socket) => {
+            hub.tracker.spawn(probes::serve(socket, hub.clone()));
+        }
+        Err(err) => tracing::warn!(
+            %err,
+            "no UDP socket on the route's port: vnets behind NAT cannot go direct"
+        ),
+    }
     if let Some(status) = status {
         hub.tracker.spawn(status::serve(status, hub.clone()));
     }

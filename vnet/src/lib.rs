@@ -66,7 +66,7 @@ pub use config::VnetConfig;
 pub use control::command::REQUEST_TIMEOUT;
 pub use error::VnetError;
 pub use handle::VnetHandle;
-pub use model::{ServeState, ServeStatus, SpareCounts, Status, UseStatus};
+pub use model::{DirectState, ServeState, ServeStatus, SpareCounts, Status, UseStatus};
 pub use reload::ReloadSummary;
 pub use traffic::Traffic;
 pub use uses::UseOpened;
@@ -75,19 +75,63 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use config::DirectMode;
 use control::asks::AskSenders;
 use control::command::ControlSender;
 use control::parts::ControlParts;
+use control::session::Session;
 use current::{Current, InForce};
 use e2e::E2e;
 use grants::Grants;
 use local::LocalServes;
 use model::GroupServes;
+use paths::direct::Direct;
 use paths::relay::spares::{Keeper, VisitingSpares};
 use serves::Serves;
 use serving::Serving;
 use uses::Uses;
 use visiting::Visiting;
+
+/// The direct path, if `direct=auto` for the vnet or any of its uses and
+/// its socket can be made (otherwise streams go through the route, with a
+/// log line saying why).
+fn direct_path(
+    config: &VnetConfig,
+    control: &ControlSender,
+    (serving, sessions): (&Serving, &watch::Receiver<Option<Session>>),
+    shutdown: &CancellationToken,
+) -> Option<Direct> {
+    let wanted = config.vnet.direct == DirectMode::Auto
+        || config
+            .uses
+            .iter()
+            .any(|u| u.direct == Some(DirectMode::Auto));
+    if !wanted {
+        return None;
+    }
+    if config.vnet.secret.is_some() {
+        tracing::info!("direct links are not made with secret= yet; streams go through the route");
+        return None;
+    }
+    let made = paths::direct::identity::Identity::generate()
+        .map_err(|e| e.to_string())
+        .and_then(|identity| {
+            let socket = paths::direct::socket::DirectSocket::bind().map_err(|e| e.to_string())?;
+            let sides = (serving.clone(), sessions.clone());
+            Direct::new(socket, identity, control.clone(), sides, shutdown.clone())
+                .map_err(|e| e.to_string())
+        });
+    match made {
+        Ok(direct) => {
+            tracing::debug!(socket = ?direct.local_addr(), "direct path ready");
+            Some(direct)
+        }
+        Err(err) => {
+            tracing::warn!(%err, "no direct path; streams go through the route");
+            None
+        }
+    }
+}
 
 /// Starts a vnet from `config`. Must be called inside a tokio runtime.
 /// With `secret=`, its key pair lives as long as the process (see
@@ -132,12 +176,21 @@ pub fn start_with_identity(
         tracker: tracker.clone(),
         e2e: e2e.clone(),
     };
+    let (introductions, introduced) = tokio::sync::mpsc::channel(64);
+    let direct = direct_path(
+        &config,
+        &control,
+        (&serving, &session.subscribe()),
+        &shutdown,
+    );
+    asks.introductions = direct.as_ref().map(|_| introductions);
     let visiting = Visiting {
         model: model.clone(),
         sessions: session.subscribe(),
         spares: VisitingSpares::new(model.clone()),
         group: group.subscribe(),
         e2e: e2e.clone(),
+        direct: direct.clone(),
     };
     let keeper = Keeper {
         visiting: visiting.spares.clone(),
@@ -166,6 +219,9 @@ pub fn start_with_identity(
     );
 
     let sessions = session.subscribe();
+    if let Some(direct) = direct {
+        tracker.spawn(direct.run(introduced));
+    }
     let parts = ControlParts {
         current: current.clone(),
         model: model.clone(),

@@ -85,6 +85,38 @@ pub struct Status {
     pub streams: usize,
     /// Spare data connections to the route (`[vnet] spares`).
     pub spares: SpareCounts,
+    /// Where direct links stand, by the vnet at their other end (every
+    /// vnet this one asked for a link or was introduced to).
+    pub direct: BTreeMap<VnetId, DirectState>,
+    /// Streams our uses started on a direct link so far.
+    pub direct_streams: u64,
+    /// The direct socket's address, when this vnet makes direct links.
+    pub direct_socket: Option<SocketAddr>,
+}
+
+/// Where the direct link with one vnet stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectState {
+    /// The route was asked to introduce the two.
+    Asking,
+    /// Introduced; an attempt is under way.
+    Trying,
+    /// A link is up.
+    Up {
+        /// The other vnet's address on the link.
+        addr: SocketAddr,
+        /// Its round trip, as last measured.
+        rtt: std::time::Duration,
+    },
+    /// No link: streams go through the route, for this reason.
+    Relay(String),
+}
+
+impl DirectState {
+    /// Whether a link is up.
+    pub fn is_up(&self) -> bool {
+        matches!(self, DirectState::Up { .. })
+    }
 }
 
 /// Spare data connections idle now, and streams started on one so far.

@@ -18,7 +18,6 @@ use tracing::{debug, warn, Instrument};
 
 use crate::current::Current;
 use crate::e2e::E2e;
-use crate::link::Conn;
 use crate::local::{LocalServe, LocalServes};
 use crate::model::{Model, ServeState, StreamGuard};
 
@@ -43,17 +42,29 @@ pub(crate) struct Serving {
     pub e2e: Option<E2e>,
 }
 
+/// Which path a stream came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Through the route: sealed end to end with `secret=`.
+    Relay,
+    /// A direct link, whose own encryption ends at the two vnets.
+    Direct,
+}
+
 /// Spawns a stream to `serve_id`: reaches the local service, tells the
-/// route the outcome with `reply` (which gives back the route's side of
-/// the stream), and carries the stream if both worked.
-pub(crate) fn spawn<R, F>(
+/// visitor the outcome with `reply` (which gives back the path's side of
+/// the stream), and carries the stream if both worked. `lost` ends it in
+/// a reset: the route, or the direct link, is gone.
+pub(crate) fn spawn<R, F, P>(
     serving: &Serving,
     (serve_id, from): (ServeId, Option<VnetId>),
     lost: CancellationToken,
+    path: Path,
     reply: R,
 ) where
     R: FnOnce(Result<(), Refusal>) -> F + Send + 'static,
-    F: Future<Output = Option<Unframed<Conn>>> + Send,
+    F: Future<Output = Option<Unframed<P>>> + Send,
+    P: Relayable + Send + Sync + 'static,
 {
     let span = tracing::info_span!("serve", id = %serve_id);
     let serving_now = serving.clone();
@@ -76,7 +87,7 @@ pub(crate) fn spawn<R, F>(
             let route_side = Box::pin(reply(outcome)).await;
             if let (Ok(service), Some(route_side)) = (service, route_side) {
                 let service = counted.count(service);
-                match &serving.e2e {
+                match serving.e2e.as_ref().filter(|_| path == Path::Relay) {
                     None => carry(&serve, &lost, route_side, service).await,
                     // Boxed whole: inline, its state would size every
                     // plain stream's task too.
@@ -155,12 +166,12 @@ async fn connect(serve: &LocalServe) -> Result<TcpStream, Refusal> {
 }
 
 /// [`carry`], sealed end to end.
-async fn carry_sealed<S: Relayable>(
+async fn carry_sealed<P: Relayable, S: Relayable>(
     e2e: &E2e,
     (serve_id, from): (ServeId, Option<VnetId>),
     serve: &LocalServe,
     lost: &CancellationToken,
-    route_side: Unframed<Conn>,
+    route_side: Unframed<P>,
     service: S,
 ) {
     match unseal(e2e, serve_id, route_side).await {
@@ -187,11 +198,11 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// keys; the route's side goes back with what followed the header.
 /// Anything else (a plain stream, an unknown or replayed one) is refused:
 /// the route's side is reset.
-async fn unseal(
+async fn unseal<P: Relayable>(
     e2e: &E2e,
     serve_id: ServeId,
-    mut route_side: Unframed<Conn>,
-) -> Result<(Unframed<Conn>, StreamCrypto), String> {
+    mut route_side: Unframed<P>,
+) -> Result<(Unframed<P>, StreamCrypto), String> {
     let mut header = [0u8; HEADER_LEN];
     let from_leftover = route_side.leftover.len().min(HEADER_LEN);
     header[..from_leftover].copy_from_slice(&route_side.leftover[..from_leftover]);
@@ -213,10 +224,10 @@ async fn unseal(
 }
 
 /// Carries a started stream until both sides are done or the serve closes.
-async fn carry<S: Relayable>(
+async fn carry<P: Relayable, S: Relayable>(
     serve: &LocalServe,
     lost: &CancellationToken,
-    route_side: Unframed<Conn>,
+    route_side: Unframed<P>,
     service: S,
 ) {
     let service = Unframed {
@@ -229,6 +240,6 @@ async fn carry<S: Relayable>(
             Err(err) => debug!(%err, "stream ended with an error"),
         },
         _ = serve.cancel.cancelled() => debug!("serve closed; stream cut"),
-        _ = lost.cancelled() => tracing::info!("the route is lost; stream reset"),
+        _ = lost.cancelled() => tracing::info!("the route or direct link it came on is lost; stream reset"),
     }
 }

@@ -1,7 +1,8 @@
 //! The visiting side of one stream: a client a use accepted is counted,
-//! sealed end to end with `secret=` (see `e2e`), started on a path to its
-//! serve (today the relay through the route) and carried until both sides
-//! are done or the use closes.
+//! started on a path to its serve and carried until both sides are done
+//! or the use closes. The path is a direct link to the serving vnet when
+//! one is up (asking for one otherwise, without waiting for it), else the
+//! relay through the route, sealed end to end with `secret=` (see `e2e`).
 use net::relay::sealing::Sealing;
 use net::relay::{bridge, Relayable};
 use net::Unframed;
@@ -17,6 +18,8 @@ use crate::control::session::Session;
 use crate::e2e::E2e;
 use crate::error::DialError;
 use crate::model::{GroupServes, Model, StreamGuard};
+use crate::paths::direct::stream::QuicStream;
+use crate::paths::direct::Direct;
 use crate::paths::relay::spares::VisitingSpares;
 use crate::paths::relay::visit;
 use crate::traffic::Traffic;
@@ -34,14 +37,16 @@ pub(crate) struct Visiting {
     pub group: watch::Receiver<GroupServes>,
     /// Pairing with the serving vnets, with `secret=`.
     pub e2e: Option<E2e>,
+    /// Direct links to the serving vnets, unless `direct=off`.
+    pub direct: Option<Direct>,
 }
 
-/// Carries one accepted connection to serve `serve_id`; `cancel` is the
-/// use's, `traffic` its counters.
+/// Carries one accepted connection to serve `serve_id` (on a direct link
+/// if `direct` allows); `cancel` is the use's, `traffic` its counters.
 pub(crate) async fn carry(
     visiting: Visiting,
     client: TcpStream,
-    serve_id: ServeId,
+    (serve_id, direct): (ServeId, bool),
     cancel: CancellationToken,
     traffic: Arc<Traffic>,
 ) {
@@ -49,10 +54,20 @@ pub(crate) async fn carry(
     let _ = client.set_nodelay(true);
     // A client whose stream does not start, or ends badly, is reset.
     net::socket::reset_on_close(&client, true);
+    let client = counted.count(client);
+    let link = direct.then(|| direct_link(&visiting, serve_id)).flatten();
+    if let Some(link) = link {
+        match Direct::open(&link, serve_id).await {
+            Ok(stream) => {
+                visiting.model.send_modify(|s| s.direct_streams += 1);
+                return carry_direct(client, stream, &link, &cancel).await;
+            }
+            Err(err) => debug!(%err, "direct link failed; through the route"),
+        }
+    }
     let Some(session) = visiting.sessions.borrow().clone() else {
         return info!("connection refused: not connected to the route");
     };
-    let client = counted.count(client);
     match &visiting.e2e {
         None => carry_on(&visiting, &session, serve_id, client, &cancel).await,
         // Boxed whole: inline, the sealed stream's state (its keys, the
@@ -63,6 +78,45 @@ pub(crate) async fn carry(
             ))
             .await
         }
+    }
+}
+
+/// The direct link to the vnet serving `serve_id`, if one is up; asks
+/// for one otherwise.
+fn direct_link(visiting: &Visiting, serve_id: ServeId) -> Option<quinn::Connection> {
+    let direct = visiting.direct.as_ref()?;
+    let vnet = visiting.group.borrow().get(&serve_id)?.vnet_id;
+    let me = visiting.sessions.borrow().as_ref().map(|s| s.vnet_id);
+    if me == Some(vnet) {
+        // Our own serve: the route's path is as short.
+        return None;
+    }
+    direct.link(vnet)
+}
+
+/// Carries a stream on a direct link until both sides are done, the use
+/// closes, or the link dies (then it is reset).
+async fn carry_direct<C: Relayable>(
+    client: C,
+    stream: QuicStream,
+    link: &quinn::Connection,
+    cancel: &CancellationToken,
+) {
+    let client = Unframed {
+        stream: client,
+        leftover: Default::default(),
+    };
+    let stream = Unframed {
+        stream,
+        leftover: Default::default(),
+    };
+    tokio::select! {
+        done = bridge(client, stream) => match done {
+            Ok((up, down)) => debug!(up, down, path = "direct", "connection closed"),
+            Err(err) => debug!(%err, path = "direct", "connection ended with an error"),
+        },
+        _ = cancel.cancelled() => debug!("use closed; connection cut"),
+        why = link.closed() => info!(%why, "the direct link is lost; connection reset"),
     }
 }
 

@@ -83,6 +83,7 @@ fn use_config(key: &str, id: u16, port: u16, active: bool) -> UseConfig {
         ip: LOOPBACK,
         port: Some(port),
         active,
+        direct: None,
     }
 }
 

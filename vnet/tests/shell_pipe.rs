@@ -69,6 +69,7 @@ fn back_use(key: &str, serve_id: u16) -> vnet::config::UseConfig {
         ip: [127, 0, 0, 1].into(),
         port: Some(0),
         active: true,
+        direct: None,
     }
 }
 

@@ -13,14 +13,14 @@ async fn pair(route: &Route, spares: u32) -> (Vnet, Vnet, std::net::SocketAddr) 
     let home = Vnet::start(
         route,
         &format!(
-            "[vnet]\nname=home\nspares={spares}\n{}",
+            "[vnet]\nname=home\nspares={spares}\ndirect=off\n{}",
             serve_section("echo", 700, echo)
         ),
     );
     let office = Vnet::start(
         route,
         &format!(
-            "[vnet]\nname=office\nspares={spares}\n{}",
+            "[vnet]\nname=office\nspares={spares}\ndirect=off\n{}",
             use_section("echo", 700)
         ),
     );

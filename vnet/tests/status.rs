@@ -111,14 +111,14 @@ async fn bytes_as_they_move(spares: u32) {
     let home = Vnet::start(
         &route,
         &format!(
-            "[vnet]\nname=home\nspares={spares}\n{}info={hostile}\n",
+            "[vnet]\nname=home\nspares={spares}\ndirect=off\n{}info={hostile}\n",
             serve_section("sink", 700, sink)
         ),
     );
     home.registered("sink").await;
     let office = Vnet::start(
         &route,
-        "[vnet]\nname=office\n[use.sink]\nserveid=700\nport=0\n",
+        "[vnet]\nname=office\ndirect=off\n[use.sink]\nserveid=700\nport=0\n",
     );
     let used = office.open_use("sink").await;
 

@@ -73,6 +73,16 @@ impl Peer<'_> {
                 let asked = self.ask_unserve(id, vnet_id, ip, port, proof);
                 Ok(asked.err().map(|refusal| error_response(id, refusal)))
             }
+            VnetMsg::Request {
+                id,
+                body: Request::Introduce { vnet_id },
+            } => {
+                let body = match self.introduce(vnet_id) {
+                    Ok(()) => Response::Done,
+                    Err(refusal) => Response::Error(refusal),
+                };
+                Ok(Some(RouteMsg::Response { id, body }))
+            }
             VnetMsg::Request { id, body } => {
                 let body = self.answer(body);
                 Ok(Some(RouteMsg::Response { id, body }))
@@ -82,6 +92,11 @@ impl Peer<'_> {
                 Ok(None)
             }
             VnetMsg::Peer { to, msg } => Ok(self.pass_to_peer(to, msg)),
+            VnetMsg::Direct(card) => {
+                debug!(vnet = %self.vnet_id, addrs = ?card.addrs, "direct card");
+                (self.hub.registry()).set_card(self.group, self.vnet_id, card);
+                Ok(None)
+            }
             _ => Err(Violation::Unexpected),
         }
     }
@@ -142,10 +157,9 @@ impl Peer<'_> {
             Request::Ping => Response::Pong,
             Request::ListServes => Response::Serves(hub.registry().serves(group)),
             Request::ListVnets => Response::Vnets(hub.registry().vnets(group)),
-            Request::Unserve { .. } => Response::Error(Refusal::new(
-                RefusalCode::Protocol,
-                "unserve is answered elsewhere",
-            )),
+            Request::Unserve { .. } | Request::Introduce { .. } => {
+                Response::Error(Refusal::new(RefusalCode::Protocol, "answered elsewhere"))
+            }
         }
     }
 
@@ -190,6 +204,21 @@ impl Peer<'_> {
             hub.asks().answered(ask, group, to);
             Refusal::new(RefusalCode::Busy, format!("vnet {to} is not answering"))
         })
+    }
+
+    /// Introduces this vnet and `other` to each other for a direct link:
+    /// both are sent the other's addresses and certificate.
+    fn introduce(&self, other: VnetId) -> Result<(), Refusal> {
+        let (group, asker) = (self.group, self.vnet_id);
+        let pair = self.hub.registry().introduce(group, asker, other)?;
+        for (link, intro) in pair {
+            debug!(to = %intro.peer, addrs = ?intro.addrs, "introduction");
+            link.aside(RouteMsg::Introduce(intro)).map_err(|_| {
+                Refusal::new(RefusalCode::Busy, format!("vnet {other} is not answering"))
+            })?;
+        }
+        info!(%asker, %other, "vnets introduced for a direct link");
+        Ok(())
     }
 
     /// Passes a message on to another vnet of the group; if it cannot

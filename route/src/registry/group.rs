@@ -9,6 +9,7 @@ use proto::message::{RouteMsg, ServeEntry, ServeSpec, VnetEntry};
 use proto::pass::{DataPass, Purpose, ReplayWindow};
 use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
 
+use super::reach::Reach;
 use crate::link::VnetLink;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,6 +47,8 @@ pub struct VnetSlot {
     /// Pass counters used so far.
     passes: ReplayWindow,
     arrival: Arrival,
+    /// How it can be reached directly.
+    pub reach: Reach,
 }
 
 impl VnetSlot {
@@ -64,6 +67,7 @@ impl VnetSlot {
             secret,
             passes: ReplayWindow::default(),
             arrival,
+            reach: Reach::default(),
         }
     }
 

@@ -3,10 +3,12 @@
 //!
 //! Parsed once into validated types; every error names file, section and
 //! key. Nothing is started until the whole file is valid.
+mod direct;
 mod options;
 mod route;
 mod sections;
 
+pub use direct::DirectMode;
 pub use options::VnetOptions;
 pub use route::RouteLink;
 pub use sections::{ServeConfig, UseConfig};
@@ -271,7 +273,15 @@ mod tests {
                 "[vnet]\nnmae=x\n",
                 "c.ini: [vnet] nmae: unknown key (known here: name, group, \
                 terminal, startserve, startuse, allow_unserve, unserve_remote, unserve_num, \
-                unserve_expire, unserve_linger, max_connections, spares, secret)",
+                unserve_expire, unserve_linger, max_connections, spares, secret, direct)",
+            ),
+            (
+                "[vnet]\ndirect=on\n",
+                "c.ini: [vnet] direct: \"on\" is not one of auto, off",
+            ),
+            (
+                "[use.a]\nserveid=1\ndirect=yes\n",
+                "c.ini: [use.a] direct: \"yes\" is not one of auto, off",
             ),
             (
                 "[vnet]\nunserve_num=-1\n",

@@ -1,8 +1,10 @@
 //! `[vnet]`: this vnet's own options (name, group, the shell, unserve
-//! rules, limits, spares), with the original's defaults.
+//! rules, limits, spares, end to end and the direct path), with the
+//! original's defaults.
 use proto::ini::{ConfigError, Section};
 use proto::MAX_SPARES;
 
+use super::direct::DirectMode;
 use super::sections::text;
 
 /// `[vnet]`: this vnet's own options.
@@ -41,6 +43,9 @@ pub struct VnetOptions {
     /// what it cannot read), and a vnet with it talks to no vnet without
     /// it. Default none.
     pub secret: Option<proto::e2e::GroupSecret>,
+    /// Whether streams may go on a direct link to the serving vnet when
+    /// one can be made. Default `auto`.
+    pub direct: DirectMode,
 }
 
 impl Default for VnetOptions {
@@ -59,6 +64,7 @@ impl Default for VnetOptions {
             max_connections: 16384,
             spares: 4,
             secret: None,
+            direct: DirectMode::Auto,
         }
     }
 }
@@ -77,6 +83,7 @@ const VNET_KEYS: &[&str] = &[
     "max_connections",
     "spares",
     "secret",
+    "direct",
 ];
 
 fn seconds(section: &Section<'_>, key: &str, default: u64) -> Result<u64, ConfigError> {
@@ -140,5 +147,6 @@ pub(super) fn read(section: &Section<'_>) -> Result<VnetOptions, ConfigError> {
             .number("spares", 0..=MAX_SPARES / 2)?
             .unwrap_or(d.spares),
         secret: secret(section)?,
+        direct: DirectMode::read(section)?.unwrap_or(d.direct),
     })
 }

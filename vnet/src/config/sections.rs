@@ -5,6 +5,8 @@ use proto::ini::{ConfigError, IniFile, Section};
 use proto::{ServeId, MAX_TEXT_LEN};
 use std::net::IpAddr;
 
+use super::direct::DirectMode;
+
 /// `[serve.KEY]`: a local TCP service to register.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeConfig {
@@ -38,10 +40,12 @@ pub struct UseConfig {
     pub port: Option<u16>,
     /// Opened at start. Default true.
     pub active: bool,
+    /// `direct=` for this use alone; none follows `[vnet]`.
+    pub direct: Option<DirectMode>,
 }
 
 const SERVE_KEYS: &[&str] = &["serveid", "type", "ip", "port", "name", "info", "active"];
-const USE_KEYS: &[&str] = &["serveid", "ip", "port", "active"];
+const USE_KEYS: &[&str] = &["serveid", "ip", "port", "active", "direct"];
 
 impl ServeConfig {
     /// A serve from `key=value` pairs named like the config keys, for the
@@ -138,5 +142,6 @@ pub(super) fn use_(section: &Section<'_>, key: &str) -> Result<UseConfig, Config
         ip,
         port: section.port("port", 0)?,
         active: section.bool("active", true)?,
+        direct: DirectMode::read(section)?,
     })
 }

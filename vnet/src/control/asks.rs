@@ -42,6 +42,9 @@ pub(crate) struct AskSenders {
     /// Messages from other vnets, to whoever pairs with them (`secret=`);
     /// none without a secret.
     pub peers: Option<mpsc::Sender<PeerNote>>,
+    /// Introductions for direct links, to the direct path; none when
+    /// this vnet makes none.
+    pub introductions: Option<mpsc::Sender<proto::direct::Introduction>>,
 }
 
 /// What whoever pairs with the group's vnets hears of them.
@@ -62,12 +65,12 @@ impl AskSenders {
     pub(crate) fn channel() -> (Self, mpsc::Receiver<StreamAsk>, mpsc::Receiver<UnserveAsk>) {
         let (streams, stream_rx) = mpsc::channel(QUEUE);
         let (unserve, unserve_rx) = mpsc::channel(QUEUE);
-        let peers = None;
         (
             Self {
                 streams,
                 unserve,
-                peers,
+                peers: None,
+                introductions: None,
             },
             stream_rx,
             unserve_rx,

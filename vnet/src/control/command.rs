@@ -26,6 +26,9 @@ pub(crate) enum Command {
     Unregister(ServeId),
     /// Send a message that is not a request.
     Send(VnetMsg),
+    /// Send a message that is not a request, only on this session (it
+    /// was made for what that session's route supports).
+    SendIn(proto::SessionId, VnetMsg),
     /// Drop the control connection and connect again with the settings
     /// in force.
     Reconnect,
@@ -45,6 +48,7 @@ impl Command {
             Command::Register(_, None)
             | Command::Unregister(_)
             | Command::Send(_)
+            | Command::SendIn(..)
             | Command::Reconnect => {}
         }
     }
@@ -112,6 +116,12 @@ impl ControlSender {
     /// Sends `msg` on the control connection, if it is up.
     pub(crate) async fn send(&self, msg: VnetMsg) {
         let _ = self.send_command(Command::Send(msg)).await;
+    }
+
+    /// Sends `msg` on the control connection if session `session` is
+    /// still the live one.
+    pub(crate) async fn send_in(&self, session: proto::SessionId, msg: VnetMsg) {
+        let _ = self.send_command(Command::SendIn(session, msg)).await;
     }
 
     /// Reconnects with the settings in force.

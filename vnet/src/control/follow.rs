@@ -139,6 +139,8 @@ impl Follow<'_> {
             },
             Command::Unregister(serve_id) => self.unregister(serve_id),
             Command::Send(msg) => msg,
+            Command::SendIn(session, msg) if session == self.session.id => msg,
+            Command::SendIn(..) => return Ok(()),
         };
         self.send(msg)
     }
@@ -281,6 +283,14 @@ impl Follow<'_> {
                     }
                 }
             }
+            RouteMsg::Introduce(intro) => match &self.parts.asks.introductions {
+                Some(direct) => {
+                    if direct.try_send(intro).is_err() {
+                        debug!("an introduction dropped: the direct path is not keeping up");
+                    }
+                }
+                None => debug!(vnet = %intro.peer, "an introduction, and no direct path here"),
+            },
             RouteMsg::UnserveAsk {
                 ask,
                 from,

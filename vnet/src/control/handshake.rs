@@ -119,6 +119,7 @@ async fn handshake(
                 ended: shutdown.child_token(),
                 lost: CancellationToken::new(),
                 e2e: features.has(proto::features::Feature::E2e),
+                direct: features.has(proto::features::Feature::Direct),
             };
             Ok((link, session))
         }

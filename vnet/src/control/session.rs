@@ -39,6 +39,8 @@ pub(crate) struct Session {
     /// The route relays messages between vnets (feature `e2e`), so
     /// pairing for end to end is possible.
     pub e2e: bool,
+    /// The route introduces vnets for direct links (feature `direct`).
+    pub direct: bool,
 }
 
 impl Session {
@@ -60,6 +62,7 @@ impl Session {
             ended: CancellationToken::new(),
             lost: CancellationToken::new(),
             e2e,
+            direct: false,
         }
     }
 

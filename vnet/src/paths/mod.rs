@@ -1,5 +1,6 @@
-//! The paths a stream can take between two vnets. Today there is one,
-//! [`relay`]: through the route, on a data connection of its own from each
-//! vnet. A direct path between vnets will be a sibling of it; the stream
-//! sides in `streams` choose the path.
+//! The paths a stream can take between two vnets: [`relay`], through the
+//! route on a data connection of its own from each vnet, and [`direct`],
+//! on a link straight between the two vnets once the route has
+//! introduced them. The stream sides (`visiting`, `serving`) choose.
+pub(crate) mod direct;
 pub(crate) mod relay;

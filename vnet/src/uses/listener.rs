@@ -65,6 +65,8 @@ pub(crate) struct Listener {
     pub grant: Option<VnetId>,
     /// `[vnet] max_connections`, read when the use started.
     pub max_connections: usize,
+    /// Whether its streams may go on a direct link (`direct=`).
+    pub direct: bool,
     pub model: Model,
     /// The group's serves: whether ours is available.
     pub group: watch::Receiver<GroupServes>,
@@ -233,7 +235,7 @@ impl Listener {
                 let carried = visiting::carry(
                     self.visiting.clone(),
                     client,
-                    self.serve_id,
+                    (self.serve_id, self.direct),
                     self.cancel.clone(),
                     self.traffic.clone(),
                 );
@@ -299,6 +301,7 @@ mod tests {
             ip,
             port: Some(0),
             active: true,
+            direct: None,
         };
         status.uses.insert(
             config.key.clone(),
@@ -323,6 +326,7 @@ mod tests {
             traffic: Arc::default(),
             grant: Some(VnetId(1)),
             max_connections: 8,
+            direct: false,
             model: model.clone(),
             group: group.clone(),
             visiting: Visiting {
@@ -331,6 +335,7 @@ mod tests {
                 spares: VisitingSpares::new(model),
                 group,
                 e2e: None,
+                direct: None,
             },
             tracker: TaskTracker::new(),
         };

@@ -128,6 +128,10 @@ impl Uses {
             traffic,
             grant,
             max_connections: self.current.read(|c| c.options.max_connections) as usize,
+            direct: config
+                .direct
+                .unwrap_or(self.current.read(|c| c.options.direct))
+                == crate::config::DirectMode::Auto,
             model: self.model.clone(),
             group: self.group.clone(),
             visiting: self.visiting.clone(),
@@ -338,6 +342,7 @@ impl Uses {
             ip,
             port: Some(port),
             active: true,
+            direct: None,
         };
         let mut use_ = UseStatus::new(config);
         use_.grant = Some(from);

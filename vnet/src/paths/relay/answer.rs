@@ -18,7 +18,7 @@ use super::dial;
 use crate::control::asks::StreamAsk;
 use crate::control::session::Session;
 use crate::link::FramedConn;
-use crate::serving::{self, Serving};
+use crate::serving::{self, Path, Serving};
 
 /// Answers the route's `OpenStream` asks, handed on by the control task,
 /// until shutdown.
@@ -65,7 +65,7 @@ fn dial_back(serving: &Serving, ask: StreamAsk) {
             Err(_) => None,
         }
     };
-    serving::spawn(serving, (serve_id, from), lost, reply);
+    serving::spawn(serving, (serve_id, from), lost, Path::Relay, reply);
 }
 
 /// Spawns the task that answers `Open` on a spare data connection: on
@@ -88,7 +88,8 @@ pub(crate) fn on_spare(
             }
         }
     };
-    serving::spawn(serving, (serve_id, from), session.lost.clone(), reply);
+    let lost = session.lost.clone();
+    serving::spawn(serving, (serve_id, from), lost, Path::Relay, reply);
 }
 
 #[cfg(test)]

@@ -1,0 +1,81 @@
+//! What the registry keeps for direct links between vnets (feature
+//! `direct`): each vnet's card and the public address its probes came
+//! from, and the introductions made from them.
+use proto::direct::{DirectCard, Introduction};
+use proto::pass::{DataPass, Purpose};
+use proto::{Refusal, RefusalCode, VnetId};
+use std::net::SocketAddr;
+
+use super::Registry;
+use crate::link::VnetLink;
+
+/// Two introductions, one for each vnet of a pair, and where to send them.
+pub type Introductions = [(VnetLink, Introduction); 2];
+
+impl Registry {
+    /// Records the card of vnet `vnet_id` in `group`.
+    pub fn set_card(&mut self, group: &str, vnet_id: VnetId, card: DirectCard) {
+        if let Some(slot) = self.groups.get_mut(group).and_then(|g| g.vnet_mut(vnet_id)) {
+            slot.reach.card = Some(card);
+        }
+    }
+
+    /// Records `from` as the public address of the session a probe's pass
+    /// names, if the pass is good; the vnet, if it was.
+    pub fn observe(&mut self, pass: &DataPass, from: SocketAddr) -> Option<VnetId> {
+        let admitted = self.admit(pass, Purpose::Probe).ok()?;
+        let slot = self
+            .groups
+            .get_mut(&admitted.group)?
+            .vnet_mut(admitted.vnet_id)?;
+        slot.reach.observed = Some(from);
+        Some(admitted.vnet_id)
+    }
+
+    /// Introductions of `asker` and `other` of `group` to each other. The
+    /// lower id dials, so two vnets that ask at once agree on the roles.
+    ///
+    /// # Errors
+    /// The other is not there, or cannot go direct.
+    pub fn introduce(
+        &self,
+        group: &str,
+        asker: VnetId,
+        other: VnetId,
+    ) -> Result<Introductions, Refusal> {
+        let g = self.groups.get(group);
+        let slot = |id: VnetId| g.and_then(|g| g.vnet(id));
+        let (Some(a), Some(b)) = (slot(asker), slot(other)) else {
+            return Err(Refusal::new(
+                RefusalCode::NotFound,
+                format!("no vnet {other} in this group"),
+            ));
+        };
+        if asker == other {
+            return Err(Refusal::new(RefusalCode::Protocol, "a vnet is itself"));
+        }
+        let no_card = |id: VnetId| {
+            Refusal::new(
+                RefusalCode::Unsupported,
+                format!("vnet {id} does not take direct links (direct=off, or an older version)"),
+            )
+        };
+        let card_a = a.reach.card.as_ref().ok_or_else(|| no_card(asker))?;
+        let card_b = b.reach.card.as_ref().ok_or_else(|| no_card(other))?;
+        let to_a = Introduction {
+            peer: other,
+            peer_name: b.name.clone(),
+            dial: asker < other,
+            addrs: b.reach.addrs(),
+            cert: card_b.cert,
+        };
+        let to_b = Introduction {
+            peer: asker,
+            peer_name: a.name.clone(),
+            dial: other < asker,
+            addrs: a.reach.addrs(),
+            cert: card_a.cert,
+        };
+        Ok([(a.link.clone(), to_a), (b.link.clone(), to_b)])
+    }
+}

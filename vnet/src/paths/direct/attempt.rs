@@ -1,0 +1,165 @@
+//! One attempt at a link, from an introduction. The dialing vnet tries
+//! every address of the other at once and keeps the first link that
+//! authenticates; the other sends punches towards the dialer's addresses
+//! meanwhile, so that its NAT (if it maps endpoint-independently) lets
+//! the dialer's packets in, and takes the link in the accept loop.
+use proto::direct::Introduction;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::hello;
+use super::identity::{Identity, SERVER_NAME};
+use super::socket::DirectSocket;
+
+/// How long one attempt may take, introduction to link.
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a link may be silent before it counts as dead; each end
+/// sends a keep-alive at a third of it, so a link that carries nothing
+/// still notices a dead path within this.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Stream and link windows: room for a round trip of bytes on a fast
+/// path (200 Mbit/s over 50 ms is 1.25 MB), per stream and in all. They
+/// bound what a link holds in memory at each end, as a reader slower than
+/// its sender leaves that much waiting.
+const STREAM_WINDOW: u32 = 2 << 20;
+const LINK_WINDOW: u32 = 8 << 20;
+
+/// Streams open at once on one link, each way.
+const MAX_STREAMS: u32 = 8192;
+
+/// The largest datagram taken in: an Ethernet frame's payload. quinn sizes
+/// its receive buffers by it (a batch of coalesced datagrams each), and
+/// the 64 KiB default would let them grow past 100 MiB under load.
+const MAX_DATAGRAM: u16 = 1500;
+
+/// The endpoint's settings.
+pub(crate) fn endpoint_config() -> quinn::EndpointConfig {
+    let mut config = quinn::EndpointConfig::default();
+    config
+        .max_udp_payload_size(MAX_DATAGRAM)
+        .expect("within QUIC's bounds");
+    config
+}
+
+/// The transport settings of every link.
+pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(MAX_STREAMS.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window(STREAM_WINDOW.into())
+        .receive_window(LINK_WINDOW.into())
+        .send_window(u64::from(LINK_WINDOW))
+        .keep_alive_interval(Some(IDLE_TIMEOUT / 3))
+        .max_idle_timeout(Some(
+            IDLE_TIMEOUT
+                .try_into()
+                .expect("a few seconds fit an idle timeout"),
+        ));
+    Arc::new(transport)
+}
+
+/// What an attempt needs of the direct path.
+pub(crate) struct Ends<'a> {
+    pub endpoint: &'a quinn::Endpoint,
+    pub socket: &'a DirectSocket,
+    pub identity: &'a Identity,
+}
+
+/// How an attempt ended.
+pub(crate) enum Outcome {
+    /// The dialed link is up.
+    Dialed(quinn::Connection),
+    /// Ended by `done` (the link came in, or a newer attempt) or shutdown.
+    Ended,
+    /// No link: why.
+    Failed(String),
+}
+
+/// Runs the attempt for `intro` until a link is up, it fails, or `done`.
+pub(crate) async fn run(ends: Ends<'_>, intro: &Introduction, done: &CancellationToken) -> Outcome {
+    let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(&ends, intro, done));
+    match tokio::select! {
+        _ = done.cancelled() => return Outcome::Ended,
+        outcome = attempt => outcome,
+    } {
+        Ok(Ok(link)) => Outcome::Dialed(link),
+        Ok(Err(why)) => Outcome::Failed(why),
+        Err(_) if done.is_cancelled() => Outcome::Ended,
+        Err(_) if intro.dial => {
+            Outcome::Failed(format!("no address of it answered in {ATTEMPT_TIMEOUT:?}"))
+        }
+        Err(_) => Outcome::Failed(format!("it did not reach this vnet in {ATTEMPT_TIMEOUT:?}")),
+    }
+}
+
+/// Dials, or punches until the link comes in (then `done` is cancelled
+/// by whoever takes it).
+async fn attempt(
+    ends: &Ends<'_>,
+    intro: &Introduction,
+    done: &CancellationToken,
+) -> Result<quinn::Connection, String> {
+    let socket = ends.socket;
+    if !intro.dial {
+        socket.punch(&intro.addrs, done).await;
+        return Err("given up".into());
+    }
+    let addrs: Vec<_> = intro
+        .addrs
+        .iter()
+        .copied()
+        .filter(|a| socket.reaches(a))
+        .collect();
+    if addrs.is_empty() {
+        return Err("it has no address this vnet can reach".into());
+    }
+    let client =
+        quinn::crypto::rustls::QuicClientConfig::try_from(ends.identity.client(intro.cert))
+            .map_err(|err| err.to_string())?;
+    let mut config = quinn::ClientConfig::new(Arc::new(client));
+    config.transport_config(transport());
+    let mut tries = JoinSet::new();
+    for addr in addrs {
+        let connecting = ends
+            .endpoint
+            .connect_with(config.clone(), addr, SERVER_NAME);
+        tries.spawn(async move {
+            match connecting {
+                Ok(connecting) => connecting.await.map_err(|e| format!("{addr}: {e}")),
+                Err(err) => Err(format!("{addr}: {err}")),
+            }
+        });
+    }
+    let mut errors = Vec::new();
+    while let Some(tried) = tries.join_next().await {
+        match tried {
+            // The rest are dropped with the set: their handshakes stop,
+            // and the other end takes only the link our hello comes on.
+            Ok(Ok(link)) => {
+                hello::dial(&link).await?;
+                return Ok(link);
+            }
+            Ok(Err(err)) => errors.push(err),
+            Err(err) => errors.push(err.to_string()),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+/// Completes a link someone opened to us; the certificate check already
+/// made sure it is a vnet introduced.
+pub(crate) async fn accepted(incoming: quinn::Incoming) -> Result<quinn::Connection, String> {
+    let connecting = incoming.accept().map_err(|e| e.to_string())?;
+    let link = match tokio::time::timeout(ATTEMPT_TIMEOUT, connecting).await {
+        Ok(Ok(link)) => link,
+        Ok(Err(err)) => return Err(err.to_string()),
+        Err(_) => return Err(format!("no handshake in {ATTEMPT_TIMEOUT:?}")),
+    };
+    hello::accept(&link).await?;
+    Ok(link)
+}

@@ -1,0 +1,355 @@
+//! The direct path: one QUIC link per pair of vnets, straight between
+//! them, carrying the streams of every use between the two, each with its
+//! own flow control. The route only introduces the pair; it never sees
+//! the link's traffic, and streams on the link go on while it is away.
+//!
+//! A stream never waits for a link: while none is up, it goes through
+//! the route, and asking for it ([`Direct::link`]) starts one in the
+//! background (see [`attempt`]). A link that dies sends new streams back
+//! through the route at once; its streams end in a reset, and the next
+//! attempt waits out a backoff that grows to several minutes, so a pair
+//! that cannot go direct (symmetric NATs, UDP blocked) stays quietly on
+//! the relay.
+//!
+//! - [`identity`]: the link certificate and the checks that admit only
+//!   the vnet introduced.
+//! - [`socket`]: the UDP socket, probes to the route, punches.
+//! - [`attempt`]: turning an introduction into a link; [`hello`] the
+//!   first exchange on it.
+//! - [`links`]: where the link with each vnet stands.
+//! - [`stream`]: one stream on a link, reset unless it ended cleanly.
+//! - [`serve`]: streams the peer opens to our serves.
+pub(crate) mod attempt;
+pub(crate) mod hello;
+pub(crate) mod identity;
+pub(crate) mod links;
+pub(crate) mod serve;
+pub(crate) mod socket;
+pub(crate) mod stream;
+
+use proto::direct::{Fingerprint, Introduction, StreamHeader};
+use proto::text::Escaped;
+use proto::{ServeId, VnetId};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, Instrument};
+
+use crate::control::command::ControlSender;
+use crate::control::session::Session;
+use crate::model::{DirectState, Model};
+use crate::serving::Serving;
+use attempt::Outcome;
+use identity::{Expected, Identity};
+use links::{Introduced, Links, Lookup};
+use socket::DirectSocket;
+use stream::QuicStream;
+
+/// How often a link's round trip is published.
+const RTT_EVERY: Duration = Duration::from_secs(5);
+
+/// The direct path of this vnet. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Direct(Arc<Inner>);
+
+struct Inner {
+    endpoint: quinn::Endpoint,
+    socket: DirectSocket,
+    identity: Identity,
+    expected: Expected,
+    links: Mutex<Links>,
+    /// The live session: vnet ids hold for one.
+    sessions: watch::Receiver<Option<Session>>,
+    control: ControlSender,
+    serving: Serving,
+    model: Model,
+    /// Cancelled when the vnet stops: attempts end with it.
+    shutdown: CancellationToken,
+}
+
+impl Direct {
+    /// The direct path on `socket`, answering streams with `serving`.
+    ///
+    /// # Errors
+    /// The QUIC endpoint cannot be made on the socket.
+    pub(crate) fn new(
+        socket: DirectSocket,
+        identity: Identity,
+        control: ControlSender,
+        (serving, sessions): (Serving, watch::Receiver<Option<Session>>),
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Self> {
+        let expected = Expected::default();
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+            quinn::crypto::rustls::QuicServerConfig::try_from(identity.server(expected.clone()))
+                .map_err(std::io::Error::other)?,
+        ));
+        server.transport_config(attempt::transport());
+        let quic = socket.quic.try_clone()?;
+        let endpoint = quinn::Endpoint::new(
+            attempt::endpoint_config(),
+            Some(server),
+            quic,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        let model = serving.model.clone();
+        let bound = endpoint.local_addr().ok();
+        model.send_modify(|s| s.direct_socket = bound);
+        Ok(Self(Arc::new(Inner {
+            endpoint,
+            socket,
+            identity,
+            expected,
+            links: Mutex::default(),
+            sessions,
+            control,
+            serving,
+            model,
+            shutdown,
+        })))
+    }
+
+    /// Runs the direct path's tasks until `shutdown`: accepting links,
+    /// telling each session's route our card and probing it, and trying
+    /// the introductions the route sends.
+    pub(crate) async fn run(self, mut introductions: mpsc::Receiver<Introduction>) {
+        let shutdown = self.0.shutdown.clone();
+        let tracker = self.0.serving.tracker.clone();
+        tracker.spawn(self.clone().accept_links(shutdown.clone()));
+        tracker.spawn(self.clone().follow_sessions(shutdown.clone()));
+        loop {
+            let intro = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                intro = introductions.recv() => match intro {
+                    Some(intro) => intro,
+                    None => break,
+                },
+            };
+            self.introduced(intro);
+        }
+        self.0.endpoint.close(0u32.into(), b"vnet stopping");
+    }
+
+    /// The links' state, once the ids of an earlier session are forgotten.
+    fn links(&self) -> MutexGuard<'_, Links> {
+        let session = self.0.sessions.borrow().as_ref().map(|s| s.id);
+        let mut links = self.0.links.lock().expect("direct links poisoned");
+        if links.on_session(session) {
+            self.0.model.send_modify(|s| s.direct.clear());
+        }
+        links
+    }
+
+    /// The link to `peer` if one is up; otherwise none, and one is asked
+    /// for in the background if no attempt runs or waits.
+    pub(crate) fn link(&self, peer: VnetId) -> Option<quinn::Connection> {
+        let lookup = self.links().lookup(peer, Instant::now());
+        match lookup {
+            Lookup::Up(link) => return Some(link),
+            Lookup::Relay => return None,
+            Lookup::Ask => {}
+        }
+        self.publish(peer, DirectState::Asking);
+        let direct = self.clone();
+        self.0.serving.tracker.spawn(async move {
+            let asked = direct
+                .0
+                .control
+                .request(proto::message::Request::Introduce { vnet_id: peer })
+                .await;
+            if let Err(err) = asked {
+                direct.failed(
+                    peer,
+                    None,
+                    &format!("the route did not introduce it: {err}"),
+                );
+            }
+        });
+        None
+    }
+
+    /// Opens a stream to `serve_id` on `link`; its header goes with the
+    /// first bytes.
+    pub(crate) async fn open(
+        link: &quinn::Connection,
+        serve_id: ServeId,
+    ) -> Result<QuicStream, quinn::ConnectionError> {
+        let (mut send, recv) = link.open_bi().await?;
+        let header = StreamHeader { serve_id }.encode();
+        // Buffered by quinn: no round trip before the client's bytes.
+        if send.write_all(&header).await.is_err() {
+            return Err(quinn::ConnectionError::LocallyClosed);
+        }
+        Ok(QuicStream::new(send, recv))
+    }
+
+    /// The route introduced `intro.peer`: try a link, unless one to its
+    /// certificate is up.
+    fn introduced(&self, intro: Introduction) {
+        let peer = intro.peer;
+        let introduced = self.links().introduced(peer, intro.cert);
+        let done = match introduced {
+            Introduced::Adopted(link) => {
+                debug!(vnet = %peer, "introduced again; the link is up");
+                return self.publish_up(peer, &link);
+            }
+            Introduced::Attempt(done) => done,
+        };
+        self.0.expected.insert(intro.cert, peer, &intro.peer_name);
+        self.publish(peer, DirectState::Trying);
+        let span = tracing::info_span!("direct", vnet = %peer);
+        let direct = self.clone();
+        let attempt = async move {
+            let inner = &direct.0;
+            let ends = attempt::Ends {
+                endpoint: &inner.endpoint,
+                socket: &inner.socket,
+                identity: &inner.identity,
+            };
+            let shutdown = &inner.shutdown;
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => Outcome::Ended,
+                outcome = attempt::run(ends, &intro, &done) => outcome,
+            };
+            match outcome {
+                Outcome::Dialed(link) => direct.up(peer, link, &intro.peer_name),
+                Outcome::Failed(why) => direct.failed(peer, Some(intro.cert), &why),
+                Outcome::Ended => {}
+            }
+        };
+        self.0.serving.tracker.spawn(attempt.instrument(span));
+    }
+
+    /// A link with `peer` (named `name`) is up: new streams go on it.
+    fn up(&self, peer: VnetId, link: quinn::Connection, name: &str) {
+        let Some(cert) = identity::peer_fingerprint(&link) else {
+            return link.close(1u32.into(), b"no certificate");
+        };
+        if let Some(old) = self.links().up(peer, cert, link.clone()) {
+            old.close(0u32.into(), b"replaced by a newer link");
+        }
+        let (addr, rtt) = (link.remote_address(), link.rtt());
+        info!(vnet = %peer, name = %Escaped(name), %addr, rtt_ms = rtt.as_millis() as u64, "direct link up; new streams to this vnet go direct");
+        self.publish_up(peer, &link);
+        let tracker = &self.0.serving.tracker;
+        tracker.spawn(serve::run(self.0.serving.clone(), link.clone(), peer));
+        tracker.spawn(self.clone().watch(cert, link, name.to_string()));
+    }
+
+    fn publish_up(&self, peer: VnetId, link: &quinn::Connection) {
+        let (addr, rtt) = (link.remote_address(), link.rtt());
+        self.publish(peer, DirectState::Up { addr, rtt });
+    }
+
+    /// Publishes the link's round trip until it closes, then falls back.
+    async fn watch(self, cert: Fingerprint, link: quinn::Connection, name: String) {
+        let mut every = tokio::time::interval(RTT_EVERY);
+        let why = loop {
+            tokio::select! {
+                why = link.closed() => break why,
+                _ = every.tick() => {
+                    let peers = self.links().peers_on(cert);
+                    for peer in peers {
+                        self.publish_up(peer, &link);
+                    }
+                }
+            }
+        };
+        let gone = self.links().down(cert, &link);
+        let why = why.to_string();
+        for peer in gone {
+            self.publish(
+                peer,
+                DirectState::Relay(format!("the link went down: {why}")),
+            );
+            info!(vnet = %peer, name = %Escaped(&name), why = %Escaped(&why), "direct link down; new streams to this vnet go through the route");
+        }
+    }
+
+    /// An attempt for `peer` failed: wait before the next, longer each time.
+    fn failed(&self, peer: VnetId, cert: Option<Fingerprint>, reason: &str) {
+        let Some(wait) = self.links().failed(peer, Instant::now()) else {
+            return;
+        };
+        if let Some(cert) = cert {
+            self.0.expected.remove(&cert);
+        }
+        self.publish(peer, DirectState::Relay(reason.to_string()));
+        let next = format!("{}s", wait.as_secs());
+        info!(vnet = %peer, reason = %Escaped(reason), "no direct link; streams stay on the route, next attempt in {next}");
+    }
+
+    fn publish(&self, peer: VnetId, state: DirectState) {
+        self.0.model.send_modify(|s| {
+            s.direct.insert(peer, state);
+        });
+    }
+
+    /// Accepts links from vnets introduced to us until shutdown.
+    async fn accept_links(self, shutdown: CancellationToken) {
+        loop {
+            let incoming = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                incoming = self.0.endpoint.accept() => match incoming {
+                    Some(incoming) => incoming,
+                    None => return,
+                },
+            };
+            let direct = self.clone();
+            self.0.serving.tracker.spawn(async move {
+                let from = incoming.remote_address();
+                match attempt::accepted(incoming).await {
+                    Ok(link) => direct.accepted(link),
+                    Err(why) => debug!(%from, %why, "direct link refused"),
+                }
+            });
+        }
+    }
+
+    /// A link a vnet introduced to us opened.
+    fn accepted(&self, link: quinn::Connection) {
+        let Some((peer, name)) =
+            identity::peer_fingerprint(&link).and_then(|c| self.0.expected.who(&c))
+        else {
+            return link.close(1u32.into(), b"not introduced");
+        };
+        self.up(peer, link, &name);
+    }
+
+    /// Tells each session's route our card (if it takes direct links) and
+    /// probes it while the session lasts.
+    async fn follow_sessions(self, shutdown: CancellationToken) {
+        let mut sessions = self.0.sessions.clone();
+        let mut last = None;
+        loop {
+            let session = sessions.borrow_and_update().clone();
+            if let Some(session) = session.filter(|s| s.direct && last != Some(s.id)) {
+                last = Some(session.id);
+                match self.0.socket.card(self.0.identity.fingerprint) {
+                    Ok(card) => {
+                        debug!(addrs = ?card.addrs, "direct card");
+                        let msg = proto::message::VnetMsg::Direct(card);
+                        self.0.control.send_in(session.id, msg).await;
+                    }
+                    Err(err) => debug!(%err, "no direct card"),
+                }
+                let direct = self.clone();
+                self.0.serving.tracker.spawn(async move {
+                    direct.0.socket.probe(&session).await;
+                });
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = sessions.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// The addresses of the direct socket, for tests and logs.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.0.endpoint.local_addr().ok()
+    }
+}

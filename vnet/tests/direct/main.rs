@@ -1,0 +1,204 @@
+//! The direct path between two vnets on this host: once a use has first
+//! needed its serving vnet, the two open a QUIC link between themselves
+//! and new streams go on it, byte-exact with clean ends; the route only
+//! introduced them, and streams on the link start and flow without it.
+//! With `direct=off` nothing leaves the route. Lab tests (NATs, loss,
+//! failing links) are in `lab/`.
+use std::net::SocketAddr;
+use testkit::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vnet::VnetConfig;
+
+/// The service: greets with its tag, then echoes.
+const TAG: &str = "home-echo";
+
+/// Vnet home serving `service` as 700, with `extra` lines in `[vnet]`.
+async fn home(route: &Route, service: SocketAddr, extra: &str) -> Vnet {
+    let body = format!(
+        "[vnet]\nname=home\n{extra}{}",
+        serve_section("echo", 700, service)
+    );
+    let home = Vnet::start(route, &body);
+    home.registered("echo").await;
+    home
+}
+
+/// Vnet office using 700, with `extra` lines in `[vnet]` and `in_use`
+/// lines in its use; and the use's address.
+async fn office(route: &Route, extra: &str, in_use: &str) -> (Vnet, SocketAddr) {
+    let body = format!(
+        "[vnet]\nname=office\n{extra}{}{in_use}",
+        use_section("echo", 700)
+    );
+    let office = Vnet::start(route, &body);
+    let used = office.open_use("echo").await;
+    (office, used)
+}
+
+/// One connection through the use: `len` bytes of a pattern there and
+/// back, byte-exact, with clean ends.
+async fn echo(used: SocketAddr, seed: u64, len: usize) {
+    let (stream, tag) = connect_tagged(used).await;
+    assert_eq!(tag, TAG);
+    let (mut read, mut write) = stream.into_split();
+    let sent = pattern(seed, len);
+    let sending = tokio::spawn(async move {
+        write.write_all(&sent).await.unwrap();
+        write.shutdown().await.unwrap();
+    });
+    let mut back = Vec::new();
+    within("the echo comes back", read.read_to_end(&mut back))
+        .await
+        .expect("a clean end");
+    sending.await.unwrap();
+    assert!(
+        back == pattern(seed, len),
+        "the echo differs from what was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_streams_go_direct_once_the_link_is_up() {
+    let route = Route::start().await;
+    let service = tagged_echo(TAG).await;
+    let home = home(&route, service, "").await;
+    let (office, used) = office(&route, "", "").await;
+
+    // The first stream goes through the route and asks for a link.
+    echo(used, 1, 1000).await;
+    let home_id = home
+        .wait("home has an id", |s| s.vnet_id.is_some())
+        .await
+        .vnet_id
+        .unwrap();
+    office
+        .wait("office's link to home is up", |s| {
+            s.direct.get(&home_id).is_some_and(|d| d.is_up())
+        })
+        .await;
+    let before = office.wait("", |_| true).await.direct_streams;
+    for seed in 0..4 {
+        echo(used, seed, 300_000).await;
+    }
+    let after = office.wait("", |_| true).await.direct_streams;
+    assert_eq!(after - before, 4, "every stream after the link went direct");
+    office.idle().await;
+    home.idle().await;
+    stop_all(route, [office, home]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_on_the_link_start_and_flow_while_the_route_is_away() {
+    let route = Route::start().await;
+    let service = tagged_echo(TAG).await;
+    let home = home(&route, service, "").await;
+    let (office, used) = office(&route, "", "").await;
+    echo(used, 1, 10).await;
+    let home_id = home
+        .wait("home has an id", |s| s.vnet_id.is_some())
+        .await
+        .vnet_id
+        .unwrap();
+    office
+        .wait("office's link to home is up", |s| {
+            s.direct.get(&home_id).is_some_and(|d| d.is_up())
+        })
+        .await;
+
+    // A stream open on the link before the route goes keeps flowing.
+    let (mut flowing, tag) = connect_tagged(used).await;
+    assert_eq!(tag, TAG);
+    route.stop().await;
+    office
+        .wait("office lost the route", |s| s.vnet_id.is_none())
+        .await;
+    flowing.write_all(b"still here").await.unwrap();
+    flowing.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    within(
+        "the echo after the route left",
+        flowing.read_to_end(&mut back),
+    )
+    .await
+    .expect("a clean end");
+    assert_eq!(back, b"still here");
+    office.idle().await;
+    office.stop().await;
+    home.stop().await;
+}
+
+/// Office and home, with `extra` lines in their `[vnet]` and `in_use` in
+/// office's use, after three streams.
+async fn three_streams(home_extra: &str, office_extra: &str, in_use: &str) -> (Route, Vnet, Vnet) {
+    let route = Route::start().await;
+    let service = tagged_echo(TAG).await;
+    let home = home(&route, service, home_extra).await;
+    let (office, used) = office(&route, office_extra, in_use).await;
+    for seed in 0..3 {
+        echo(used, seed, 1000).await;
+    }
+    office.idle().await;
+    (route, office, home)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_off_at_the_using_vnet_keeps_its_streams_on_the_route() {
+    let (route, office, home) = three_streams("", "direct=off\n", "").await;
+    let status = office.wait("", |_| true).await;
+    assert_eq!(
+        status.direct_socket, None,
+        "no direct socket with direct=off"
+    );
+    assert!(status.direct.is_empty() && status.direct_streams == 0);
+    assert!(
+        home.wait("", |_| true).await.direct.is_empty(),
+        "home was never introduced"
+    );
+    stop_all(route, [office, home]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_off_for_one_use_keeps_its_streams_on_the_route() {
+    let (route, office, home) = three_streams("", "", "direct=off\n").await;
+    let status = office.wait("", |_| true).await;
+    // A stream that could go direct asks for a link before it starts.
+    assert!(
+        status.direct.is_empty(),
+        "a link was asked for: {:?}",
+        status.direct
+    );
+    assert_eq!(status.direct_streams, 0);
+    stop_all(route, [office, home]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serving_vnet_with_direct_off_is_reached_through_the_route_and_says_why() {
+    let (route, office, home) = three_streams("direct=off\n", "", "").await;
+    let home_id = home
+        .wait("home has an id", |s| s.vnet_id.is_some())
+        .await
+        .vnet_id
+        .unwrap();
+    let status = office
+        .wait("office was told home takes no links", |s| {
+            matches!(s.direct.get(&home_id), Some(vnet::DirectState::Relay(_)))
+        })
+        .await;
+    let why = format!("{:?}", status.direct[&home_id]);
+    assert!(why.contains("direct=off"), "{why}");
+    assert_eq!(status.direct_streams, 0);
+    stop_all(route, [office, home]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_takes_only_auto_or_off() {
+    let text = "[route]\nip=127.0.0.1\nport=1\n[vnet]\ndirect=maybe\n";
+    let err = VnetConfig::parse("t.ini", text).unwrap_err().to_string();
+    assert!(
+        err.contains("t.ini") && err.contains("[vnet]") && err.contains("direct"),
+        "{err}"
+    );
+    let text = "[route]\nip=127.0.0.1\nport=1\n[use.a]\nserveid=700\ndirect=yes\n";
+    let err = VnetConfig::parse("t.ini", text).unwrap_err().to_string();
+    assert!(err.contains("[use.a]") && err.contains("direct"), "{err}");
+}
