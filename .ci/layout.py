@@ -18,7 +18,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRATES = ["proto", "net", "route", "vnet", "testkit", "bench", "e2e"]
+CRATES = ["proto", "net", "route", "vnet", "testkit", "bench", "e2e", "lab/linkemu"]
 LONG = 400
 
 

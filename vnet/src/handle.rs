@@ -5,7 +5,7 @@
 use proto::message::{Request, Response, ServeEntry, VnetEntry};
 use proto::{ServeId, VnetId};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +15,7 @@ use crate::config::{RouteLink, ServeConfig, UseConfig, VnetConfig, VnetOptions};
 use crate::control::command::ControlSender;
 use crate::current::Current;
 use crate::error::VnetError;
-use crate::model::{GroupServes, Model, Status};
+use crate::model::{DirectState, GroupServes, Model, Status};
 use crate::reload::{self, ReloadSummary};
 use crate::serves::Serves;
 use crate::uses::{UseOpened, Uses};
@@ -127,6 +127,48 @@ impl VnetHandle {
         self.e2e
             .as_ref()
             .map_or_else(|| "off".into(), |e2e| e2e.standing(peer))
+    }
+
+    /// Where the direct link with vnet `peer` stands, for `show vnets`:
+    /// `up RTT`, `trying`, `no: why`, `off` (no direct path here) or `-`
+    /// (never needed).
+    pub fn direct_with(&self, peer: VnetId) -> String {
+        let status = self.model.borrow();
+        if status.direct_socket.is_none() {
+            return "off".into();
+        }
+        match status.direct.get(&peer) {
+            None => "-".into(),
+            Some(DirectState::Up { rtt, .. }) => {
+                format!("up {:.1}ms", rtt.as_secs_f64() * 1000.0)
+            }
+            Some(DirectState::Asking | DirectState::Trying) => "trying".into(),
+            Some(DirectState::Relay(why)) => format!("no: {why}"),
+        }
+    }
+
+    /// The path each use's new streams take now, by use key: a direct
+    /// link (to this address) or the relay.
+    pub fn use_paths(&self) -> BTreeMap<String, Option<SocketAddr>> {
+        let status = self.model.borrow();
+        let group = self.group.borrow();
+        let vnet_default = self.current.read(|c| c.options.direct);
+        let direct_here = status.direct_socket.is_some();
+        status
+            .uses
+            .iter()
+            .map(|(key, u)| {
+                let allowed = direct_here
+                    && u.config.direct.unwrap_or(vnet_default) == crate::config::DirectMode::Auto;
+                let serving = u.config.serve_id.and_then(|id| group.get(&id));
+                let link = serving.and_then(|e| status.direct.get(&e.vnet_id));
+                let addr = match link {
+                    Some(DirectState::Up { addr, .. }) if allowed => Some(*addr),
+                    _ => None,
+                };
+                (key.clone(), addr)
+            })
+            .collect()
     }
 
     /// Asks every task to stop.

@@ -1,8 +1,9 @@
 //! Our registered serves by id: where the serving side looks up the serve
 //! a stream is for. The control task fills the table as the route
-//! confirms registrations and empties it when the session ends (streams
-//! already flowing go on); closing a serve takes its entry out and cuts
-//! its streams.
+//! confirms registrations and empties it when a new session starts
+//! (streams already flowing go on; between sessions, streams on direct
+//! links still find their serves); closing a serve takes its entry out
+//! and cuts its streams.
 use proto::ServeId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,7 +49,7 @@ impl LocalServes {
         }
     }
 
-    /// Forgets every registration (the session ended); streams go on.
+    /// Forgets every registration (a new session starts); streams go on.
     pub(crate) fn clear(&self) {
         self.lock().clear();
     }

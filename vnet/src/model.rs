@@ -28,6 +28,9 @@ pub(crate) struct GroupServes {
     /// Serve id -> the vnet that withdrew it, until the id is announced
     /// again.
     withdrawn: BTreeMap<ServeId, VnetId>,
+    /// Serves kept while the route does not list them (it went away, or
+    /// their vnet left it), as a direct link to their vnet is up.
+    kept: std::collections::BTreeSet<ServeId>,
 }
 
 impl std::ops::Deref for GroupServes {
@@ -42,6 +45,7 @@ impl GroupServes {
     /// A serve announced.
     pub(crate) fn up(&mut self, entry: ServeEntry) {
         self.withdrawn.remove(&entry.serve_id);
+        self.kept.remove(&entry.serve_id);
         self.serves.insert(entry.serve_id, entry);
     }
 
@@ -54,10 +58,38 @@ impl GroupServes {
         }
     }
 
+    /// Only the serves of vnets for which `keep` holds stay, as kept.
+    pub(crate) fn keep_vnets(&mut self, keep: impl Fn(VnetId) -> bool) {
+        self.serves.retain(|_, entry| keep(entry.vnet_id));
+        self.kept = self.serves.keys().copied().collect();
+        self.withdrawn.clear();
+    }
+
+    /// Serve `serve_id` stays though its vnet left the route: a direct
+    /// link to it is up.
+    pub(crate) fn keep(&mut self, serve_id: ServeId) {
+        if self.serves.contains_key(&serve_id) {
+            self.kept.insert(serve_id);
+        }
+    }
+
+    /// The direct link to `vnet` went down: its kept serves go.
+    pub(crate) fn drop_kept(&mut self, vnet: VnetId) {
+        let serves = &mut self.serves;
+        self.kept.retain(|id| {
+            let gone = serves.get(id).is_some_and(|e| e.vnet_id == vnet);
+            if gone {
+                serves.remove(id);
+            }
+            !gone
+        });
+    }
+
     /// Everything forgotten: the session ended.
     pub(crate) fn clear(&mut self) {
         self.serves.clear();
         self.withdrawn.clear();
+        self.kept.clear();
     }
 
     /// The vnet that withdrew `serve_id` last, if it was withdrawn.

@@ -136,8 +136,10 @@ async fn a_pulled_cable_is_noticed_by_both_sides_and_the_link_comes_back() {
     let (pause, paused) = watch::channel(false);
     let via = relay(addr, paused).await;
     let echo = tagged_echo("far").await;
-    let far = vnet_at(via, &serve_section("echo", 701, echo));
-    let observer = vnet_at(addr, &use_section("echo", 701));
+    // The relay path is under test: a direct link would bypass the cable.
+    let relay_only = |section: String| format!("[vnet]\ndirect=off\n{section}");
+    let far = vnet_at(via, &relay_only(serve_section("echo", 701, echo)));
+    let observer = vnet_at(addr, &relay_only(use_section("echo", 701)));
     assert_eq!(
         connect_tagged(observer.open_use("echo").await).await.1,
         "far"

@@ -599,8 +599,13 @@ async fn reload_reconnecting(vnet: &Vnet, body: &str) -> u64 {
 async fn a_grants_mapping_survives_reconnects_of_either_vnet_and_of_the_route() {
     let route = Route::start().await;
     let port = route.addr.port();
-    let granter = Vnet::start(&route, "[vnet]\nname=granter\nallow_unserve=true\n");
-    let asker = Vnet::start(&route, "[vnet]\nname=asker\n");
+    // Through the route only: with a direct link up, the mapping would
+    // (rightly) stay open while the route is away.
+    let granter = Vnet::start(
+        &route,
+        "[vnet]\nname=granter\nallow_unserve=true\ndirect=off\n",
+    );
+    let asker = Vnet::start(&route, "[vnet]\nname=asker\ndirect=off\n");
     let granter_id = connected(&granter).await;
     connected(&asker).await;
     let service = tagged_echo_on(LOOPBACK, "granted").await;
@@ -617,7 +622,8 @@ async fn a_grants_mapping_survives_reconnects_of_either_vnet_and_of_the_route() 
     mapped_again(&asker, &key, mapped, "granted").await;
 
     // The asker reconnects (a reload that renames it).
-    let body = format!("[route]\nip=127.0.0.1\nport={port}\n[vnet]\nname=asker-renamed\n");
+    let body =
+        format!("[route]\nip=127.0.0.1\nport={port}\n[vnet]\nname=asker-renamed\ndirect=off\n");
     let before = reload_reconnecting(&asker, &body).await;
     asker
         .wait("reconnected", |s| {

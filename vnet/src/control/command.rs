@@ -32,6 +32,9 @@ pub(crate) enum Command {
     /// Drop the control connection and connect again with the settings
     /// in force.
     Reconnect,
+    /// The direct link to this vnet went down: serves of it kept only
+    /// for the link go.
+    DirectDown(proto::VnetId),
 }
 
 impl Command {
@@ -49,6 +52,7 @@ impl Command {
             | Command::Unregister(_)
             | Command::Send(_)
             | Command::SendIn(..)
+            | Command::DirectDown(_)
             | Command::Reconnect => {}
         }
     }
@@ -122,6 +126,11 @@ impl ControlSender {
     /// still the live one.
     pub(crate) async fn send_in(&self, session: proto::SessionId, msg: VnetMsg) {
         let _ = self.send_command(Command::SendIn(session, msg)).await;
+    }
+
+    /// Says the direct link to `vnet` went down.
+    pub(crate) async fn direct_down(&self, vnet: proto::VnetId) {
+        let _ = self.send_command(Command::DirectDown(vnet)).await;
     }
 
     /// Reconnects with the settings in force.

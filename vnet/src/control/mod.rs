@@ -59,6 +59,11 @@ pub(crate) async fn run(parts: ControlParts, mut commands: mpsc::Receiver<Comman
                     group = %settings.options.group,
                     "connected to route"
                 );
+                // What was kept from the last session for direct links
+                // goes: this session's ids may differ, and the route lists
+                // the group anew as we register our serves again.
+                parts.group.send_modify(|a| a.clear());
+                parts.local.clear();
                 parts.session.send_replace(Some(session.clone()));
                 parts.model.send_modify(|s| {
                     s.vnet_id = Some(session.vnet_id);
@@ -120,6 +125,7 @@ async fn wait_to_retry(
             _ = &mut wake => return true,
             Some(command) = commands.recv() => match command {
                 Command::Reconnect => return true,
+                Command::DirectDown(vnet) => parts.group.send_modify(|a| a.drop_kept(vnet)),
                 other => other.refuse(VnetError::NotConnected),
             },
         }
@@ -139,11 +145,21 @@ fn jitter(base: Duration) -> Duration {
 
 /// After the link drops: the route has withdrawn our serves. Streams
 /// already flowing keep going on their own data connections, unless the
-/// route is gone (see `Session::lost`).
+/// route is gone (see `Session::lost`). The serves of vnets we have a
+/// direct link with stay known, and our own registrations stay in the
+/// table the serving side reads, so streams go on starting on direct
+/// links until a new session begins.
 fn forget_session(parts: &ControlParts) {
     parts.session.send_replace(None);
-    parts.group.send_modify(|a| a.clear());
-    parts.local.clear();
+    let linked = |vnet| {
+        parts
+            .model
+            .borrow()
+            .direct
+            .get(&vnet)
+            .is_some_and(crate::model::DirectState::is_up)
+    };
+    parts.group.send_modify(|a| a.keep_vnets(linked));
     parts.model.send_modify(|s| {
         s.vnet_id = None;
         for serve in s.serves.values_mut() {

@@ -88,13 +88,14 @@ impl Shell {
                     .into_iter()
                     .map(|entry| show::VnetRow {
                         e2e: h.end_to_end(entry.vnet_id),
+                        direct: h.direct_with(entry.vnet_id),
                         entry,
                     })
                     .collect();
                 show::vnets(&rows, json)
             }
             Topic::Serve => show::local_serves(&h.status(), json),
-            Topic::Use => show::local_uses(&h.status(), json),
+            Topic::Use => show::local_uses(&h.status(), &h.use_paths(), json),
             Topic::Vnet => {
                 let (settings, route) = h.settings();
                 show::vnet(&h.status(), &settings, &route, json)

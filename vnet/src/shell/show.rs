@@ -4,6 +4,8 @@ use crate::config::RouteLink;
 use proto::message::{ServeEntry, VnetEntry};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::table::{ago, bytes, listing, noted, table, wrap};
@@ -71,6 +73,9 @@ pub struct VnetRow {
     pub entry: VnetEntry,
     /// `off`, `yes`, `no: why` or `-` (see `VnetHandle::end_to_end`).
     pub e2e: String,
+    /// `up RTT`, `trying`, `no: why`, `off` or `-` (see
+    /// `VnetHandle::direct_with`).
+    pub direct: String,
 }
 
 /// `show vnets`: the group's vnets as the route lists them.
@@ -79,22 +84,29 @@ pub fn vnets(list: &[VnetRow], json: bool) -> String {
         return serde_json::to_string_pretty(list).expect("serializable");
     }
     let now = now_unix();
+    let mut notes = Vec::new();
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|VnetRow { entry: v, e2e }| {
+        .map(|row| {
+            let (v, e2e, direct) = (&row.entry, &row.e2e, &row.direct);
+            let key = v.vnet_id.to_string();
             vec![
-                v.vnet_id.to_string(),
+                key.clone(),
                 v.name.clone(),
                 v.serves.to_string(),
                 format!("{} ago", ago(now.saturating_sub(v.connected_unix))),
                 e2e.clone(),
+                match direct.strip_prefix("no: ") {
+                    Some(why) => noted("no", Some(&why.to_string()), &mut notes, &key),
+                    None => direct.clone(),
+                },
             ]
         })
         .collect();
-    let headers = ["vnetid", "name", "serves", "connected", "e2e"];
+    let headers = ["vnetid", "name", "serves", "connected", "e2e", "direct"];
     let footer = format!("{} vnet(s) in this group", list.len());
     let empty = "no vnets in this group";
-    laid_out(&headers, &rows, footer, empty, &[])
+    laid_out(&headers, &rows, footer, empty, &notes)
 }
 
 #[derive(Serialize)]
@@ -203,15 +215,25 @@ struct UseRow {
     connections: usize,
     sent: u64,
     received: u64,
+    /// Where its new streams go now: `direct` or `relay`.
+    path: &'static str,
+    /// The other vnet's address on the direct link.
+    direct_addr: Option<String>,
 }
 
-/// `show use`: this vnet's uses and their state.
-pub fn local_uses(status: &Status, json: bool) -> String {
+/// `show use`: this vnet's uses and their state; `paths` says which go
+/// on a direct link now, and to where (see `VnetHandle::use_paths`).
+pub fn local_uses(
+    status: &Status,
+    paths: &BTreeMap<String, Option<SocketAddr>>,
+    json: bool,
+) -> String {
     let mut rows: Vec<UseRow> = status
         .uses
         .values()
         .map(|u| {
             let (sent, received) = u.traffic.bytes();
+            let direct = paths.get(&u.config.key).copied().flatten();
             UseRow {
                 serve_id: u.config.serve_id.map(u16::from),
                 name: u.config.key.clone(),
@@ -225,6 +247,8 @@ pub fn local_uses(status: &Status, json: bool) -> String {
                 connections: u.traffic.connections(),
                 sent,
                 received,
+                path: if direct.is_some() { "direct" } else { "relay" },
+                direct_addr: direct.map(|a| a.to_string()),
             }
         })
         .collect();
@@ -247,10 +271,19 @@ pub fn local_uses(status: &Status, json: bool) -> String {
                 noted(r.state, r.error.as_ref(), &mut notes, &r.name),
                 r.connections.to_string(),
                 format!("{}/{}", bytes(r.sent), bytes(r.received)),
+                r.path.to_string(),
             ]
         })
         .collect();
-    let headers = ["serveid", "name", "listen", "state", "conns", "sent/recv"];
+    let headers = [
+        "serveid",
+        "name",
+        "listen",
+        "state",
+        "conns",
+        "sent/recv",
+        "path",
+    ];
     let footer = format!("{} use(s) here", rows.len());
     let empty = "no uses here (use run NAME serveid=ID adds one)";
     laid_out(&headers, &text, footer, empty, &notes)

@@ -76,6 +76,12 @@ async fn new_streams_go_direct_once_the_link_is_up() {
             s.direct.get(&home_id).is_some_and(|d| d.is_up())
         })
         .await;
+    assert!(
+        office.handle.use_paths()["echo"].is_some(),
+        "show use says direct"
+    );
+    let shown = office.handle.direct_with(home_id);
+    assert!(shown.starts_with("up "), "show vnets says {shown}");
     let before = office.wait("", |_| true).await.direct_streams;
     for seed in 0..4 {
         echo(used, seed, 300_000).await;
@@ -122,6 +128,11 @@ async fn streams_on_the_link_start_and_flow_while_the_route_is_away() {
     .await
     .expect("a clean end");
     assert_eq!(back, b"still here");
+    // The use stays open for a serve on a link: new streams start on it.
+    assert!(office.wait("", |_| true).await.uses["echo"].open);
+    let before = office.wait("", |_| true).await.direct_streams;
+    echo(used, 7, 100_000).await;
+    assert_eq!(office.wait("", |_| true).await.direct_streams, before + 1);
     office.idle().await;
     office.stop().await;
     home.stop().await;
@@ -184,8 +195,11 @@ async fn a_serving_vnet_with_direct_off_is_reached_through_the_route_and_says_wh
             matches!(s.direct.get(&home_id), Some(vnet::DirectState::Relay(_)))
         })
         .await;
-    let why = format!("{:?}", status.direct[&home_id]);
-    assert!(why.contains("direct=off"), "{why}");
+    let why = office.handle.direct_with(home_id);
+    assert!(
+        why.starts_with("no: ") && why.contains("direct=off"),
+        "{why}"
+    );
     assert_eq!(status.direct_streams, 0);
     stop_all(route, [office, home]).await;
 }

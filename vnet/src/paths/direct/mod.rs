@@ -266,6 +266,7 @@ impl Direct {
                 DirectState::Relay(format!("the link went down: {why}")),
             );
             info!(vnet = %peer, name = %Escaped(&name), why = %Escaped(&why), "direct link down; new streams to this vnet go through the route");
+            self.0.control.direct_down(peer).await;
         }
     }
 

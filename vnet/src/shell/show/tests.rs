@@ -73,21 +73,31 @@ fn every_topic_fits_80_columns() {
         connected_unix: 0,
     };
     fits("serves", &serves(&[entry], false));
+    // Wrapped, not cut: every word of the reason is there.
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
     let row = VnetRow {
         entry: vnet_entry,
         e2e: format!("no: {}", "a long reason ".repeat(5)),
+        direct: format!("no: {LONG}"),
     };
-    fits("vnets", &vnets(&[row], false));
+    let listed = vnets(&[row], false);
+    fits("vnets", &listed);
+    assert!(words(&listed).contains(&words(LONG)), "{listed}");
     let mine = local_serves(&status, false);
     fits("serve", &mine);
     assert!(mine.contains("refused [1]"), "{mine}");
-    let uses = local_uses(&status, false);
+    let uses = local_uses(&status, &BTreeMap::new(), false);
     fits("use", &uses);
-    assert!(uses.contains("[1]"), "{uses}");
+    assert!(uses.contains("[1]") && uses.contains("relay"), "{uses}");
+    let key = config.uses[0].key.clone();
+    let direct = BTreeMap::from([(key, Some("198.18.0.2:4433".parse().unwrap()))]);
+    let json: serde_json::Value =
+        serde_json::from_str(&local_uses(&status, &direct, true)).unwrap();
+    assert_eq!(json[0]["path"], "direct");
+    assert_eq!(json[0]["direct_addr"], "198.18.0.2:4433");
+    assert!(local_uses(&status, &direct, false).contains("direct"));
     let own = vnet(&status, &config.vnet, &config.route, false);
     fits("vnet", &own);
-    // Wrapped, not cut: every word of the reason is there.
-    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(words(&own).contains(&words(LONG)), "{own}");
     assert!(words(&mine).contains(&words(LONG)), "{mine}");
 }
@@ -99,7 +109,7 @@ fn an_empty_topic_is_one_line() {
         serves(&[], false),
         vnets(&[], false),
         local_serves(&status, false),
-        local_uses(&status, false),
+        local_uses(&status, &BTreeMap::new(), false),
     ] {
         assert_eq!(out.lines().count(), 1, "{out}");
         assert!(out.starts_with("no "), "{out}");
