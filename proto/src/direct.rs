@@ -16,6 +16,8 @@
 //! one the route observed) and certificate fingerprint, and which of the
 //! two dials. The link authenticates both ends against those
 //! fingerprints; then each stream on it starts with a [`StreamHeader`].
+pub mod lane;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;

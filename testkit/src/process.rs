@@ -35,6 +35,21 @@ impl Logged {
         line_with(&mut self.logs, needle).await
     }
 
+    /// Reads the log until a line with each of `needles` has come, in
+    /// whatever order (bounded by [`within`]).
+    pub async fn lines_with_all(&mut self, needles: &[&str]) {
+        let mut missing: Vec<&str> = needles.to_vec();
+        within(&format!("log lines {needles:?}"), async {
+            while !missing.is_empty() {
+                let Some(line) = self.logs.next_line().await.unwrap() else {
+                    panic!("the log ended before lines with {missing:?}");
+                };
+                missing.retain(|needle| !line.contains(needle));
+            }
+        })
+        .await
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the process is running")

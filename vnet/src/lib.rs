@@ -118,8 +118,17 @@ fn direct_path(
         .and_then(|identity| {
             let socket = paths::direct::socket::DirectSocket::bind().map_err(|e| e.to_string())?;
             let sides = (serving.clone(), sessions.clone());
-            Direct::new(socket, identity, control.clone(), sides, shutdown.clone())
-                .map_err(|e| e.to_string())
+            // No TCP lane beside a TLS route: it would carry in the clear
+            // what the route's TLS protects (the QUIC link is TLS).
+            let lane = config.route.tls.is_none();
+            Direct::new(
+                socket,
+                identity,
+                control.clone(),
+                sides,
+                (shutdown.clone(), lane),
+            )
+            .map_err(|e| e.to_string())
         });
     match made {
         Ok(direct) => {

@@ -122,8 +122,12 @@ pub struct Status {
     pub direct: BTreeMap<VnetId, DirectState>,
     /// Streams our uses started on a direct link so far.
     pub direct_streams: u64,
+    /// Of those, the ones on the link's TCP lane.
+    pub lane_streams: u64,
     /// The direct socket's address, when this vnet makes direct links.
     pub direct_socket: Option<SocketAddr>,
+    /// The port of its TCP lane listener, when it offers lanes.
+    pub lane_port: Option<u16>,
 }
 
 /// Where the direct link with one vnet stands.

@@ -18,6 +18,7 @@ use crate::control::session::Session;
 use crate::e2e::E2e;
 use crate::error::DialError;
 use crate::model::{GroupServes, Model, StreamGuard};
+use crate::paths::direct::links::Link;
 use crate::paths::direct::stream::QuicStream;
 use crate::paths::direct::Direct;
 use crate::paths::relay::spares::VisitingSpares;
@@ -57,10 +58,19 @@ pub(crate) async fn carry(
     let client = counted.count(client);
     let link = direct.then(|| direct_link(&visiting, serve_id)).flatten();
     if let Some(link) = link {
-        match Direct::open(&link, serve_id).await {
+        match start_direct(&link, serve_id).await {
             Ok(stream) => {
-                visiting.model.send_modify(|s| s.direct_streams += 1);
-                return carry_direct(client, stream, &link, &cancel).await;
+                let lane = matches!(stream, DirectStream::Lane(_));
+                visiting.model.send_modify(|s| {
+                    s.direct_streams += 1;
+                    s.lane_streams += u64::from(lane);
+                });
+                return match stream {
+                    DirectStream::Lane(lane) => carry_direct(client, lane, None, &cancel).await,
+                    DirectStream::Quic(quic) => {
+                        carry_direct(client, quic, Some(&link.conn), &cancel).await
+                    }
+                };
             }
             Err(err) => debug!(%err, "direct link failed; through the route"),
         }
@@ -83,7 +93,7 @@ pub(crate) async fn carry(
 
 /// The direct link to the vnet serving `serve_id`, if one is up; asks
 /// for one otherwise.
-fn direct_link(visiting: &Visiting, serve_id: ServeId) -> Option<quinn::Connection> {
+fn direct_link(visiting: &Visiting, serve_id: ServeId) -> Option<Link> {
     let direct = visiting.direct.as_ref()?;
     let vnet = visiting.group.borrow().get(&serve_id)?.vnet_id;
     let me = visiting.sessions.borrow().as_ref().map(|s| s.vnet_id);
@@ -94,12 +104,33 @@ fn direct_link(visiting: &Visiting, serve_id: ServeId) -> Option<quinn::Connecti
     direct.link(vnet)
 }
 
+/// A stream started on a direct link.
+enum DirectStream {
+    /// On a spare connection to the other end's TCP lane.
+    Lane(TcpStream),
+    /// On the link itself.
+    Quic(QuicStream),
+}
+
+/// Starts a stream to `serve_id` on `link`: on its lane if a spare is
+/// there, else on a QUIC stream. Its header goes with the first bytes.
+async fn start_direct(link: &Link, serve_id: ServeId) -> std::io::Result<DirectStream> {
+    if let Some(mut lane) = link.lane.as_ref().and_then(|pool| pool.take()) {
+        let header = proto::direct::StreamHeader { serve_id }.encode();
+        tokio::io::AsyncWriteExt::write_all(&mut lane, &header).await?;
+        let _ = lane.set_nodelay(true);
+        return Ok(DirectStream::Lane(lane));
+    }
+    let quic = Direct::open(&link.conn, serve_id).await;
+    Ok(DirectStream::Quic(quic.map_err(std::io::Error::other)?))
+}
+
 /// Carries a stream on a direct link until both sides are done, the use
-/// closes, or the link dies (then it is reset).
-async fn carry_direct<C: Relayable>(
+/// closes, or the link (for a stream on it) dies: then it is reset.
+async fn carry_direct<C: Relayable, S: Relayable>(
     client: C,
-    stream: QuicStream,
-    link: &quinn::Connection,
+    stream: S,
+    link: Option<&quinn::Connection>,
     cancel: &CancellationToken,
 ) {
     let client = Unframed {
@@ -116,7 +147,15 @@ async fn carry_direct<C: Relayable>(
             Err(err) => debug!(%err, path = "direct", "connection ended with an error"),
         },
         _ = cancel.cancelled() => debug!("use closed; connection cut"),
-        why = link.closed() => info!(%why, "the direct link is lost; connection reset"),
+        why = lost(link) => info!(%why, "the direct link is lost; connection reset"),
+    }
+}
+
+/// Resolves when `link` closes; never without one.
+async fn lost(link: Option<&quinn::Connection>) -> quinn::ConnectionError {
+    match link {
+        Some(link) => link.closed().await,
+        None => std::future::pending().await,
     }
 }
 

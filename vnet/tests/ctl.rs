@@ -70,8 +70,9 @@ async fn ctl_runs_shell_commands_against_a_running_vnet() {
     );
     std::fs::write(&config, &head).unwrap();
     let mut vnet = Logged::start(env!("CARGO_BIN_EXE_vnet"), &[config.as_os_str()], "info");
-    vnet.line_with("vnet ctl listening").await;
-    vnet.line_with("connected to route").await;
+    // Two tasks log these: either may come first.
+    vnet.lines_with_all(&["vnet ctl listening", "connected to route"])
+        .await;
     let socket = dir.join("office.ini.ctl");
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the socket is for its user only");

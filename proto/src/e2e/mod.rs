@@ -19,6 +19,7 @@
 //!   [`record::MAX_PAYLOAD`] bytes, each an AEAD with a counter nonce,
 //!   ended by a sealed close record, so a cut shows as an error.
 pub mod ask;
+pub mod link;
 pub mod pairing;
 pub mod record;
 pub mod stream;

@@ -188,3 +188,27 @@ fn an_ask_proves_its_asker_and_address() {
     let (c, _) = keys(Cipher::preferred());
     assert!(!c.checks_ask(&proof, "127.0.0.1", 8888), "another pair");
 }
+
+#[test]
+fn a_link_binding_proves_its_end_of_this_tls_session_only() {
+    let (a, b) = keys(Cipher::preferred());
+    let exporter = [5u8; 32];
+    let dialer = a.prove_link(&exporter, true);
+    assert!(b.checks_link(&dialer, &exporter, true));
+    assert!(
+        !b.checks_link(&dialer, &exporter, false),
+        "the other end's role"
+    );
+    assert!(
+        !b.checks_link(&dialer, &[6; 32], true),
+        "another TLS session"
+    );
+    let (c, _) = keys(Cipher::preferred());
+    assert!(!c.checks_link(&dialer, &exporter, true), "another pair");
+    let accepter = b.prove_link(&exporter, false);
+    assert!(a.checks_link(&accepter, &exporter, false));
+    assert_ne!(
+        dialer, accepter,
+        "a proof cannot be sent back as the answer"
+    );
+}

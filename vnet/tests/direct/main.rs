@@ -88,6 +88,23 @@ async fn new_streams_go_direct_once_the_link_is_up() {
     }
     let after = office.wait("", |_| true).await.direct_streams;
     assert_eq!(after - before, 4, "every stream after the link went direct");
+    // Here home's TCP lane is reachable: once its spares are open,
+    // streams take them (a bounded number of tries, no sleeping).
+    let on_lane = |s: &vnet::Status| s.lane_streams;
+    let mut tries = 0;
+    while on_lane(&office.handle.status()) == 0 && tries < 200 {
+        echo(used, 100 + tries, 10).await;
+        tries += 1;
+    }
+    let lane_before = on_lane(&office.handle.status());
+    assert!(lane_before > 0, "no stream took the lane in {tries} tries");
+    for seed in 0..4 {
+        echo(used, 10 + seed, 300_000).await;
+    }
+    assert!(
+        on_lane(&office.handle.status()) > lane_before,
+        "the lane's spares are replaced"
+    );
     office.idle().await;
     home.idle().await;
     stop_all(route, [office, home]).await;
@@ -215,4 +232,32 @@ async fn direct_takes_only_auto_or_off() {
     let text = "[route]\nip=127.0.0.1\nport=1\n[use.a]\nserveid=700\ndirect=yes\n";
     let err = VnetConfig::parse("t.ini", text).unwrap_err().to_string();
     assert!(err.contains("[use.a]") && err.contains("direct"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_connection_without_its_links_key_is_dropped() {
+    let route = Route::start().await;
+    let service = tagged_echo(TAG).await;
+    let home = home(&route, service, "").await;
+    let (office, used) = office(&route, "", "").await;
+    let port = home.wait("", |_| true).await.lane_port.expect("a lane");
+    // Garbage, then a well-formed hello made with a key home never gave.
+    let stranger = proto::direct::lane::LaneKey {
+        id: [7; 8],
+        secret: [9; 32],
+    };
+    for opening in [vec![b'x'; 56], stranger.hello(1).encode().to_vec()] {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        conn.write_all(&opening).await.unwrap();
+        conn.write_all(&[1, 0x02, 0xbc]).await.unwrap();
+        let mut got = Vec::new();
+        let read = within("the stranger is dropped", conn.read_to_end(&mut got)).await;
+        assert!(got.is_empty(), "a stranger got {} bytes", got.len());
+        assert!(read.is_err(), "dropped with a reset, not served: {read:?}");
+    }
+    // The vnets are unaffected.
+    echo(used, 1, 1000).await;
+    stop_all(route, [office, home]).await;
 }

@@ -94,6 +94,18 @@ async fn a_granting_peer_restarted_is_asked_again_with_a_new_key() {
     // ask proved with the lost key is refused, the key forgotten, and
     // the ask made again with a new one.
     home.stop().await;
+    // Once the route has let the old process go, its id is free again.
+    let mut tries = 0;
+    while within("the vnets", office.handle.vnets())
+        .await
+        .unwrap()
+        .len()
+        > 1
+    {
+        tries += 1;
+        assert!(tries < 2000, "the route still lists the stopped vnet");
+        tokio::task::yield_now().await;
+    }
     let home = vnet_via(route.addr, &body);
     let again = home
         .wait("connected", |s| s.vnet_id.is_some())

@@ -3,6 +3,7 @@
 //! authenticates; the other sends punches towards the dialer's addresses
 //! meanwhile, so that its NAT (if it maps endpoint-independently) lets
 //! the dialer's packets in, and takes the link in the accept loop.
+use proto::direct::lane::LinkHello;
 use proto::direct::Introduction;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,12 +69,14 @@ pub(crate) struct Ends<'a> {
     pub endpoint: &'a quinn::Endpoint,
     pub socket: &'a DirectSocket,
     pub identity: &'a Identity,
+    /// What our end says first on the link.
+    pub hello: &'a LinkHello,
 }
 
 /// How an attempt ended.
 pub(crate) enum Outcome {
-    /// The dialed link is up.
-    Dialed(quinn::Connection),
+    /// The dialed link is up; the other end said this.
+    Dialed(quinn::Connection, LinkHello),
     /// Ended by `done` (the link came in, or a newer attempt) or shutdown.
     Ended,
     /// No link: why.
@@ -87,7 +90,7 @@ pub(crate) async fn run(ends: Ends<'_>, intro: &Introduction, done: &Cancellatio
         _ = done.cancelled() => return Outcome::Ended,
         outcome = attempt => outcome,
     } {
-        Ok(Ok(link)) => Outcome::Dialed(link),
+        Ok(Ok((link, theirs))) => Outcome::Dialed(link, theirs),
         Ok(Err(why)) => Outcome::Failed(why),
         Err(_) if done.is_cancelled() => Outcome::Ended,
         Err(_) if intro.dial => {
@@ -103,7 +106,7 @@ async fn attempt(
     ends: &Ends<'_>,
     intro: &Introduction,
     done: &CancellationToken,
-) -> Result<quinn::Connection, String> {
+) -> Result<(quinn::Connection, LinkHello), String> {
     let socket = ends.socket;
     if !intro.dial {
         socket.punch(&intro.addrs, done).await;
@@ -141,8 +144,8 @@ async fn attempt(
             // The rest are dropped with the set: their handshakes stop,
             // and the other end takes only the link our hello comes on.
             Ok(Ok(link)) => {
-                hello::dial(&link).await?;
-                return Ok(link);
+                let theirs = hello::dial(&link, ends.hello).await?;
+                return Ok((link, theirs));
             }
             Ok(Err(err)) => errors.push(err),
             Err(err) => errors.push(err.to_string()),
@@ -151,15 +154,13 @@ async fn attempt(
     Err(errors.join("; "))
 }
 
-/// Completes a link someone opened to us; the certificate check already
-/// made sure it is a vnet introduced.
+/// Completes the handshake of a link someone opened to us; the
+/// certificate check already made sure it is a vnet introduced.
 pub(crate) async fn accepted(incoming: quinn::Incoming) -> Result<quinn::Connection, String> {
     let connecting = incoming.accept().map_err(|e| e.to_string())?;
-    let link = match tokio::time::timeout(ATTEMPT_TIMEOUT, connecting).await {
-        Ok(Ok(link)) => link,
-        Ok(Err(err)) => return Err(err.to_string()),
-        Err(_) => return Err(format!("no handshake in {ATTEMPT_TIMEOUT:?}")),
-    };
-    hello::accept(&link).await?;
-    Ok(link)
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, connecting).await {
+        Ok(Ok(link)) => Ok(link),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("no handshake in {ATTEMPT_TIMEOUT:?}")),
+    }
 }

@@ -9,9 +9,12 @@
 use proto::direct::Fingerprint;
 use proto::{SessionId, VnetId};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use super::lane::LanePool;
 
 /// The first wait after a failed attempt; it doubles up to [`BACKOFF_MAX`].
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_secs(5);
@@ -47,10 +50,18 @@ impl Peer {
     }
 }
 
+/// A link that is up: the QUIC connection, and the other end's TCP lane
+/// if it offered one.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub conn: quinn::Connection,
+    pub lane: Option<Arc<LanePool>>,
+}
+
 /// What a stream to a vnet finds.
 pub(crate) enum Lookup {
     /// A link is up.
-    Up(quinn::Connection),
+    Up(Link),
     /// None; ask the route to introduce us (now marked as asked).
     Ask,
     /// None, and an attempt is under way or waits out its backoff.
@@ -70,7 +81,7 @@ pub(crate) enum Introduced {
 pub(crate) struct Links {
     session: Option<SessionId>,
     peers: HashMap<VnetId, Peer>,
-    up: HashMap<Fingerprint, quinn::Connection>,
+    up: HashMap<Fingerprint, Link>,
 }
 
 impl Links {
@@ -115,8 +126,12 @@ impl Links {
 
     /// The route introduced `peer`, whose certificate is `cert`.
     pub(crate) fn introduced(&mut self, peer: VnetId, cert: Fingerprint) -> Introduced {
-        if let Some(link) = self.up.get(&cert).filter(|l| l.close_reason().is_none()) {
-            let link = link.clone();
+        if let Some(link) = self
+            .up
+            .get(&cert)
+            .filter(|l| l.conn.close_reason().is_none())
+        {
+            let link = link.conn.clone();
             self.set(peer, Peer::Up { cert });
             return Introduced::Adopted(link);
         }
@@ -134,22 +149,18 @@ impl Links {
 
     /// A link to `peer` (certificate `cert`) is up; an older link to the
     /// same certificate, if any, is returned to be closed.
-    pub(crate) fn up(
-        &mut self,
-        peer: VnetId,
-        cert: Fingerprint,
-        link: quinn::Connection,
-    ) -> Option<quinn::Connection> {
+    pub(crate) fn up(&mut self, peer: VnetId, cert: Fingerprint, link: Link) -> Option<Link> {
         self.set(peer, Peer::Up { cert });
+        let id = link.conn.stable_id();
         self.up
             .insert(cert, link)
-            .filter(|old| old.stable_id() != self.up[&cert].stable_id())
+            .filter(|old| old.conn.stable_id() != id)
     }
 
     /// `link` (to `cert`) closed: the vnets that used it, now waiting a
     /// little before the next attempt. Nothing if a newer link replaced it.
     pub(crate) fn down(&mut self, cert: Fingerprint, link: &quinn::Connection) -> Vec<VnetId> {
-        let current = self.up.get(&cert).map(|l| l.stable_id()) == Some(link.stable_id());
+        let current = self.up.get(&cert).map(|l| l.conn.stable_id()) == Some(link.stable_id());
         if !current {
             return Vec::new();
         }

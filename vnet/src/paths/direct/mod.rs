@@ -16,12 +16,16 @@
 //! - [`socket`]: the UDP socket, probes to the route, punches.
 //! - [`attempt`]: turning an introduction into a link; [`hello`] the
 //!   first exchange on it.
+//! - `intake`: links others open to us, and our card and probes for
+//!   each session.
 //! - [`links`]: where the link with each vnet stands.
 //! - [`stream`]: one stream on a link, reset unless it ended cleanly.
 //! - [`serve`]: streams the peer opens to our serves.
 pub(crate) mod attempt;
 pub(crate) mod hello;
 pub(crate) mod identity;
+mod intake;
+pub(crate) mod lane;
 pub(crate) mod links;
 pub(crate) mod serve;
 pub(crate) mod socket;
@@ -44,12 +48,23 @@ use crate::model::{DirectState, Model};
 use crate::serving::Serving;
 use attempt::Outcome;
 use identity::{Expected, Identity};
-use links::{Introduced, Links, Lookup};
+use lane::{LaneListener, LanePool};
+use links::{Introduced, Link, Links, Lookup};
+use proto::direct::lane::LinkHello;
 use socket::DirectSocket;
 use stream::QuicStream;
 
 /// How often a link's round trip is published.
 const RTT_EVERY: Duration = Duration::from_secs(5);
+
+/// What our end of a link offered, undone when the link closes.
+struct Offered {
+    hello: LinkHello,
+    /// The lane key given, if any.
+    key_id: Option<[u8; 8]>,
+    /// Cancelled when the link closes: lane spares both ways go.
+    closed: CancellationToken,
+}
 
 /// The direct path of this vnet. Cheap to clone.
 #[derive(Clone)]
@@ -61,6 +76,11 @@ struct Inner {
     identity: Identity,
     expected: Expected,
     links: Mutex<Links>,
+    /// Our TCP lane, offered on every link; none with a TLS route (the
+    /// lane would carry in the clear what the route's TLS protects).
+    lanes: Option<LaneListener>,
+    /// Its listener, until `run` takes it.
+    lane_listener: Mutex<Option<tokio::net::TcpListener>>,
     /// The live session: vnet ids hold for one.
     sessions: watch::Receiver<Option<Session>>,
     control: ControlSender,
@@ -80,7 +100,7 @@ impl Direct {
         identity: Identity,
         control: ControlSender,
         (serving, sessions): (Serving, watch::Receiver<Option<Session>>),
-        shutdown: CancellationToken,
+        (shutdown, lane): (CancellationToken, bool),
     ) -> std::io::Result<Self> {
         let expected = Expected::default();
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(
@@ -98,12 +118,24 @@ impl Direct {
         let model = serving.model.clone();
         let bound = endpoint.local_addr().ok();
         model.send_modify(|s| s.direct_socket = bound);
+        let (lanes, lane_listener) = match lane {
+            true => {
+                let port = bound.map_or(0, |a| a.port());
+                let (lanes, listener) = LaneListener::bind(port)?;
+                (Some(lanes), Some(listener))
+            }
+            false => (None, None),
+        };
+        let lane_port = lanes.as_ref().map(LaneListener::port);
+        model.send_modify(|s| s.lane_port = lane_port);
         Ok(Self(Arc::new(Inner {
             endpoint,
             socket,
             identity,
             expected,
             links: Mutex::default(),
+            lanes,
+            lane_listener: Mutex::new(lane_listener),
             sessions,
             control,
             serving,
@@ -120,6 +152,11 @@ impl Direct {
         let tracker = self.0.serving.tracker.clone();
         tracker.spawn(self.clone().accept_links(shutdown.clone()));
         tracker.spawn(self.clone().follow_sessions(shutdown.clone()));
+        let listener = self.0.lane_listener.lock().expect("lane listener").take();
+        if let (Some(lanes), Some(listener)) = (self.0.lanes.clone(), listener) {
+            let serving = self.0.serving.clone();
+            tracker.spawn(lanes.run(listener, serving, shutdown.clone()));
+        }
         loop {
             let intro = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -145,7 +182,7 @@ impl Direct {
 
     /// The link to `peer` if one is up; otherwise none, and one is asked
     /// for in the background if no attempt runs or waits.
-    pub(crate) fn link(&self, peer: VnetId) -> Option<quinn::Connection> {
+    pub(crate) fn link(&self, peer: VnetId) -> Option<Link> {
         let lookup = self.links().lookup(peer, Instant::now());
         match lookup {
             Lookup::Up(link) => return Some(link),
@@ -204,10 +241,12 @@ impl Direct {
         let direct = self.clone();
         let attempt = async move {
             let inner = &direct.0;
+            let offered = direct.offer(peer);
             let ends = attempt::Ends {
                 endpoint: &inner.endpoint,
                 socket: &inner.socket,
                 identity: &inner.identity,
+                hello: &offered.hello,
             };
             let shutdown = &inner.shutdown;
             let outcome = tokio::select! {
@@ -215,28 +254,73 @@ impl Direct {
                 outcome = attempt::run(ends, &intro, &done) => outcome,
             };
             match outcome {
-                Outcome::Dialed(link) => direct.up(peer, link, &intro.peer_name),
-                Outcome::Failed(why) => direct.failed(peer, Some(intro.cert), &why),
-                Outcome::Ended => {}
+                Outcome::Dialed(link, theirs) => {
+                    direct.up((peer, &intro.peer_name), link, theirs, offered)
+                }
+                Outcome::Failed(why) => {
+                    direct.withdraw(&offered);
+                    direct.failed(peer, Some(intro.cert), &why)
+                }
+                Outcome::Ended => direct.withdraw(&offered),
             }
         };
         self.0.serving.tracker.spawn(attempt.instrument(span));
     }
 
-    /// A link with `peer` (named `name`) is up: new streams go on it.
-    fn up(&self, peer: VnetId, link: quinn::Connection, name: &str) {
-        let Some(cert) = identity::peer_fingerprint(&link) else {
-            return link.close(1u32.into(), b"no certificate");
-        };
-        if let Some(old) = self.links().up(peer, cert, link.clone()) {
-            old.close(0u32.into(), b"replaced by a newer link");
+    /// What our end offers on a new link with `peer`: its lane, if it
+    /// has one, with a key for this link alone.
+    fn offer(&self, peer: VnetId) -> Offered {
+        let closed = CancellationToken::new();
+        let lane = (self.0.lanes.as_ref()).map(|lanes| lanes.offer(peer, closed.clone()));
+        let key_id = lane.as_ref().map(|(_, key)| key.id);
+        Offered {
+            hello: LinkHello { lane },
+            key_id,
+            closed,
         }
-        let (addr, rtt) = (link.remote_address(), link.rtt());
+    }
+
+    /// Undoes an offer: its link closed, or never came up.
+    fn withdraw(&self, offered: &Offered) {
+        offered.closed.cancel();
+        if let (Some(lanes), Some(id)) = (&self.0.lanes, &offered.key_id) {
+            lanes.withdraw(id);
+        }
+    }
+
+    /// A link with `peer` (named `name`) is up, and the other end said
+    /// `theirs`: new streams go on it (or on its lane).
+    fn up(
+        &self,
+        (peer, name): (VnetId, &str),
+        conn: quinn::Connection,
+        theirs: LinkHello,
+        offered: Offered,
+    ) {
+        let Some(cert) = identity::peer_fingerprint(&conn) else {
+            self.withdraw(&offered);
+            return conn.close(1u32.into(), b"no certificate");
+        };
+        let lane = theirs.lane.map(|(port, key)| {
+            let addr = SocketAddr::new(conn.remote_address().ip().to_canonical(), port);
+            let pool = LanePool::new(addr, key);
+            let keeping = pool.clone().keep(peer, offered.closed.clone());
+            self.0.serving.tracker.spawn(keeping);
+            pool
+        });
+        let link = Link {
+            conn: conn.clone(),
+            lane,
+        };
+        if let Some(old) = self.links().up(peer, cert, link) {
+            old.conn.close(0u32.into(), b"replaced by a newer link");
+        }
+        let (addr, rtt) = (conn.remote_address(), conn.rtt());
         info!(vnet = %peer, name = %Escaped(name), %addr, rtt_ms = rtt.as_millis() as u64, "direct link up; new streams to this vnet go direct");
-        self.publish_up(peer, &link);
+        self.publish_up(peer, &conn);
         let tracker = &self.0.serving.tracker;
-        tracker.spawn(serve::run(self.0.serving.clone(), link.clone(), peer));
-        tracker.spawn(self.clone().watch(cert, link, name.to_string()));
+        tracker.spawn(serve::run(self.0.serving.clone(), conn.clone(), peer));
+        tracker.spawn(self.clone().watch(cert, conn, name.to_string(), offered));
     }
 
     fn publish_up(&self, peer: VnetId, link: &quinn::Connection) {
@@ -245,7 +329,13 @@ impl Direct {
     }
 
     /// Publishes the link's round trip until it closes, then falls back.
-    async fn watch(self, cert: Fingerprint, link: quinn::Connection, name: String) {
+    async fn watch(
+        self,
+        cert: Fingerprint,
+        link: quinn::Connection,
+        name: String,
+        offered: Offered,
+    ) {
         let mut every = tokio::time::interval(RTT_EVERY);
         let why = loop {
             tokio::select! {
@@ -258,6 +348,7 @@ impl Direct {
                 }
             }
         };
+        self.withdraw(&offered);
         let gone = self.links().down(cert, &link);
         let why = why.to_string();
         for peer in gone {
@@ -287,66 +378,6 @@ impl Direct {
         self.0.model.send_modify(|s| {
             s.direct.insert(peer, state);
         });
-    }
-
-    /// Accepts links from vnets introduced to us until shutdown.
-    async fn accept_links(self, shutdown: CancellationToken) {
-        loop {
-            let incoming = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                incoming = self.0.endpoint.accept() => match incoming {
-                    Some(incoming) => incoming,
-                    None => return,
-                },
-            };
-            let direct = self.clone();
-            self.0.serving.tracker.spawn(async move {
-                let from = incoming.remote_address();
-                match attempt::accepted(incoming).await {
-                    Ok(link) => direct.accepted(link),
-                    Err(why) => debug!(%from, %why, "direct link refused"),
-                }
-            });
-        }
-    }
-
-    /// A link a vnet introduced to us opened.
-    fn accepted(&self, link: quinn::Connection) {
-        let Some((peer, name)) =
-            identity::peer_fingerprint(&link).and_then(|c| self.0.expected.who(&c))
-        else {
-            return link.close(1u32.into(), b"not introduced");
-        };
-        self.up(peer, link, &name);
-    }
-
-    /// Tells each session's route our card (if it takes direct links) and
-    /// probes it while the session lasts.
-    async fn follow_sessions(self, shutdown: CancellationToken) {
-        let mut sessions = self.0.sessions.clone();
-        let mut last = None;
-        loop {
-            let session = sessions.borrow_and_update().clone();
-            if let Some(session) = session.filter(|s| s.direct && last != Some(s.id)) {
-                last = Some(session.id);
-                match self.0.socket.card(self.0.identity.fingerprint) {
-                    Ok(card) => {
-                        debug!(addrs = ?card.addrs, "direct card");
-                        let msg = proto::message::VnetMsg::Direct(card);
-                        self.0.control.send_in(session.id, msg).await;
-                    }
-                    Err(err) => debug!(%err, "no direct card"),
-                }
-                let direct = self.clone();
-                self.0.serving.tracker.spawn(async move {
-                    direct.0.socket.probe(&session).await;
-                });
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                changed = sessions.changed() => if changed.is_err() { return },
-            }
-        }
     }
 
     /// The addresses of the direct socket, for tests and logs.

@@ -1,0 +1,256 @@
+//! TCP lanes (see `proto::direct::lane`): streams on a TCP connection of
+//! their own between two linked vnets, which the kernel relays without
+//! copying, where one can reach the other's lane port.
+//!
+//! [`LaneListener`] takes lane connections for every link of this vnet:
+//! each must open with a hello proved by the key this vnet gave that
+//! link, then waits as a spare for a stream's header. [`LanePool`] keeps
+//! a few connections open to the other end's lane, for our streams to
+//! start on without a connect; if the first cannot be made (a NAT in the
+//! way), the link carries the streams itself.
+use proto::direct::lane::{LaneHello, LaneKey};
+use proto::direct::StreamHeader;
+use proto::pass::ReplayWindow;
+use proto::VnetId;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::serving::{self, Path, Serving};
+
+/// Spare lane connections kept per link.
+const SPARES: usize = 4;
+/// How long a lane connection may take to connect, and to prove itself.
+const LANE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Lane connections that have not proved themselves yet, at most.
+const UNPROVED: usize = 64;
+
+/// A key given to one link, and what its connections are for.
+struct Granted {
+    key: LaneKey,
+    peer: VnetId,
+    seen: ReplayWindow,
+    /// Cancelled when the link closes: its idle spares go.
+    closed: CancellationToken,
+}
+
+/// This vnet's lane listener and the keys it gave. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct LaneListener {
+    port: u16,
+    granted: Arc<Mutex<HashMap<[u8; 8], Granted>>>,
+}
+
+impl LaneListener {
+    /// Listens on every address, on `port` if it is free (the direct
+    /// socket's number, one hole to open in a firewall), else on any.
+    pub(crate) fn bind(port: u16) -> std::io::Result<(Self, TcpListener)> {
+        let listener = ["[::]", "0.0.0.0"]
+            .iter()
+            .flat_map(|ip| [port, 0].map(|p| format!("{ip}:{p}")))
+            .find_map(|addr| net::listen::bind(addr.parse().ok()?).ok())
+            .ok_or_else(|| std::io::Error::other("no address to listen on"))?;
+        let port = listener.local_addr()?.port();
+        let lanes = Self {
+            port,
+            granted: Arc::default(),
+        };
+        Ok((lanes, listener))
+    }
+
+    /// The port it listens on.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn granted(&self) -> MutexGuard<'_, HashMap<[u8; 8], Granted>> {
+        self.granted.lock().expect("lane keys poisoned")
+    }
+
+    /// A key for the link with `peer`, good until `closed`.
+    pub(crate) fn offer(&self, peer: VnetId, closed: CancellationToken) -> (u16, LaneKey) {
+        let key = LaneKey {
+            id: rand::random(),
+            secret: rand::random(),
+        };
+        let granted = Granted {
+            key: key.clone(),
+            peer,
+            seen: ReplayWindow::default(),
+            closed,
+        };
+        self.granted().insert(key.id, granted);
+        (self.port, key)
+    }
+
+    /// The link of key `id` closed: its lane connections are refused.
+    pub(crate) fn withdraw(&self, id: &[u8; 8]) {
+        self.granted().remove(id);
+    }
+
+    /// Takes lane connections until `shutdown`.
+    pub(crate) async fn run(
+        self,
+        listener: TcpListener,
+        serving: Serving,
+        shutdown: CancellationToken,
+    ) {
+        let unproved = Arc::new(Semaphore::new(UNPROVED));
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                permit = unproved.clone().acquire_owned() => permit.expect("never closed"),
+            };
+            let (conn, from) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        debug!(%err, "lane accept failed");
+                        continue;
+                    }
+                },
+            };
+            let lanes = self.clone();
+            let serving_now = serving.clone();
+            serving.tracker.spawn(async move {
+                let proved = lanes.prove(conn).await;
+                drop(permit);
+                match proved {
+                    Ok((conn, peer, closed)) => spare(serving_now, conn, peer, closed).await,
+                    Err(why) => info!(%from, %why, "lane connection refused"),
+                }
+            });
+        }
+    }
+
+    /// Reads a lane connection's hello and checks it.
+    async fn prove(
+        &self,
+        mut conn: TcpStream,
+    ) -> Result<(TcpStream, VnetId, CancellationToken), &'static str> {
+        net::socket::reset_on_close(&conn, true);
+        let mut hello = [0u8; LaneHello::LEN];
+        match tokio::time::timeout(LANE_TIMEOUT, conn.read_exact(&mut hello)).await {
+            Ok(Ok(_)) => {}
+            _ => return Err("no hello in time"),
+        }
+        let hello = LaneHello::decode(&hello).ok_or("not a lane hello")?;
+        let mut granted = self.granted();
+        let link = granted.get_mut(&hello.key_id).ok_or("a key of no link")?;
+        if !link.key.verify(&hello) {
+            return Err("a hello not made with its key");
+        }
+        if !link.seen.admit(hello.counter) {
+            return Err("a hello seen before");
+        }
+        Ok((conn, link.peer, link.closed.clone()))
+    }
+}
+
+/// A proved lane connection: waits for a stream's header, then hands the
+/// stream to the serving side. A lane stream lives on its own TCP
+/// connection: it outlives a link that closes (its own failures reset
+/// it), so it is never cut for the link's sake.
+async fn spare(serving: Serving, mut conn: TcpStream, peer: VnetId, closed: CancellationToken) {
+    let mut header = [0u8; StreamHeader::LEN];
+    let read = tokio::select! {
+        _ = closed.cancelled() => return,
+        read = conn.read_exact(&mut header) => read,
+    };
+    let Some(header) = read.ok().and_then(|_| StreamHeader::decode(&header)) else {
+        return debug!(vnet = %peer, "lane connection closed or malformed before a stream");
+    };
+    let _ = conn.set_nodelay(true);
+    let reply = move |result: Result<(), proto::Refusal>| async move {
+        // A refused stream is reset (armed above) when `conn` drops.
+        result.ok().map(|()| net::Unframed {
+            stream: conn,
+            leftover: Default::default(),
+        })
+    };
+    let never = CancellationToken::new();
+    serving::spawn(
+        &serving,
+        (header.serve_id, Some(peer)),
+        never,
+        Path::Direct,
+        reply,
+    );
+}
+
+/// Spare connections to the other end's lane, for one link.
+pub(crate) struct LanePool {
+    addr: SocketAddr,
+    key: LaneKey,
+    counter: AtomicU64,
+    idle: Mutex<Vec<TcpStream>>,
+    taken: Notify,
+}
+
+impl LanePool {
+    /// A pool for the lane at `addr`, proved with `key`.
+    pub(crate) fn new(addr: SocketAddr, key: LaneKey) -> Arc<Self> {
+        Arc::new(Self {
+            addr,
+            key,
+            counter: AtomicU64::new(0),
+            idle: Mutex::default(),
+            taken: Notify::new(),
+        })
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<TcpStream>> {
+        self.idle.lock().expect("lane spares poisoned")
+    }
+
+    /// A spare connection, if one is idle (then it is replaced).
+    pub(crate) fn take(&self) -> Option<TcpStream> {
+        let conn = self.idle().pop()?;
+        self.taken.notify_one();
+        Some(conn)
+    }
+
+    /// Keeps [`SPARES`] connections idle until `closed`, or until one
+    /// cannot be made.
+    pub(crate) async fn keep(self: Arc<Self>, peer: VnetId, closed: CancellationToken) {
+        loop {
+            while self.idle().len() < SPARES {
+                let opened = tokio::select! {
+                    _ = closed.cancelled() => return self.idle().clear(),
+                    opened = self.open() => opened,
+                };
+                match opened {
+                    Ok(conn) => self.idle().push(conn),
+                    Err(err) => {
+                        self.idle().clear();
+                        let addr = self.addr;
+                        return info!(vnet = %peer, %addr, %err, "no TCP lane to this vnet; its streams go on the link's QUIC streams");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = closed.cancelled() => return self.idle().clear(),
+                _ = self.taken.notified() => {}
+            }
+        }
+    }
+
+    /// Connects to the lane and proves the connection.
+    async fn open(&self) -> std::io::Result<TcpStream> {
+        let connect = TcpStream::connect(self.addr);
+        let mut conn = tokio::time::timeout(LANE_TIMEOUT, connect)
+            .await
+            .map_err(|_| std::io::Error::other("no answer in time"))??;
+        let counter = self.counter.fetch_add(1, Ordering::Relaxed);
+        conn.write_all(&self.key.hello(counter).encode()).await?;
+        Ok(conn)
+    }
+}
