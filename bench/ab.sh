@@ -43,9 +43,9 @@ run() {
     local name=$1 bin=$2 route_port use_port
     route_port=$(free_port) use_port=$(free_port)
     printf '[route]\nip=127.0.0.1\nport=%s\n' "$route_port" >"$DIR/route.ini"
-    printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=home\n[serve.echo]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
+    printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=home\ndirect=off\n[serve.echo]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
         "$route_port" "$ECHO_PORT" >"$DIR/home.ini"
-    printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=office\n[use.echo]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
+    printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=office\ndirect=off\n[use.echo]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
         "$route_port" "$use_port" >"$DIR/office.ini"
     local before=${#PIDS[@]}
     RUST_LOG=warn start "$bin/route" "$DIR/route.ini" >"$DIR/route.log" 2>&1

@@ -18,9 +18,9 @@ command -v iperf3 >/dev/null || { echo "iperf3 is not installed (apt-get install
 
 start iperf3 -s -p "$SERVER_PORT" >"$DIR/iperf3-server.log" 2>&1
 printf '[route]\nip=127.0.0.1\nport=%s\n' "$ROUTE_PORT" >"$DIR/route.ini"
-printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=home\n[serve.iperf3]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
+printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=home\ndirect=off\n[serve.iperf3]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
     "$ROUTE_PORT" "$SERVER_PORT" >"$DIR/home.ini"
-printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=office\n[use.iperf3]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
+printf '[route]\nip=127.0.0.1\nport=%s\n[vnet]\nname=office\ndirect=off\n[use.iperf3]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
     "$ROUTE_PORT" "$USE_PORT" >"$DIR/office.ini"
 start "$BIN/route" "$DIR/route.ini" >"$DIR/route.log" 2>&1
 for _ in $(seq 50); do grep -q listening "$DIR/route.log" && break; sleep 0.1; done

@@ -47,9 +47,9 @@ for tls in false true; do
     fi
     for spares in 0 4; do
         link=$(printf '[route]\nip=127.0.0.1\nport=%s\ntls=%s\n%s\n' "$LINK_PORT" "$tls" "$pin")
-        printf '%s\n[vnet]\nname=home\nspares=%s\n[serve.echo]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
+        printf '%s\n[vnet]\nname=home\ndirect=off\nspares=%s\n[serve.echo]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
             "$link" "$spares" "$ECHO_PORT" >"$DIR/home.ini"
-        printf '%s\n[vnet]\nname=office\nspares=%s\n[use.echo]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
+        printf '%s\n[vnet]\nname=office\ndirect=off\nspares=%s\n[use.echo]\nserveid=700\nip=127.0.0.1\nport=%s\n' \
             "$link" "$spares" "$USE_PORT" >"$DIR/office.ini"
         "$BIN/vnet" "$DIR/home.ini" >"$DIR/home.log" 2>&1 &
         home=$!

@@ -88,6 +88,8 @@ ip=127.0.0.1
 port=$ROUTE_PORT
 [vnet]
 name=office
+# The route's counters are under test: streams go through it.
+direct=off
 [use.web]
 serveid=700
 port=$USE_PORT

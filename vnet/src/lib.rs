@@ -100,6 +100,7 @@ fn direct_path(
     control: &ControlSender,
     (serving, sessions): (&Serving, &watch::Receiver<Option<Session>>),
     shutdown: &CancellationToken,
+    e2e: &Option<E2e>,
 ) -> Option<Direct> {
     let wanted = config.vnet.direct == DirectMode::Auto
         || config
@@ -107,10 +108,6 @@ fn direct_path(
             .iter()
             .any(|u| u.direct == Some(DirectMode::Auto));
     if !wanted {
-        return None;
-    }
-    if config.vnet.secret.is_some() {
-        tracing::info!("direct links are not made with secret= yet; streams go through the route");
         return None;
     }
     let made = paths::direct::identity::Identity::generate()
@@ -121,14 +118,9 @@ fn direct_path(
             // No TCP lane beside a TLS route: it would carry in the clear
             // what the route's TLS protects (the QUIC link is TLS).
             let lane = config.route.tls.is_none();
-            Direct::new(
-                socket,
-                identity,
-                control.clone(),
-                sides,
-                (shutdown.clone(), lane),
-            )
-            .map_err(|e| e.to_string())
+            let ends = (shutdown.clone(), lane);
+            Direct::new(socket, identity, control.clone(), sides, ends, e2e.clone())
+                .map_err(|e| e.to_string())
         });
     match made {
         Ok(direct) => {
@@ -191,6 +183,7 @@ pub fn start_with_identity(
         &control,
         (&serving, &session.subscribe()),
         &shutdown,
+        &e2e,
     );
     asks.introductions = direct.as_ref().map(|_| introductions);
     let visiting = Visiting {

@@ -17,6 +17,7 @@
 //! older vnet), logging why with the peer's name.
 mod asks;
 pub mod identity;
+pub(crate) mod link;
 mod messages;
 mod streams;
 

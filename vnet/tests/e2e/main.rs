@@ -4,7 +4,9 @@
 //! ways, on spares and dialed back), and a vnet with a secret refuses
 //! streams to and from vnets without it, or with another. A route that
 //! tampers with sealed streams or with pairing: see `tamper`; a peer that
-//! comes back in a new session: see `restart`.
+//! comes back in a new session: see `restart`; the direct path with a
+//! secret: see `direct`.
+mod direct;
 mod restart;
 mod tamper;
 
@@ -60,7 +62,21 @@ async fn pump(
     let _ = to.shutdown().await;
 }
 
+/// `body` with `direct=off` in its `[vnet]` unless it says otherwise:
+/// most tests here are about the relay, whose bytes a relay in the test
+/// can watch and alter (`direct` tests the direct path with a secret).
+fn relay_only(body: &str) -> String {
+    if body.contains("direct=") {
+        body.to_string()
+    } else if body.contains("[vnet]\n") {
+        body.replacen("[vnet]\n", "[vnet]\ndirect=off\n", 1)
+    } else {
+        format!("[vnet]\ndirect=off\n{body}")
+    }
+}
+
 fn vnet_via(route: SocketAddr, body: &str) -> Vnet {
+    let body = relay_only(body);
     let text = format!("[route]\nip=127.0.0.1\nport={}\n{body}", route.port());
     let config = vnet::VnetConfig::parse("t.ini", &text).unwrap();
     Vnet {

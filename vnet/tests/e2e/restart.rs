@@ -5,6 +5,7 @@
 use super::*;
 
 fn config_via(route: SocketAddr, body: &str) -> vnet::VnetConfig {
+    let body = relay_only(body);
     let text = format!("[route]\nip=127.0.0.1\nport={}\n{body}", route.port());
     vnet::VnetConfig::parse("t.ini", &text).unwrap()
 }

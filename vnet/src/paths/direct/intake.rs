@@ -40,7 +40,8 @@ impl Direct {
         let offered = self.offer(peer);
         match hello::accept(&conn, &offered.hello).await {
             Ok(theirs) => {
-                self.up((peer, &name), conn, theirs, offered);
+                self.establish((peer, &name), conn, theirs, offered, false)
+                    .await;
                 Ok(())
             }
             Err(why) => {

@@ -15,13 +15,15 @@
 //!   the vnet introduced.
 //! - [`socket`]: the UDP socket, probes to the route, punches.
 //! - [`attempt`]: turning an introduction into a link; [`hello`] the
-//!   first exchange on it.
+//!   first exchange on it; `bind` (with `secret=`) proves both ends hold
+//!   the pair key.
 //! - `intake`: links others open to us, and our card and probes for
 //!   each session.
 //! - [`links`]: where the link with each vnet stands.
 //! - [`stream`]: one stream on a link, reset unless it ended cleanly.
 //! - [`serve`]: streams the peer opens to our serves.
 pub(crate) mod attempt;
+mod bind;
 pub(crate) mod hello;
 pub(crate) mod identity;
 mod intake;
@@ -44,6 +46,7 @@ use tracing::{debug, info, Instrument};
 
 use crate::control::command::ControlSender;
 use crate::control::session::Session;
+use crate::e2e::E2e;
 use crate::model::{DirectState, Model};
 use crate::serving::Serving;
 use attempt::Outcome;
@@ -77,8 +80,11 @@ struct Inner {
     expected: Expected,
     links: Mutex<Links>,
     /// Our TCP lane, offered on every link; none with a TLS route (the
-    /// lane would carry in the clear what the route's TLS protects).
+    /// lane would carry in the clear what the route's TLS protects) or
+    /// with `secret=` (likewise what end to end seals).
     lanes: Option<LaneListener>,
+    /// With `secret=`: links are bound to the pair keys.
+    e2e: Option<E2e>,
     /// Its listener, until `run` takes it.
     lane_listener: Mutex<Option<tokio::net::TcpListener>>,
     /// The live session: vnet ids hold for one.
@@ -101,6 +107,7 @@ impl Direct {
         control: ControlSender,
         (serving, sessions): (Serving, watch::Receiver<Option<Session>>),
         (shutdown, lane): (CancellationToken, bool),
+        e2e: Option<E2e>,
     ) -> std::io::Result<Self> {
         let expected = Expected::default();
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(
@@ -118,7 +125,7 @@ impl Direct {
         let model = serving.model.clone();
         let bound = endpoint.local_addr().ok();
         model.send_modify(|s| s.direct_socket = bound);
-        let (lanes, lane_listener) = match lane {
+        let (lanes, lane_listener) = match lane && e2e.is_none() {
             true => {
                 let port = bound.map_or(0, |a| a.port());
                 let (lanes, listener) = LaneListener::bind(port)?;
@@ -135,6 +142,7 @@ impl Direct {
             expected,
             links: Mutex::default(),
             lanes,
+            e2e,
             lane_listener: Mutex::new(lane_listener),
             sessions,
             control,
@@ -255,7 +263,8 @@ impl Direct {
             };
             match outcome {
                 Outcome::Dialed(link, theirs) => {
-                    direct.up((peer, &intro.peer_name), link, theirs, offered)
+                    let peer = (peer, intro.peer_name.as_str());
+                    direct.establish(peer, link, theirs, offered, true).await
                 }
                 Outcome::Failed(why) => {
                     direct.withdraw(&offered);
@@ -286,6 +295,27 @@ impl Direct {
         if let (Some(lanes), Some(id)) = (&self.0.lanes, &offered.key_id) {
             lanes.withdraw(id);
         }
+    }
+
+    /// A link with `peer` whose hellos are through: with `secret=`, both
+    /// ends prove it is bound to their pair key first; then it is up.
+    async fn establish(
+        &self,
+        (peer, name): (VnetId, &str),
+        conn: quinn::Connection,
+        theirs: LinkHello,
+        offered: Offered,
+        dialer: bool,
+    ) {
+        if let Some(e2e) = &self.0.e2e {
+            if let Err(why) = bind::exchange(&conn, e2e, (peer, name), dialer).await {
+                self.withdraw(&offered);
+                conn.close(2u32.into(), b"not bound to the pair key");
+                let cert = identity::peer_fingerprint(&conn);
+                return self.failed(peer, cert, &format!("link refused: {why}"));
+            }
+        }
+        self.up((peer, name), conn, theirs, offered)
     }
 
     /// A link with `peer` (named `name`) is up, and the other end said
