@@ -18,6 +18,9 @@
 #             connections die, it reconnects, and goes direct again.
 #
 #   lab/direct.sh SCENARIO [--bin DIR] [--linkemu PATH]
+#
+# VNET_LINES (e.g. 'secret=a-long-random-string') go into both vnets'
+# [vnet] sections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lab/lib.sh
@@ -31,7 +34,7 @@ while (($#)); do
     case $1 in
         --bin) BIN_ARG=${2:?--bin needs a folder} ;;
         --linkemu) LINKEMU_ARGS=(--linkemu "${2:?--linkemu needs a path}") ;;
-        *) sed -n '2,22s/^# \{0,1\}//p' "$0" >&2 && exit 2 ;;
+        *) sed -n '2,25s/^# \{0,1\}//p' "$0" >&2 && exit 2 ;;
     esac
     shift 2
 done
@@ -52,8 +55,12 @@ fetch_checked() {
 FEW_FRAMES=200
 
 expect_direct() {
+    # From the first stream (product_start's page) to the use going direct.
+    local t0
+    t0=$(lab__now_us)
     wait_for 30 "office's use going direct" product_is_direct ||
         lab_fail "no direct link within 30 s: $(grep -h 'direct' "$(lab_log office)" | tail -3)"
+    echo "  direct within $((($(lab__now_us) - t0) / 1000)) ms of the first stream's end" >&2
     local frames
     for i in 1 2; do
         frames=$(fetch_checked "direct$i")
@@ -119,12 +126,12 @@ main() {
         public) home_nat=none office_nat=eim ;;
         sym) home_nat=sym office_nat=sym ;;
         udpblock) home_nat=eim office_nat=udpblock ;;
-        *) sed -n '2,22s/^# \{0,1\}//p' "$0" >&2 && exit 2 ;;
+        *) sed -n '2,25s/^# \{0,1\}//p' "$0" >&2 && exit 2 ;;
     esac
     product_binaries "$BIN_ARG"
     lab_up --route-delay 20 --route-rate 20 \
         --site "a:$home_nat:2.5:200" --site "b:$office_nat:2.5:200" "${LINKEMU_ARGS[@]}"
-    product_start a b
+    product_start a b "${VNET_LINES:-}"
     case $SCENARIO in
         eim)
             expect_direct
