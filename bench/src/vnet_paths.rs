@@ -17,7 +17,7 @@ const BENCH_SECRET: &str = "bench-secret-for-the-e2e-path";
 pub enum Flavor {
     /// Through the route (`direct=off`).
     Relay,
-    /// Through the route, sealed end to end (`secret=`).
+    /// Through the route, sealed end to end (`secret=`, `direct=off`).
     Sealed,
     /// On a direct link between the two vnets, once it is up.
     Direct,
@@ -45,7 +45,8 @@ impl Flavor {
     fn vnet_lines(self) -> String {
         match self {
             Flavor::Relay => "direct=off\n".into(),
-            Flavor::Sealed => format!("secret={BENCH_SECRET}\n"),
+            // The sealed relay; a direct link would carry its streams.
+            Flavor::Sealed => format!("secret={BENCH_SECRET}\ndirect=off\n"),
             Flavor::Direct => "direct=auto\n".into(),
         }
     }

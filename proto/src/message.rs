@@ -100,8 +100,8 @@ pub enum VnetMsg {
         /// What it says.
         msg: PeerMsg,
     },
-    /// How this vnet can be reached directly (feature `direct`); sent
-    /// again whenever it changes. Without one, the route introduces
+    /// How this vnet can be reached directly (feature `direct`); sent at
+    /// the start of each session. Without one, the route introduces
     /// nobody to this vnet.
     Direct(DirectCard),
     /// A request on the control connection; answered by a

@@ -3,8 +3,9 @@
 //! ([`services`]), a route and vnets started in-process on 127.0.0.1
 //! port 0 ([`harness`]), a vnet written by hand from the protocol
 //! ([`raw`]) for tests that must see or send exactly what is on the wire,
-//! and a binary run as its own process with its log read line by line
-//! ([`process`]).
+//! a binary run as its own process with its log read line by line
+//! ([`process`]), and a cable that can be pulled ([`cable`]).
+pub mod cable;
 pub mod harness;
 pub mod process;
 pub mod raw;

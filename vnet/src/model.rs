@@ -28,8 +28,8 @@ pub(crate) struct GroupServes {
     /// Serve id -> the vnet that withdrew it, until the id is announced
     /// again.
     withdrawn: BTreeMap<ServeId, VnetId>,
-    /// Serves kept while the route does not list them (it went away, or
-    /// their vnet left it), as a direct link to their vnet is up.
+    /// Serves kept while the route does not list them (we lost it), as a
+    /// direct link to their vnet is up.
     kept: std::collections::BTreeSet<ServeId>,
 }
 
@@ -63,14 +63,6 @@ impl GroupServes {
         self.serves.retain(|_, entry| keep(entry.vnet_id));
         self.kept = self.serves.keys().copied().collect();
         self.withdrawn.clear();
-    }
-
-    /// Serve `serve_id` stays though its vnet left the route: a direct
-    /// link to it is up.
-    pub(crate) fn keep(&mut self, serve_id: ServeId) {
-        if self.serves.contains_key(&serve_id) {
-            self.kept.insert(serve_id);
-        }
     }
 
     /// The direct link to `vnet` went down: its kept serves go.

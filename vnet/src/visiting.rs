@@ -7,6 +7,7 @@ use net::relay::sealing::Sealing;
 use net::relay::{bridge, Relayable};
 use net::Unframed;
 use proto::e2e::stream::{StreamCrypto, StreamHeader};
+use proto::text::Escaped;
 use proto::ServeId;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -72,7 +73,10 @@ pub(crate) async fn carry(
                     }
                 };
             }
-            Err(err) => debug!(%err, "direct link failed; through the route"),
+            Err(err) => {
+                let err = Escaped(&err.to_string()).to_string();
+                debug!(%err, "direct link failed; through the route")
+            }
         }
     }
     let Some(session) = visiting.sessions.borrow().clone() else {
@@ -147,7 +151,10 @@ async fn carry_direct<C: Relayable, S: Relayable>(
             Err(err) => debug!(%err, path = "direct", "connection ended with an error"),
         },
         _ = cancel.cancelled() => debug!("use closed; connection cut"),
-        why = lost(link) => info!(%why, "the direct link is lost; connection reset"),
+        why = lost(link) => {
+            let why = Escaped(&why.to_string()).to_string();
+            info!(%why, "the direct link is lost; connection reset")
+        }
     }
 }
 

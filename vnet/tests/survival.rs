@@ -6,7 +6,6 @@ use std::process::Stdio;
 use std::time::Duration;
 use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use vnet::ServeState;
@@ -78,63 +77,12 @@ async fn a_frozen_vnet_is_dropped_within_the_heartbeat() {
     route.stop().await;
 }
 
-/// A TCP relay that can be made to go silent, like a pulled cable: while
-/// paused it forwards nothing and drops new connections.
-async fn relay(to: SocketAddr, paused: watch::Receiver<bool>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            if *paused.borrow() {
-                continue;
-            }
-            let Ok(outbound) = TcpStream::connect(to).await else {
-                continue;
-            };
-            let (a_read, a_write) = inbound.into_split();
-            let (b_read, b_write) = outbound.into_split();
-            tokio::spawn(pump(a_read, b_write, paused.clone()));
-            tokio::spawn(pump(b_read, a_write, paused.clone()));
-        }
-    });
-    addr
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut paused: watch::Receiver<bool>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let read = from.read(&mut buf).await;
-        // Nothing passes while paused, as on a dead link: not bytes, not
-        // an end.
-        if paused.wait_for(|p| !p).await.is_err() {
-            return;
-        }
-        match read {
-            Ok(0) => {
-                let _ = to.shutdown().await;
-                return;
-            }
-            Ok(n) => {
-                if to.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-            // A reset is not turned into a clean end on the other side.
-            Err(_) => return to.forget(),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pulled_cable_is_noticed_by_both_sides_and_the_link_comes_back() {
     let route = Route::with(fast_heartbeat()).await;
     let addr = route.addr;
     let (pause, paused) = watch::channel(false);
-    let via = relay(addr, paused).await;
+    let via = testkit::cable::relay(addr, paused).await;
     let echo = tagged_echo("far").await;
     // The relay path is under test: a direct link would bypass the cable.
     let relay_only = |section: String| format!("[vnet]\ndirect=off\n{section}");
@@ -276,7 +224,7 @@ async fn every_limit_refuses_with_a_reason() {
 async fn a_stream_through_a_lost_route_ends_in_a_reset_within_the_heartbeat() {
     let route = Route::with(fast_heartbeat()).await;
     let (pause, paused) = watch::channel(false);
-    let via = relay(route.addr, paused).await;
+    let via = testkit::cable::relay(route.addr, paused).await;
     let echo = tagged_echo("cut").await;
     let home = vnet_at(route.addr, &serve_section("echo", 703, echo));
     let far = vnet_at(

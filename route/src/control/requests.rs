@@ -94,7 +94,9 @@ impl Peer<'_> {
             VnetMsg::Peer { to, msg } => Ok(self.pass_to_peer(to, msg)),
             VnetMsg::Direct(card) => {
                 debug!(vnet = %self.vnet_id, addrs = ?card.addrs, "direct card");
-                (self.hub.registry()).set_card(self.group, self.vnet_id, card);
+                if !(self.hub.registry()).set_card(self.group, self.vnet_id, card) {
+                    info!(vnet = %self.vnet_id, "direct card refused: another vnet of the group shows its certificate");
+                }
                 Ok(None)
             }
             _ => Err(Violation::Unexpected),

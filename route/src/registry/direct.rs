@@ -13,11 +13,19 @@ use crate::link::VnetLink;
 pub type Introductions = [(VnetLink, Introduction); 2];
 
 impl Registry {
-    /// Records the card of vnet `vnet_id` in `group`.
-    pub fn set_card(&mut self, group: &str, vnet_id: VnetId, card: DirectCard) {
-        if let Some(slot) = self.groups.get_mut(group).and_then(|g| g.vnet_mut(vnet_id)) {
+    /// Records the card of vnet `vnet_id` in `group`; `false` (nothing
+    /// recorded) if another vnet of the group shows that certificate.
+    pub fn set_card(&mut self, group: &str, vnet_id: VnetId, card: DirectCard) -> bool {
+        let Some(g) = self.groups.get_mut(group) else {
+            return false;
+        };
+        if g.holds_cert(&card.cert, vnet_id) {
+            return false;
+        }
+        if let Some(slot) = g.vnet_mut(vnet_id) {
             slot.reach.card = Some(card);
         }
+        true
     }
 
     /// Records `from` as the public address of the session a probe's pass

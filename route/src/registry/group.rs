@@ -145,6 +145,13 @@ impl Group {
         self.vnets.get(&vnet_id)
     }
 
+    /// Whether a vnet other than `except` shows certificate `cert`.
+    pub fn holds_cert(&self, cert: &proto::direct::Fingerprint, except: VnetId) -> bool {
+        self.vnets.iter().any(|(id, slot)| {
+            *id != except && slot.reach.card.as_ref().is_some_and(|c| c.cert == *cert)
+        })
+    }
+
     /// A vnet by id, to admit a pass.
     pub fn vnet_mut(&mut self, vnet_id: VnetId) -> Option<&mut VnetSlot> {
         self.vnets.get_mut(&vnet_id)

@@ -168,8 +168,9 @@ fn introductions_carry_the_observed_address_first_and_the_lower_id_dials() {
     let (vb, _, _) = reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
     let err = reg.introduce("g", vb, va).err().unwrap();
     assert_eq!(err.code, RefusalCode::Unsupported, "no cards yet: {err}");
-    reg.set_card("g", va, card(4000, 1));
-    reg.set_card("g", vb, card(5000, 2));
+    assert!(reg.set_card("g", va, card(4000, 1)));
+    assert!(!reg.set_card("g", vb, card(5000, 1)), "a's certificate");
+    assert!(reg.set_card("g", vb, card(5000, 2)));
 
     let public: std::net::SocketAddr = "198.18.0.20:6000".parse().unwrap();
     let forged = secret().pass(session, 1, Purpose::Probe);

@@ -203,15 +203,6 @@ impl Follow<'_> {
         }
     }
 
-    /// Whether the vnet serving `serve_id` is on a direct link with us.
-    fn on_direct_link(&self, serve_id: ServeId) -> bool {
-        let vnet = self.parts.group.borrow().get(&serve_id).map(|e| e.vnet_id);
-        vnet.is_some_and(|vnet| {
-            let status = self.parts.model.borrow();
-            status.direct.get(&vnet).is_some_and(|d| d.is_up())
-        })
-    }
-
     fn on_frame(&mut self, frame: Option<Result<RouteMsg, ProtoError>>) -> Result<(), Ended> {
         let msg = match frame {
             None => return Err(Ended::Lost(LinkLost::Closed)),
@@ -233,12 +224,6 @@ impl Follow<'_> {
                 withdrawn,
             } => {
                 debug!(serve = %serve_id, withdrawn, "serve down");
-                if !withdrawn && self.on_direct_link(serve_id) {
-                    // Its vnet lost the route, not us: the link carries on.
-                    debug!(serve = %serve_id, "kept: its vnet is on a direct link");
-                    self.parts.group.send_modify(|a| a.keep(serve_id));
-                    return Ok(());
-                }
                 if !withdrawn {
                     self.vnet_left(serve_id);
                 }

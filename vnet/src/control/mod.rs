@@ -151,15 +151,14 @@ fn jitter(base: Duration) -> Duration {
 /// links until a new session begins.
 fn forget_session(parts: &ControlParts) {
     parts.session.send_replace(None);
-    let linked = |vnet| {
-        parts
-            .model
-            .borrow()
-            .direct
-            .get(&vnet)
-            .is_some_and(crate::model::DirectState::is_up)
-    };
-    parts.group.send_modify(|a| a.keep_vnets(linked));
+    // Read first: the model is never borrowed while the group is locked.
+    let linked: Vec<proto::VnetId> = (parts.model.borrow().direct.iter())
+        .filter(|(_, state)| state.is_up())
+        .map(|(vnet, _)| *vnet)
+        .collect();
+    parts
+        .group
+        .send_modify(|a| a.keep_vnets(|vnet| linked.contains(&vnet)));
     parts.model.send_modify(|s| {
         s.vnet_id = None;
         for serve in s.serves.values_mut() {

@@ -115,7 +115,21 @@ async fn streams_on_the_link_start_and_flow_while_the_route_is_away() {
     let route = Route::start().await;
     let service = tagged_echo(TAG).await;
     let home = home(&route, service, "").await;
-    let (office, used) = office(&route, "", "").await;
+    // Office reaches the route through a cable that will be pulled.
+    let (pull, pulled) = tokio::sync::watch::channel(false);
+    let cable = testkit::cable::relay(route.addr, pulled).await;
+    let body = format!(
+        "[route]\nip=127.0.0.1\nport={}\nheartbeat=1\n[vnet]\nname=office\n{}",
+        cable.port(),
+        use_section("echo", 700)
+    );
+    let office = Vnet {
+        handle: vnet::start(
+            VnetConfig::parse("t.ini", &body).unwrap(),
+            tokio_util::sync::CancellationToken::new(),
+        ),
+    };
+    let used = office.open_use("echo").await;
     echo(used, 1, 10).await;
     let home_id = home
         .wait("home has an id", |s| s.vnet_id.is_some())
@@ -131,7 +145,7 @@ async fn streams_on_the_link_start_and_flow_while_the_route_is_away() {
     // A stream open on the link before the route goes keeps flowing.
     let (mut flowing, tag) = connect_tagged(used).await;
     assert_eq!(tag, TAG);
-    route.stop().await;
+    pull.send_replace(true);
     office
         .wait("office lost the route", |s| s.vnet_id.is_none())
         .await;
@@ -152,7 +166,7 @@ async fn streams_on_the_link_start_and_flow_while_the_route_is_away() {
     assert_eq!(office.wait("", |_| true).await.direct_streams, before + 1);
     office.idle().await;
     office.stop().await;
-    home.stop().await;
+    stop_all(route, [home]).await;
 }
 
 /// Office and home, with `extra` lines in their `[vnet]` and `in_use` in

@@ -126,8 +126,33 @@ async fn attempt(
             .map_err(|err| err.to_string())?;
     let mut config = quinn::ClientConfig::new(Arc::new(client));
     config.transport_config(transport());
+    // The other end may not have taken its own introduction yet when our
+    // first handshake reaches it (it refuses a certificate it does not
+    // expect): a round that fails fast is tried again, within the attempt.
+    let retry_until = tokio::time::Instant::now() + ATTEMPT_TIMEOUT / 2;
+    loop {
+        match dial_all(ends, &config, &addrs).await {
+            Ok(link) => {
+                let theirs = hello::dial(&link, ends.hello).await?;
+                return Ok((link, theirs));
+            }
+            Err(why) if tokio::time::Instant::now() >= retry_until => return Err(why),
+            Err(_) => tokio::time::sleep(DIAL_AGAIN).await,
+        }
+    }
+}
+
+/// The wait before a failed round of handshakes is tried again.
+const DIAL_AGAIN: Duration = Duration::from_millis(300);
+
+/// Dials every address at once; the first link whose handshake completes.
+async fn dial_all(
+    ends: &Ends<'_>,
+    config: &quinn::ClientConfig,
+    addrs: &[std::net::SocketAddr],
+) -> Result<quinn::Connection, String> {
     let mut tries = JoinSet::new();
-    for addr in addrs {
+    for &addr in addrs {
         let connecting = ends
             .endpoint
             .connect_with(config.clone(), addr, SERVER_NAME);
@@ -143,10 +168,7 @@ async fn attempt(
         match tried {
             // The rest are dropped with the set: their handshakes stop,
             // and the other end takes only the link our hello comes on.
-            Ok(Ok(link)) => {
-                let theirs = hello::dial(&link, ends.hello).await?;
-                return Ok((link, theirs));
-            }
+            Ok(Ok(link)) => return Ok(link),
             Ok(Err(err)) => errors.push(err),
             Err(err) => errors.push(err.to_string()),
         }

@@ -85,9 +85,17 @@ fn provider() -> Arc<CryptoProvider> {
 pub(crate) struct Expected(Arc<Mutex<HashMap<Fingerprint, (VnetId, String)>>>);
 
 impl Expected {
-    /// Links from `cert` are accepted as vnet `peer`'s (named `name`).
+    /// Links from `cert` are accepted as vnet `peer`'s (named `name`),
+    /// and from no other certificate of its: one entry per vnet.
     pub(crate) fn insert(&self, cert: Fingerprint, peer: VnetId, name: &str) {
-        self.lock().insert(cert, (peer, name.to_string()));
+        let mut expected = self.lock();
+        expected.retain(|_, (id, _)| *id != peer);
+        expected.insert(cert, (peer, name.to_string()));
+    }
+
+    /// Nobody is expected (a new session: ids may name others now).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
     }
 
     /// Links from `cert` are refused again.

@@ -22,6 +22,7 @@ impl Direct {
             self.0.serving.tracker.spawn(async move {
                 let from = incoming.remote_address();
                 if let Err(why) = direct.accepted(incoming).await {
+                    let why = proto::text::Escaped(&why).to_string();
                     debug!(%from, %why, "direct link refused");
                 }
             });

@@ -6,8 +6,8 @@
 //! each must open with a hello proved by the key this vnet gave that
 //! link, then waits as a spare for a stream's header. [`LanePool`] keeps
 //! a few connections open to the other end's lane, for our streams to
-//! start on without a connect; if the first cannot be made (a NAT in the
-//! way), the link carries the streams itself.
+//! start on without a connect; once one cannot be made (a NAT in the
+//! way), the link carries the streams itself for the rest of its life.
 use proto::direct::lane::{LaneHello, LaneKey};
 use proto::direct::StreamHeader;
 use proto::pass::ReplayWindow;
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -31,6 +31,23 @@ const SPARES: usize = 4;
 const LANE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Lane connections that have not proved themselves yet, at most.
 const UNPROVED: usize = 64;
+/// Proved lane connections waiting for a stream, per link, at most: the
+/// other end keeps [`SPARES`], a few more cover its replacements.
+const WAITING_PER_LINK: usize = 4 * SPARES;
+
+/// Probes an idle lane connection after this long, so one a NAT or
+/// firewall dropped silently is noticed (and not handed a stream).
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Keep-alive probes for a lane connection: both ends of a spare may sit
+/// idle for long.
+fn keep_alive(conn: &TcpStream) {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE)
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    let _ = socket2::SockRef::from(conn).set_tcp_keepalive(&probes);
+}
 
 /// A key given to one link, and what its connections are for.
 struct Granted {
@@ -39,6 +56,8 @@ struct Granted {
     seen: ReplayWindow,
     /// Cancelled when the link closes: its idle spares go.
     closed: CancellationToken,
+    /// Room for its proved connections waiting for a stream.
+    waiting: Arc<Semaphore>,
 }
 
 /// This vnet's lane listener and the keys it gave. Cheap to clone.
@@ -85,6 +104,7 @@ impl LaneListener {
             peer,
             seen: ReplayWindow::default(),
             closed,
+            waiting: Arc::new(Semaphore::new(WAITING_PER_LINK)),
         };
         self.granted().insert(key.id, granted);
         (self.port, key)
@@ -124,7 +144,9 @@ impl LaneListener {
                 let proved = lanes.prove(conn).await;
                 drop(permit);
                 match proved {
-                    Ok((conn, peer, closed)) => spare(serving_now, conn, peer, closed).await,
+                    Ok((conn, peer, closed, room)) => {
+                        spare(serving_now, conn, peer, closed, room).await
+                    }
                     Err(why) => info!(%from, %why, "lane connection refused"),
                 }
             });
@@ -132,11 +154,9 @@ impl LaneListener {
     }
 
     /// Reads a lane connection's hello and checks it.
-    async fn prove(
-        &self,
-        mut conn: TcpStream,
-    ) -> Result<(TcpStream, VnetId, CancellationToken), &'static str> {
+    async fn prove(&self, mut conn: TcpStream) -> Result<Proved, &'static str> {
         net::socket::reset_on_close(&conn, true);
+        keep_alive(&conn);
         let mut hello = [0u8; LaneHello::LEN];
         match tokio::time::timeout(LANE_TIMEOUT, conn.read_exact(&mut hello)).await {
             Ok(Ok(_)) => {}
@@ -151,20 +171,33 @@ impl LaneListener {
         if !link.seen.admit(hello.counter) {
             return Err("a hello seen before");
         }
-        Ok((conn, link.peer, link.closed.clone()))
+        let room = (link.waiting.clone().try_acquire_owned())
+            .map_err(|_| "too many of its link's connections wait already")?;
+        Ok((conn, link.peer, link.closed.clone(), room))
     }
 }
+
+/// A proved lane connection, its link's vnet, the link's end, and its
+/// place among the link's waiting connections.
+type Proved = (TcpStream, VnetId, CancellationToken, OwnedSemaphorePermit);
 
 /// A proved lane connection: waits for a stream's header, then hands the
 /// stream to the serving side. A lane stream lives on its own TCP
 /// connection: it outlives a link that closes (its own failures reset
 /// it), so it is never cut for the link's sake.
-async fn spare(serving: Serving, mut conn: TcpStream, peer: VnetId, closed: CancellationToken) {
+async fn spare(
+    serving: Serving,
+    mut conn: TcpStream,
+    peer: VnetId,
+    closed: CancellationToken,
+    room: OwnedSemaphorePermit,
+) {
     let mut header = [0u8; StreamHeader::LEN];
     let read = tokio::select! {
         _ = closed.cancelled() => return,
         read = conn.read_exact(&mut header) => read,
     };
+    drop(room);
     let Some(header) = read.ok().and_then(|_| StreamHeader::decode(&header)) else {
         return debug!(vnet = %peer, "lane connection closed or malformed before a stream");
     };
@@ -249,6 +282,7 @@ impl LanePool {
         let mut conn = tokio::time::timeout(LANE_TIMEOUT, connect)
             .await
             .map_err(|_| std::io::Error::other("no answer in time"))??;
+        keep_alive(&conn);
         let counter = self.counter.fetch_add(1, Ordering::Relaxed);
         conn.write_all(&self.key.hello(counter).encode()).await?;
         Ok(conn)

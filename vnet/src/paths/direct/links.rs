@@ -1,8 +1,8 @@
 //! Where the direct link with each vnet stands: pure state, no I/O, kept
 //! under one lock briefly.
 //!
-//! Vnet ids are the route's and hold for one session: after a reconnect
-//! (or a route restart) an id may name another vnet. So links are kept by
+//! Vnet ids are the route's: after a reconnect (or a route restart) an
+//! id may name another vnet. So links are kept by
 //! the certificate at their other end, and the ids that lead to them are
 //! forgotten when a new session starts; a link still up is taken again
 //! without an attempt when the route introduces its vnet anew.
@@ -100,8 +100,9 @@ impl Links {
         true
     }
 
-    /// The link to `peer`, or whether to ask for one.
-    pub(crate) fn lookup(&mut self, peer: VnetId, now: Instant) -> Lookup {
+    /// The link to `peer`, or whether to ask for one (never when the
+    /// route does not `introduce`).
+    pub(crate) fn lookup(&mut self, peer: VnetId, now: Instant, introduce: bool) -> Lookup {
         match self.peers.get(&peer) {
             Some(Peer::Up { cert }) => {
                 if let Some(link) = self.up.get(cert) {
@@ -112,6 +113,9 @@ impl Links {
             Some(Peer::Asking { since, .. }) if now - *since < ASK_TIMEOUT => return Lookup::Relay,
             Some(Peer::Waiting { until, .. }) if now < *until => return Lookup::Relay,
             _ => {}
+        }
+        if !introduce {
+            return Lookup::Relay;
         }
         let failures = self.failures(peer);
         self.peers.insert(
@@ -229,17 +233,23 @@ mod tests {
     fn a_vnet_is_asked_for_once_then_waits_out_each_failure() {
         let mut links = Links::default();
         let (peer, now) = (VnetId(2), Instant::now());
-        assert!(matches!(links.lookup(peer, now), Lookup::Ask));
-        assert!(matches!(links.lookup(peer, now), Lookup::Relay));
+        assert!(matches!(links.lookup(peer, now, true), Lookup::Ask));
+        assert!(matches!(links.lookup(peer, now, true), Lookup::Relay));
         assert_eq!(links.failed(peer, now), Some(BACKOFF_MIN));
         let later = now + BACKOFF_MIN - Duration::from_millis(1);
-        assert!(matches!(links.lookup(peer, later), Lookup::Relay));
-        assert!(matches!(links.lookup(peer, now + BACKOFF_MIN), Lookup::Ask));
+        assert!(matches!(links.lookup(peer, later, true), Lookup::Relay));
+        assert!(matches!(
+            links.lookup(peer, now + BACKOFF_MIN, true),
+            Lookup::Ask
+        ));
         assert_eq!(links.failed(peer, now), Some(2 * BACKOFF_MIN));
         // An ask the route never answers is asked again.
         let mut links = Links::default();
-        assert!(matches!(links.lookup(peer, now), Lookup::Ask));
-        assert!(matches!(links.lookup(peer, now + ASK_TIMEOUT), Lookup::Ask));
+        assert!(matches!(links.lookup(peer, now, true), Lookup::Ask));
+        assert!(matches!(
+            links.lookup(peer, now + ASK_TIMEOUT, true),
+            Lookup::Ask
+        ));
     }
 
     #[test]
@@ -258,8 +268,16 @@ mod tests {
         assert!(links.on_session(Some(SessionId(2))));
         assert!(done.is_cancelled());
         assert!(matches!(
-            links.lookup(VnetId(2), Instant::now()),
+            links.lookup(VnetId(2), Instant::now(), true),
             Lookup::Ask
         ));
+        let mut older_route = Links::default();
+        assert!(
+            matches!(
+                older_route.lookup(VnetId(2), Instant::now(), false),
+                Lookup::Relay
+            ),
+            "a route that does not introduce is never asked"
+        );
     }
 }

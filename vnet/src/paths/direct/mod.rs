@@ -18,12 +18,13 @@
 //!   first exchange on it; `bind` (with `secret=`) proves both ends hold
 //!   the pair key.
 //! - `intake`: links others open to us, and our card and probes for
-//!   each session.
+//!   each session; `established`: a link from its hellos to its end.
 //! - [`links`]: where the link with each vnet stands.
 //! - [`stream`]: one stream on a link, reset unless it ended cleanly.
 //! - [`serve`]: streams the peer opens to our serves.
 pub(crate) mod attempt;
 mod bind;
+mod established;
 pub(crate) mod hello;
 pub(crate) mod identity;
 mod intake;
@@ -51,7 +52,7 @@ use crate::model::{DirectState, Model};
 use crate::serving::Serving;
 use attempt::Outcome;
 use identity::{Expected, Identity};
-use lane::{LaneListener, LanePool};
+use lane::LaneListener;
 use links::{Introduced, Link, Links, Lookup};
 use proto::direct::lane::LinkHello;
 use socket::DirectSocket;
@@ -183,6 +184,7 @@ impl Direct {
         let session = self.0.sessions.borrow().as_ref().map(|s| s.id);
         let mut links = self.0.links.lock().expect("direct links poisoned");
         if links.on_session(session) {
+            self.0.expected.clear();
             self.0.model.send_modify(|s| s.direct.clear());
         }
         links
@@ -191,7 +193,10 @@ impl Direct {
     /// The link to `peer` if one is up; otherwise none, and one is asked
     /// for in the background if no attempt runs or waits.
     pub(crate) fn link(&self, peer: VnetId) -> Option<Link> {
-        let lookup = self.links().lookup(peer, Instant::now());
+        // An older route does not introduce (and would drop a vnet that
+        // asks): links from an earlier session only.
+        let introduces = self.0.sessions.borrow().as_ref().is_some_and(|s| s.direct);
+        let lookup = self.links().lookup(peer, Instant::now(), introduces);
         match lookup {
             Lookup::Up(link) => return Some(link),
             Lookup::Relay => return None,
@@ -274,121 +279,6 @@ impl Direct {
             }
         };
         self.0.serving.tracker.spawn(attempt.instrument(span));
-    }
-
-    /// What our end offers on a new link with `peer`: its lane, if it
-    /// has one, with a key for this link alone.
-    fn offer(&self, peer: VnetId) -> Offered {
-        let closed = CancellationToken::new();
-        let lane = (self.0.lanes.as_ref()).map(|lanes| lanes.offer(peer, closed.clone()));
-        let key_id = lane.as_ref().map(|(_, key)| key.id);
-        Offered {
-            hello: LinkHello { lane },
-            key_id,
-            closed,
-        }
-    }
-
-    /// Undoes an offer: its link closed, or never came up.
-    fn withdraw(&self, offered: &Offered) {
-        offered.closed.cancel();
-        if let (Some(lanes), Some(id)) = (&self.0.lanes, &offered.key_id) {
-            lanes.withdraw(id);
-        }
-    }
-
-    /// A link with `peer` whose hellos are through: with `secret=`, both
-    /// ends prove it is bound to their pair key first; then it is up.
-    async fn establish(
-        &self,
-        (peer, name): (VnetId, &str),
-        conn: quinn::Connection,
-        theirs: LinkHello,
-        offered: Offered,
-        dialer: bool,
-    ) {
-        if let Some(e2e) = &self.0.e2e {
-            if let Err(why) = bind::exchange(&conn, e2e, (peer, name), dialer).await {
-                self.withdraw(&offered);
-                conn.close(2u32.into(), b"not bound to the pair key");
-                let cert = identity::peer_fingerprint(&conn);
-                return self.failed(peer, cert, &format!("link refused: {why}"));
-            }
-        }
-        self.up((peer, name), conn, theirs, offered)
-    }
-
-    /// A link with `peer` (named `name`) is up, and the other end said
-    /// `theirs`: new streams go on it (or on its lane).
-    fn up(
-        &self,
-        (peer, name): (VnetId, &str),
-        conn: quinn::Connection,
-        theirs: LinkHello,
-        offered: Offered,
-    ) {
-        let Some(cert) = identity::peer_fingerprint(&conn) else {
-            self.withdraw(&offered);
-            return conn.close(1u32.into(), b"no certificate");
-        };
-        let lane = theirs.lane.map(|(port, key)| {
-            let addr = SocketAddr::new(conn.remote_address().ip().to_canonical(), port);
-            let pool = LanePool::new(addr, key);
-            let keeping = pool.clone().keep(peer, offered.closed.clone());
-            self.0.serving.tracker.spawn(keeping);
-            pool
-        });
-        let link = Link {
-            conn: conn.clone(),
-            lane,
-        };
-        if let Some(old) = self.links().up(peer, cert, link) {
-            old.conn.close(0u32.into(), b"replaced by a newer link");
-        }
-        let (addr, rtt) = (conn.remote_address(), conn.rtt());
-        info!(vnet = %peer, name = %Escaped(name), %addr, rtt_ms = rtt.as_millis() as u64, "direct link up; new streams to this vnet go direct");
-        self.publish_up(peer, &conn);
-        let tracker = &self.0.serving.tracker;
-        tracker.spawn(serve::run(self.0.serving.clone(), conn.clone(), peer));
-        tracker.spawn(self.clone().watch(cert, conn, name.to_string(), offered));
-    }
-
-    fn publish_up(&self, peer: VnetId, link: &quinn::Connection) {
-        let (addr, rtt) = (link.remote_address(), link.rtt());
-        self.publish(peer, DirectState::Up { addr, rtt });
-    }
-
-    /// Publishes the link's round trip until it closes, then falls back.
-    async fn watch(
-        self,
-        cert: Fingerprint,
-        link: quinn::Connection,
-        name: String,
-        offered: Offered,
-    ) {
-        let mut every = tokio::time::interval(RTT_EVERY);
-        let why = loop {
-            tokio::select! {
-                why = link.closed() => break why,
-                _ = every.tick() => {
-                    let peers = self.links().peers_on(cert);
-                    for peer in peers {
-                        self.publish_up(peer, &link);
-                    }
-                }
-            }
-        };
-        self.withdraw(&offered);
-        let gone = self.links().down(cert, &link);
-        let why = why.to_string();
-        for peer in gone {
-            self.publish(
-                peer,
-                DirectState::Relay(format!("the link went down: {why}")),
-            );
-            info!(vnet = %peer, name = %Escaped(&name), why = %Escaped(&why), "direct link down; new streams to this vnet go through the route");
-            self.0.control.direct_down(peer).await;
-        }
     }
 
     /// An attempt for `peer` failed: wait before the next, longer each time.

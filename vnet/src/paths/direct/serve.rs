@@ -23,7 +23,10 @@ pub(crate) async fn run(serving: Serving, link: quinn::Connection, peer: VnetId)
     loop {
         let (send, recv) = match link.accept_bi().await {
             Ok(stream) => stream,
-            Err(err) => return debug!(%err, "direct link closed"),
+            Err(err) => {
+                let err = proto::text::Escaped(&err.to_string()).to_string();
+                return debug!(%err, "direct link closed");
+            }
         };
         let stream = QuicStream::new(send, recv);
         let (serving, closed) = (serving.clone(), closed.clone());
