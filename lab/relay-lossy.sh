@@ -34,17 +34,6 @@ USE_PORT=18000
 SIZE=$((200 * 1024))
 START=$SECONDS
 
-# Builds route and vnet unless --bin named a folder; sets BIN.
-binaries() {
-    if [[ -z $BIN ]]; then
-        echo "building route and vnet (cargo build --release)" >&2
-        cargo build --quiet --release -p route -p vnet
-        BIN=${CARGO_TARGET_DIR:-target}/release
-    fi
-    [[ $BIN == /* ]] || BIN=$PWD/$BIN
-    [[ -x $BIN/route && -x $BIN/vnet ]] || lab_die "no route and vnet binaries in $BIN"
-}
-
 # Writes the route's and both vnets' configs into the lab's folder.
 configs() {
     local route_ip
@@ -101,7 +90,7 @@ check_alive() {
 }
 
 main() {
-    binaries
+    product_binaries "$BIN"
     lab_up --route-delay 100 --route-loss 5 \
         --site a:eim:1.25:200 --site b:sym:1.25:200 "${LINKEMU_ARGS[@]}"
     configs

@@ -158,10 +158,37 @@ impl ServerCertVerifier for Pinned {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+        Signatures::tls12()
     }
 
     fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Signatures(&self.provider).tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        Signatures(&self.provider).schemes()
+    }
+}
+
+/// The handshake signature checks of the verifiers that pin a
+/// certificate (here and for direct links): TLS 1.3 only, with the
+/// provider's algorithms, so only the holder of the certificate's key
+/// gets through.
+pub(crate) struct Signatures<'a>(pub &'a CryptoProvider);
+
+impl Signatures<'_> {
+    /// TLS 1.2 is never negotiated.
+    pub(crate) fn tls12() -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+    }
+
+    /// Checks a TLS 1.3 handshake signature.
+    pub(crate) fn tls13(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
@@ -171,13 +198,12 @@ impl ServerCertVerifier for Pinned {
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
+            &self.0.signature_verification_algorithms,
         )
     }
 
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+    /// The signature schemes it checks.
+    pub(crate) fn schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

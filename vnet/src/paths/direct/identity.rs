@@ -13,6 +13,8 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::tls::Signatures;
+
 /// The protocol a direct link speaks, in its TLS ALPN.
 pub(crate) const ALPN: &[u8] = b"vnet-direct/1";
 
@@ -120,20 +122,6 @@ pub(crate) fn peer_fingerprint(conn: &quinn::Connection) -> Option<Fingerprint> 
     chain.first().map(|cert| Fingerprint::of(cert))
 }
 
-fn verify_signature(
-    provider: &CryptoProvider,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    rustls::crypto::verify_tls13_signature(
-        message,
-        cert,
-        dss,
-        &provider.signature_verification_algorithms,
-    )
-}
-
 /// A dialer's check: the accepting end is the vnet introduced.
 #[derive(Debug)]
 struct Pinned {
@@ -165,7 +153,7 @@ impl ServerCertVerifier for Pinned {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+        Signatures::tls12()
     }
 
     fn verify_tls13_signature(
@@ -174,13 +162,11 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_signature(&self.provider, message, cert, dss)
+        Signatures(&self.provider).tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        Signatures(&self.provider).schemes()
     }
 }
 
@@ -222,7 +208,7 @@ impl ClientCertVerifier for Introduced {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+        Signatures::tls12()
     }
 
     fn verify_tls13_signature(
@@ -231,12 +217,10 @@ impl ClientCertVerifier for Introduced {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_signature(&self.provider, message, cert, dss)
+        Signatures(&self.provider).tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        Signatures(&self.provider).schemes()
     }
 }
