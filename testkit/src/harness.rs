@@ -134,6 +134,32 @@ impl Vnet {
     }
 }
 
+/// Waits until `office` has a direct link up to `home`, and returns
+/// home's id. `stream` starts one stream from office to home: the first
+/// asks for the link, and as an attempt that failed (a loaded machine)
+/// is only tried again when a later stream asks, one is started
+/// whenever a bounded wait for the link ends without it.
+pub async fn direct_link_up<F, S>(home: &Vnet, office: &Vnet, mut stream: F) -> proto::VnetId
+where
+    F: FnMut() -> S,
+    S: std::future::Future<Output = ()>,
+{
+    let status = home.wait("home has an id", |s| s.vnet_id.is_some()).await;
+    let home_id = status.vnet_id.expect("waited for");
+    let up = |s: &Status| s.direct.get(&home_id).is_some_and(|d| d.is_up());
+    for _ in 0..20 {
+        stream().await;
+        let wait = office.handle.wait_for(up);
+        if tokio::time::timeout(std::time::Duration::from_secs(2), wait)
+            .await
+            .is_ok()
+        {
+            return home_id;
+        }
+    }
+    panic!("no direct link from office to home after 20 streams");
+}
+
 /// The lines of a serve section for a local address.
 pub fn serve_section(key: &str, serveid: u16, addr: SocketAddr) -> String {
     format!("[serve.{key}]\nserveid={serveid}\nport={}\n", addr.port())

@@ -212,7 +212,8 @@ impl Peer<'_> {
     /// both are sent the other's addresses and certificate.
     fn introduce(&self, other: VnetId) -> Result<(), Refusal> {
         let (group, asker) = (self.group, self.vnet_id);
-        let pair = self.hub.registry().introduce(group, asker, other)?;
+        let now = Instant::now();
+        let pair = self.hub.registry().introduce(group, (asker, other), now)?;
         for (link, intro) in pair {
             debug!(to = %intro.peer, addrs = ?intro.addrs, "introduction");
             link.aside(RouteMsg::Introduce(intro)).map_err(|_| {

@@ -5,9 +5,15 @@ use proto::direct::{DirectCard, Introduction};
 use proto::pass::{DataPass, Purpose};
 use proto::{Refusal, RefusalCode, VnetId};
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use super::Registry;
 use crate::link::VnetLink;
+
+/// How often a vnet may ask to be introduced to the same vnet: each
+/// introduction sets both to work (dialing every address, punching), so
+/// a vnet that asks in a loop is held to this.
+pub const INTRODUCE_EVERY: Duration = Duration::from_secs(2);
 
 /// Two introductions, one for each vnet of a pair, and where to send them.
 pub type Introductions = [(VnetLink, Introduction); 2];
@@ -40,12 +46,36 @@ impl Registry {
         Some(admitted.vnet_id)
     }
 
-    /// Introductions of `asker` and `other` of `group` to each other. The
-    /// lower id dials, so two vnets that ask at once agree on the roles.
+    /// Introductions of `asker` and `other` of `group` to each other, at
+    /// `now`. The lower id dials, so two vnets that ask at once agree on
+    /// the roles.
     ///
     /// # Errors
-    /// The other is not there, or cannot go direct.
+    /// The other is not there, cannot go direct, or was introduced to
+    /// the asker less than [`INTRODUCE_EVERY`] ago.
     pub fn introduce(
+        &mut self,
+        group: &str,
+        (asker, other): (VnetId, VnetId),
+        now: Instant,
+    ) -> Result<Introductions, Refusal> {
+        let pair = self.introductions(group, asker, other)?;
+        let slot = self.groups.get_mut(group).and_then(|g| g.vnet_mut(asker));
+        let asked = &mut slot.expect("found above").reach.asked;
+        if asked
+            .get(&other)
+            .is_some_and(|at| now - *at < INTRODUCE_EVERY)
+        {
+            return Err(Refusal::new(
+                RefusalCode::Busy,
+                format!("asked to meet vnet {other} less than {INTRODUCE_EVERY:?} ago"),
+            ));
+        }
+        asked.insert(other, now);
+        Ok(pair)
+    }
+
+    fn introductions(
         &self,
         group: &str,
         asker: VnetId,

@@ -1,7 +1,10 @@
 //! How a vnet can be reached directly (feature `direct`), as far as the
 //! route knows: the card it sent and where its probes come from.
 use proto::direct::DirectCard;
+use proto::VnetId;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// How a vnet can be reached directly, as far as the route knows.
 #[derive(Debug, Default, Clone)]
@@ -10,6 +13,8 @@ pub struct Reach {
     pub card: Option<DirectCard>,
     /// Where its last admitted probe came from.
     pub observed: Option<SocketAddr>,
+    /// When it last asked to be introduced to each vnet.
+    pub asked: HashMap<VnetId, Instant>,
 }
 
 impl Reach {

@@ -1,5 +1,6 @@
 //! The registry's tests: ids, groups, limits, passes, cut-off vnets and
 //! direct-link introductions.
+use super::direct::INTRODUCE_EVERY;
 use super::*;
 use crate::link::Queues;
 use proto::direct::{DirectCard, Fingerprint};
@@ -166,7 +167,8 @@ fn introductions_carry_the_observed_address_first_and_the_lower_id_dials() {
     let key = secret();
     let (va, session, _) = reg.join("g", "a", a, key.clone(), arrival(), 10).unwrap();
     let (vb, _, _) = reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
-    let err = reg.introduce("g", vb, va).err().unwrap();
+    let now = std::time::Instant::now();
+    let err = reg.introduce("g", (vb, va), now).err().unwrap();
     assert_eq!(err.code, RefusalCode::Unsupported, "no cards yet: {err}");
     assert!(reg.set_card("g", va, card(4000, 1)));
     assert!(!reg.set_card("g", vb, card(5000, 1)), "a's certificate");
@@ -189,14 +191,33 @@ fn introductions_carry_the_observed_address_first_and_the_lower_id_dials() {
     assert_eq!(reg.observe(&good, public), Some(va));
     assert_eq!(reg.observe(&good, public), None, "a replayed probe");
 
-    let [(_, to_b), (_, to_a)] = reg.introduce("g", vb, va).ok().unwrap();
+    let [(_, to_b), (_, to_a)] = reg.introduce("g", (vb, va), now).ok().unwrap();
     assert_eq!((to_b.peer, to_b.dial), (va, false));
     assert_eq!((to_a.peer, to_a.dial), (vb, true));
     assert_eq!(to_b.addrs, vec![public, "10.0.0.1:4000".parse().unwrap()]);
     assert_eq!(to_b.cert, Fingerprint([1; 32]));
     assert_eq!(to_a.addrs, vec!["10.0.0.2:5000".parse().unwrap()]);
     assert_eq!(to_a.peer_name, "b");
-    assert!(reg.introduce("g", va, va).is_err(), "a vnet and itself");
-    assert!(reg.introduce("g", va, VnetId(9)).is_err(), "no such vnet");
-    assert!(reg.introduce("other", va, vb).is_err(), "another group");
+    assert!(
+        reg.introduce("g", (va, va), now).is_err(),
+        "a vnet and itself"
+    );
+    assert!(
+        reg.introduce("g", (va, VnetId(9)), now).is_err(),
+        "no such vnet"
+    );
+    assert!(
+        reg.introduce("other", (va, vb), now).is_err(),
+        "another group"
+    );
+
+    // Asking again at once is held back; the other may ask; later, again.
+    let again = reg.introduce("g", (vb, va), now).err().unwrap();
+    assert_eq!(again.code, RefusalCode::Busy, "{again}");
+    assert!(
+        reg.introduce("g", (va, vb), now).is_ok(),
+        "the other's own ask"
+    );
+    let later = now + INTRODUCE_EVERY;
+    assert!(reg.introduce("g", (vb, va), later).is_ok());
 }

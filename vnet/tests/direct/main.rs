@@ -35,18 +35,6 @@ async fn office(route: &Route, extra: &str, in_use: &str) -> (Vnet, SocketAddr) 
     (office, used)
 }
 
-/// Home's id, once office's link to it is up.
-async fn linked(home: &Vnet, office: &Vnet) -> proto::VnetId {
-    let status = home.wait("home has an id", |s| s.vnet_id.is_some()).await;
-    let home_id = status.vnet_id.unwrap();
-    office
-        .wait("office's link to home is up", |s| {
-            s.direct.get(&home_id).is_some_and(|d| d.is_up())
-        })
-        .await;
-    home_id
-}
-
 /// One connection through the use: `len` bytes of a pattern there and
 /// back, byte-exact, with clean ends.
 async fn echo(used: SocketAddr, seed: u64, len: usize) {
@@ -77,8 +65,7 @@ async fn new_streams_go_direct_once_the_link_is_up() {
     let (office, used) = office(&route, "", "").await;
 
     // The first stream goes through the route and asks for a link.
-    echo(used, 1, 1000).await;
-    let home_id = linked(&home, &office).await;
+    let home_id = direct_link_up(&home, &office, || echo(used, 1, 1000)).await;
     assert!(
         office.handle.use_paths()["echo"].is_some(),
         "show use says direct"
@@ -133,8 +120,7 @@ async fn streams_on_the_link_start_and_flow_while_the_route_is_away() {
         ),
     };
     let used = office.open_use("echo").await;
-    echo(used, 1, 10).await;
-    linked(&home, &office).await;
+    direct_link_up(&home, &office, || echo(used, 1, 10)).await;
 
     // A stream open on the link before the route goes keeps flowing.
     let (mut flowing, tag) = connect_tagged(used).await;

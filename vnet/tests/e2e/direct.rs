@@ -15,13 +15,7 @@ async fn vnets_with_the_secret_go_direct_on_a_bound_link() {
     let service = marked_echo().await;
     let home = serving_home(home_route, "echo", service, Some(SECRET), AUTO).await;
     let (office, used) = using_office(office_route, "echo", Some(SECRET), AUTO).await;
-    exchange(used).await;
-    let home_id = home.handle.status().vnet_id.unwrap();
-    office
-        .wait("a bound link to home", |s| {
-            s.direct.get(&home_id).is_some_and(|d| d.is_up())
-        })
-        .await;
+    let home_id = direct_link_up(&home, &office, || exchange(used)).await;
     assert_eq!(office.handle.end_to_end(home_id), "yes");
     let (home_before, office_before) = (
         home_seen.lock().unwrap().len(),
