@@ -15,16 +15,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lab/lib.sh
 source lab/lib.sh
 
-BIN_ARG=""
-LINKEMU_ARGS=()
-while (($#)); do
-    case $1 in
-        --bin) BIN_ARG=${2:?--bin needs a folder} ;;
-        --linkemu) LINKEMU_ARGS=(--linkemu "${2:?--linkemu needs a path}") ;;
-        *) sed -n '2,13s/^# \{0,1\}//p' "$0" >&2 && exit 2 ;;
-    esac
-    shift 2
-done
+product_args 2,13 "$@"
 SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-200}
 CONNS=${CONNS:-20}

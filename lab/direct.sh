@@ -28,16 +28,7 @@ source lab/lib.sh
 
 SCENARIO=${1:-}
 shift || true
-BIN_ARG=""
-LINKEMU_ARGS=()
-while (($#)); do
-    case $1 in
-        --bin) BIN_ARG=${2:?--bin needs a folder} ;;
-        --linkemu) LINKEMU_ARGS=(--linkemu "${2:?--linkemu needs a path}") ;;
-        *) sed -n '2,25s/^# \{0,1\}//p' "$0" >&2 && exit 2 ;;
-    esac
-    shift 2
-done
+product_args 2,25 "$@"
 START=$SECONDS
 
 # Fetches the 2 MB file through the use; fails the test unless it is

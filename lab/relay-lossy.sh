@@ -16,16 +16,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lab/lib.sh
 source lab/lib.sh
 
-BIN=""
-LINKEMU_ARGS=()
-while (($#)); do
-    case $1 in
-        --bin) BIN=${2:?--bin needs a folder} ;;
-        --linkemu) LINKEMU_ARGS=(--linkemu "${2:?--linkemu needs a path}") ;;
-        *) sed -n '2,14s/^# \{0,1\}//p' "$0" >&2 && exit 2 ;;
-    esac
-    shift 2
-done
+product_args 2,14 "$@"
 FETCHES=${FETCHES:-3}
 FETCH_TIMEOUT=${FETCH_TIMEOUT:-90}
 ROUTE_PORT=7749
@@ -90,7 +81,7 @@ check_alive() {
 }
 
 main() {
-    product_binaries "$BIN"
+    product_binaries "$BIN_ARG"
     lab_up --route-delay 100 --route-loss 5 \
         --site a:eim:1.25:200 --site b:sym:1.25:200 "${LINKEMU_ARGS[@]}"
     configs

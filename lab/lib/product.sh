@@ -8,6 +8,25 @@ PRODUCT_WEB_PORT=8000
 PRODUCT_USE_PORT=18000
 PRODUCT_TOKEN=lab-product-token
 
+# product_args LINES "$@": reads a test script's options into BIN_ARG
+# (--bin DIR) and LINKEMU_ARGS (--linkemu PATH); anything else prints
+# lines LINES (e.g. 2,13) of the script's header comment and exits 2.
+# shellcheck disable=SC2034 # read by the scripts that call it
+product_args() {
+    local usage=$1
+    shift
+    BIN_ARG=""
+    LINKEMU_ARGS=()
+    while (($#)); do
+        case $1 in
+            --bin) BIN_ARG=${2:?--bin needs a folder} ;;
+            --linkemu) LINKEMU_ARGS=(--linkemu "${2:?--linkemu needs a path}") ;;
+            *) sed -n "${usage}s/^# \{0,1\}//p" "$0" >&2 && exit 2 ;;
+        esac
+        shift 2
+    done
+}
+
 # product_binaries [DIR]: sets BIN to DIR, or builds route and vnet
 # (release) and sets BIN to their folder.
 product_binaries() {
