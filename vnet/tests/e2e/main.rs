@@ -24,11 +24,22 @@ const MARKER_DOWN: &str = "MARKER-from-the-service";
 /// Relays connections to `route`, keeping every byte both ways, as a
 /// route operator could.
 async fn recording_relay(route: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    let (addr, seen, open) = gated_relay(route).await;
+    open.cancel();
+    (addr, seen)
+}
+
+/// A [`recording_relay`] that takes no connection until `open` is
+/// cancelled (they wait in the listen queue).
+async fn gated_relay(route: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
+    let open = CancellationToken::new();
+    let gate = open.clone();
     tokio::spawn(async move {
+        gate.cancelled().await;
         while let Ok((vnet_side, _)) = listener.accept().await {
             let Ok(route_side) = TcpStream::connect(route).await else {
                 continue;
@@ -39,7 +50,7 @@ async fn recording_relay(route: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>)
             tokio::spawn(pump(rr, vw, record.clone()));
         }
     });
-    (addr, seen)
+    (addr, seen, open)
 }
 
 /// Copies `from` to `to`, keeping a copy of every byte in `record`.

@@ -14,9 +14,10 @@ fn config_via(route: SocketAddr, body: &str) -> vnet::VnetConfig {
 async fn a_peer_back_in_a_new_session_pairs_again() {
     let route = Route::start().await;
     // Two ways to the same route: moving home from one to the other
-    // makes it reconnect.
+    // makes it reconnect. The second lets home through only once office
+    // has seen it leave, so office's next stream must reach it back.
     let (first_way, _) = recording_relay(route.addr).await;
-    let (second_way, _) = recording_relay(route.addr).await;
+    let (second_way, _, open_second_way) = gated_relay(route.addr).await;
     let service = marked_echo().await;
     let home_body = home_body("echo", service, Some(SECRET), "allow_unserve=true\n");
     let home = vnet_via(first_way, &home_body);
@@ -27,12 +28,17 @@ async fn a_peer_back_in_a_new_session_pairs_again() {
     assert_eq!(office.handle.end_to_end(home_id), "yes");
 
     home.handle.reload(config_via(second_way, &home_body)).await;
+    office
+        .wait("the use in standby", |s| s.open_use("echo").is_none())
+        .await;
+    open_second_way.cancel();
     home.wait("back in a new session", |s| {
         s.connects == 2 && s.vnet_id.is_some()
     })
     .await;
     home.registered("echo").await;
     let home_id = home.handle.status().vnet_id.unwrap();
+    assert_eq!(office.open_use("echo").await, used);
     exchange(used).await;
     let granted = within(
         "the grant",
