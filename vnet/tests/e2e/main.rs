@@ -7,6 +7,7 @@
 //! comes back in a new session: see `restart`; the direct path with a
 //! secret: see `direct`.
 mod direct;
+mod mitm;
 mod restart;
 mod tamper;
 

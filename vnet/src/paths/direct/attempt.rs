@@ -127,15 +127,19 @@ async fn attempt(
     let mut config = quinn::ClientConfig::new(Arc::new(client));
     config.transport_config(transport());
     // The other end may not have taken its own introduction yet when our
-    // first handshake reaches it (it refuses a certificate it does not
-    // expect): a round that fails fast is tried again, within the attempt.
+    // first handshake reaches it, and refuses a certificate it does not
+    // expect. In TLS 1.3 that comes after our side of the handshake is
+    // done, so the link is lost before its hello: a round that fails
+    // either way is tried again, within the attempt.
     let retry_until = tokio::time::Instant::now() + ATTEMPT_TIMEOUT / 2;
     loop {
-        match dial_all(ends, &config, &addrs).await {
-            Ok(link) => {
-                let theirs = hello::dial(&link, ends.hello).await?;
-                return Ok((link, theirs));
-            }
+        let round = async {
+            let link = dial_all(ends, &config, &addrs).await?;
+            let theirs = hello::dial(&link, ends.hello).await?;
+            Ok((link, theirs))
+        };
+        match round.await {
+            Ok(dialed) => return Ok(dialed),
             Err(why) if tokio::time::Instant::now() >= retry_until => return Err(why),
             Err(_) => tokio::time::sleep(DIAL_AGAIN).await,
         }
