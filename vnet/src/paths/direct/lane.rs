@@ -14,26 +14,34 @@ use proto::pass::ReplayWindow;
 use proto::VnetId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::serving::{self, Path, Serving};
 
-/// Spare lane connections kept per link.
+/// Spare lane connections kept per link while streams start one by one.
 const SPARES: usize = 4;
+/// The most kept per link: a stream that finds none idle (it goes on
+/// QUIC) raises the number by one, up to this, so a burst of streams
+/// finds spares next time.
+const MAX_SPARES: usize = 32;
+/// Back to [`SPARES`] after this long without a stream taking one.
+const SHRINK_AFTER: Duration = Duration::from_secs(30);
 /// How long a lane connection may take to connect, and to prove itself.
 const LANE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Lane connections that have not proved themselves yet, at most.
 const UNPROVED: usize = 64;
 /// Proved lane connections waiting for a stream, per link, at most: the
-/// other end keeps [`SPARES`], a few more cover its replacements.
-const WAITING_PER_LINK: usize = 4 * SPARES;
+/// other end keeps up to [`MAX_SPARES`], as many more cover its
+/// replacements.
+const WAITING_PER_LINK: usize = 2 * MAX_SPARES;
 
 /// Probes an idle lane connection after this long, so one a NAT or
 /// firewall dropped silently is noticed (and not handed a stream).
@@ -225,7 +233,11 @@ pub(crate) struct LanePool {
     key: LaneKey,
     counter: AtomicU64,
     idle: Mutex<Vec<TcpStream>>,
+    /// How many to keep idle, [`SPARES`] to [`MAX_SPARES`].
+    wanted: AtomicUsize,
     taken: Notify,
+    /// Told of each spare that joins the idle ones.
+    added: Notify,
 }
 
 impl LanePool {
@@ -236,7 +248,9 @@ impl LanePool {
             key,
             counter: AtomicU64::new(0),
             idle: Mutex::default(),
+            wanted: AtomicUsize::new(SPARES),
             taken: Notify::new(),
+            added: Notify::new(),
         })
     }
 
@@ -244,34 +258,51 @@ impl LanePool {
         self.idle.lock().expect("lane spares poisoned")
     }
 
-    /// A spare connection, if one is idle (then it is replaced).
+    /// A spare connection, if one is idle (then it is replaced). Finding
+    /// none raises the number kept.
     pub(crate) fn take(&self) -> Option<TcpStream> {
-        let conn = self.idle().pop()?;
+        let conn = self.idle().pop();
+        if conn.is_none() {
+            let _ = self
+                .wanted
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < MAX_SPARES).then_some(n + 1)
+                });
+        }
         self.taken.notify_one();
-        Some(conn)
+        conn
     }
 
-    /// Keeps [`SPARES`] connections idle until `closed`, or until one
-    /// cannot be made.
+    /// Keeps the wanted number of connections idle, opening them side by
+    /// side, until `closed`, or until one cannot be made.
     pub(crate) async fn keep(self: Arc<Self>, peer: VnetId, closed: CancellationToken) {
+        let mut opening = JoinSet::new();
         loop {
-            while self.idle().len() < SPARES {
-                let opened = tokio::select! {
-                    _ = closed.cancelled() => return self.idle().clear(),
-                    opened = self.open() => opened,
-                };
-                match opened {
-                    Ok(conn) => self.idle().push(conn),
-                    Err(err) => {
-                        self.idle().clear();
-                        let addr = self.addr;
-                        return info!(vnet = %peer, %addr, %err, "no TCP lane to this vnet; its streams go on the link's QUIC streams");
-                    }
-                }
+            let wanted = self.wanted.load(Ordering::Relaxed);
+            while self.idle().len() + opening.len() < wanted {
+                let pool = self.clone();
+                opening.spawn(async move { pool.open().await });
             }
-            tokio::select! {
+            let opened = tokio::select! {
                 _ = closed.cancelled() => return self.idle().clear(),
-                _ = self.taken.notified() => {}
+                Some(opened) = opening.join_next() => opened,
+                _ = self.taken.notified() => continue,
+                _ = tokio::time::sleep(SHRINK_AFTER) => {
+                    self.wanted.store(SPARES, Ordering::Relaxed);
+                    self.idle().truncate(SPARES);
+                    continue;
+                }
+            };
+            match opened.map_err(std::io::Error::other).and_then(|o| o) {
+                Ok(conn) => {
+                    self.idle().push(conn);
+                    self.added.notify_waiters();
+                }
+                Err(err) => {
+                    self.idle().clear();
+                    let addr = self.addr;
+                    return info!(vnet = %peer, %addr, %err, "no TCP lane to this vnet; its streams go on the link's QUIC streams");
+                }
             }
         }
     }
@@ -288,3 +319,6 @@ impl LanePool {
         Ok(conn)
     }
 }
+
+#[cfg(test)]
+mod tests;
