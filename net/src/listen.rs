@@ -24,6 +24,48 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// Sets up `listener` for connections that are relayed: each starts with
+/// no Nagle delay, armed to reset on close (see
+/// [`crate::socket::reset_on_close`]), and with `keepalive` if given.
+/// Linux hands a listener's options to every connection it accepts, so
+/// those need no system call of their own (a few per connection, on the
+/// path of every new one); elsewhere [`ready`] sets them.
+///
+/// # Errors
+/// An option cannot be set.
+pub fn for_relaying(
+    listener: &TcpListener,
+    keepalive: Option<&socket2::TcpKeepalive>,
+) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    set_relaying(&socket2::SockRef::from(listener), keepalive)?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = (listener, keepalive);
+    Ok(())
+}
+
+/// Readies a connection accepted from a listener set up by
+/// [`for_relaying`] with the same `keepalive`: nothing to do on Linux,
+/// where it inherited them. Failures are ignored: the socket still works.
+pub fn ready(stream: &tokio::net::TcpStream, keepalive: Option<&socket2::TcpKeepalive>) {
+    #[cfg(not(target_os = "linux"))]
+    let _ = set_relaying(&socket2::SockRef::from(stream), keepalive);
+    #[cfg(target_os = "linux")]
+    let _ = (stream, keepalive);
+}
+
+fn set_relaying(
+    socket: &socket2::SockRef<'_>,
+    keepalive: Option<&socket2::TcpKeepalive>,
+) -> std::io::Result<()> {
+    socket.set_tcp_nodelay(true)?;
+    socket.set_linger(Some(std::time::Duration::ZERO))?;
+    if let Some(keepalive) = keepalive {
+        socket.set_tcp_keepalive(keepalive)?;
+    }
+    Ok(())
+}
+
 /// Binds the first address `addr` (IP or host name with port) resolves to
 /// that can be bound; see [`bind`].
 ///
@@ -196,6 +238,26 @@ mod tests {
         assert!(
             held.starts_with(&format!("pid {} (", std::process::id())),
             "{held}"
+        );
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_are_ready_for_relaying() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let keepalive = socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(15));
+        for_relaying(&listener, Some(&keepalive)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        ready(&accepted, Some(&keepalive));
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(socket.tcp_nodelay().unwrap());
+        assert_eq!(socket.linger().unwrap(), Some(std::time::Duration::ZERO));
+        assert!(socket.keepalive().unwrap());
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            std::time::Duration::from_secs(15)
         );
     }
 }

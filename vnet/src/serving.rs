@@ -4,7 +4,7 @@
 //! `reply`, then carry the stream until both sides are done or the serve
 //! closes.
 use net::relay::sealing::Sealing;
-use net::relay::{bridge, Relayable};
+use net::relay::{bridge, bridge_armed, Relayable};
 use net::Unframed;
 use proto::e2e::stream::{StreamCrypto, StreamHeader, HEADER_LEN};
 use proto::{Refusal, RefusalCode, ServeId, VnetId};
@@ -88,7 +88,10 @@ pub(crate) fn spawn<R, F, P>(
             if let (Ok(service), Some(route_side)) = (service, route_side) {
                 let service = counted.count(service);
                 match serving.e2e.as_ref().filter(|_| path == Path::Relay) {
-                    None => carry(&serve, &lost, route_side, service).await,
+                    None => {
+                        let armed = path == Path::Direct;
+                        carry(&serve, &lost, (route_side, armed), service).await
+                    }
                     // Boxed whole: inline, its state would size every
                     // plain stream's task too.
                     Some(e2e) => {
@@ -177,7 +180,7 @@ async fn carry_sealed<P: Relayable, S: Relayable>(
     match unseal(e2e, serve_id, route_side).await {
         Ok((route_side, crypto)) => {
             let service = Sealing::new(service, crypto, &[]);
-            carry(serve, lost, route_side, service).await
+            carry(serve, lost, (route_side, true), service).await
         }
         Err(reason) => {
             let vnet = from.map_or_else(|| "?".to_string(), |v| v.to_string());
@@ -224,18 +227,27 @@ async fn unseal<P: Relayable>(
 }
 
 /// Carries a started stream until both sides are done or the serve closes.
+/// The service's socket was armed to reset on close when connected; the
+/// path's side too if `armed`.
 async fn carry<P: Relayable, S: Relayable>(
     serve: &LocalServe,
     lost: &CancellationToken,
-    route_side: Unframed<P>,
+    (route_side, armed): (Unframed<P>, bool),
     service: S,
 ) {
     let service = Unframed {
         stream: service,
         leftover: Default::default(),
     };
+    let bridged = async {
+        if armed {
+            bridge_armed(route_side, service).await
+        } else {
+            bridge(route_side, service).await
+        }
+    };
     tokio::select! {
-        done = bridge(route_side, service) => match done {
+        done = bridged => match done {
             Ok((to_service, from_service)) => debug!(to_service, from_service, "stream closed"),
             Err(err) => debug!(%err, "stream ended with an error"),
         },

@@ -4,7 +4,7 @@
 //! one is up (asking for one otherwise, without waiting for it), else the
 //! relay through the route, sealed end to end with `secret=` (see `e2e`).
 use net::relay::sealing::Sealing;
-use net::relay::{bridge, Relayable};
+use net::relay::{bridge, bridge_armed, Relayable};
 use net::Unframed;
 use proto::e2e::stream::{StreamCrypto, StreamHeader};
 use proto::text::Escaped;
@@ -53,9 +53,9 @@ pub(crate) async fn carry(
     traffic: Arc<Traffic>,
 ) {
     let counted = StreamGuard::new(&visiting.model, traffic);
-    let _ = client.set_nodelay(true);
-    // A client whose stream does not start, or ends badly, is reset.
-    net::socket::reset_on_close(&client, true);
+    // No Nagle delay, and a client whose stream does not start, or ends
+    // badly, is reset (set on the use's listener where it passes on).
+    net::listen::ready(&client, None);
     let client = counted.count(client);
     let link = direct.then(|| direct_link(&visiting, serve_id)).flatten();
     if let Some(link) = link {
@@ -122,7 +122,6 @@ async fn start_direct(link: &Link, serve_id: ServeId) -> std::io::Result<DirectS
     if let Some(mut lane) = link.lane.as_ref().and_then(|pool| pool.take()) {
         let header = proto::direct::StreamHeader { serve_id }.encode();
         tokio::io::AsyncWriteExt::write_all(&mut lane, &header).await?;
-        let _ = lane.set_nodelay(true);
         return Ok(DirectStream::Lane(lane));
     }
     let quic = Direct::open(&link.conn, serve_id).await;
@@ -146,7 +145,9 @@ async fn carry_direct<C: Relayable, S: Relayable>(
         leftover: Default::default(),
     };
     tokio::select! {
-        done = bridge(client, stream) => match done {
+        // The client was armed to reset on close when accepted, a lane
+        // connection when opened; a QUIC stream resets on its own.
+        done = bridge_armed(client, stream) => match done {
             Ok((up, down)) => debug!(up, down, path = "direct", "connection closed"),
             Err(err) => debug!(%err, path = "direct", "connection ended with an error"),
         },

@@ -41,9 +41,23 @@ where
     A: Relayable,
     B: Relayable,
 {
+    reset_on_close(&a.stream, &b.stream, true);
+    bridge_armed(a, b).await
+}
+
+/// [`bridge`] for sockets already armed to reset on close (each when it
+/// was accepted or connected), saving the system calls on the path of
+/// every new stream.
+///
+/// # Errors
+/// As [`bridge`].
+pub async fn bridge_armed<A, B>(a: Unframed<A>, b: Unframed<B>) -> std::io::Result<(u64, u64)>
+where
+    A: Relayable,
+    B: Relayable,
+{
     let (mut a, a_left) = (a.stream, a.leftover);
     let (mut b, b_left) = (b.stream, b.leftover);
-    reset_on_close(&a, &b, true);
     let carried = async {
         if !a_left.is_empty() {
             b.write_all(&a_left).await?;

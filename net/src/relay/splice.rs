@@ -197,10 +197,11 @@ impl Stage {
     }
 }
 
-/// Whether `socket` has bytes to read, without taking them.
+/// Whether `socket` has bytes to read, without taking them (at EOF it
+/// has none).
 fn bytes_waiting(socket: &TcpStream) -> io::Result<bool> {
     match recv(socket, &mut [0u8; 1], RecvFlags::PEEK | RecvFlags::DONTWAIT) {
-        Ok(_) => Ok(true),
+        Ok((n, _)) => Ok(n > 0),
         Err(Errno::AGAIN) => Ok(false),
         Err(err) => Err(err.into()),
     }

@@ -125,7 +125,9 @@ impl Listener {
                 }
             }
         };
-        let listener = match net::listen::bind(SocketAddr::new(ip, port)) {
+        let bound = net::listen::bind(SocketAddr::new(ip, port))
+            .and_then(|l| net::listen::for_relaying(&l, None).map(|()| l));
+        let listener = match bound {
             Ok(listener) => listener,
             Err(err) => {
                 let addr = SocketAddr::new(ip, port);

@@ -47,14 +47,16 @@ const WAITING_PER_LINK: usize = 2 * MAX_SPARES;
 /// firewall dropped silently is noticed (and not handed a stream).
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// Keep-alive probes for a lane connection: both ends of a spare may sit
-/// idle for long.
-fn keep_alive(conn: &TcpStream) {
-    let probes = socket2::TcpKeepalive::new()
+/// Keep-alive probes for the lane connections this vnet takes: a spare
+/// may sit idle for long, and the probes keep a NAT's or firewall's state
+/// for it alive at both ends. The end that opened it needs none of its
+/// own: its spares go when the link goes, and a dead path kills the link
+/// within its idle timeout.
+fn keep_alive() -> socket2::TcpKeepalive {
+    socket2::TcpKeepalive::new()
         .with_time(KEEPALIVE)
         .with_interval(Duration::from_secs(5))
-        .with_retries(3);
-    let _ = socket2::SockRef::from(conn).set_tcp_keepalive(&probes);
+        .with_retries(3)
 }
 
 /// A key given to one link, and what its connections are for.
@@ -84,6 +86,7 @@ impl LaneListener {
             .flat_map(|ip| [port, 0].map(|p| format!("{ip}:{p}")))
             .find_map(|addr| net::listen::bind(addr.parse().ok()?).ok())
             .ok_or_else(|| std::io::Error::other("no address to listen on"))?;
+        net::listen::for_relaying(&listener, Some(&keep_alive()))?;
         let port = listener.local_addr()?.port();
         let lanes = Self {
             port,
@@ -163,8 +166,7 @@ impl LaneListener {
 
     /// Reads a lane connection's hello and checks it.
     async fn prove(&self, mut conn: TcpStream) -> Result<Proved, &'static str> {
-        net::socket::reset_on_close(&conn, true);
-        keep_alive(&conn);
+        net::listen::ready(&conn, Some(&keep_alive()));
         let mut hello = [0u8; LaneHello::LEN];
         match tokio::time::timeout(LANE_TIMEOUT, conn.read_exact(&mut hello)).await {
             Ok(Ok(_)) => {}
@@ -209,7 +211,6 @@ async fn spare(
     let Some(header) = read.ok().and_then(|_| StreamHeader::decode(&header)) else {
         return debug!(vnet = %peer, "lane connection closed or malformed before a stream");
     };
-    let _ = conn.set_nodelay(true);
     let reply = move |result: Result<(), proto::Refusal>| async move {
         // A refused stream is reset (armed above) when `conn` drops.
         result.ok().map(|()| net::Unframed {
@@ -307,13 +308,16 @@ impl LanePool {
         }
     }
 
-    /// Connects to the lane and proves the connection.
+    /// Connects to the lane and proves the connection. It is made ready
+    /// for a stream here, off the stream's path: no Nagle delay, and armed
+    /// to reset on close (a stream that ends badly, or a spare dropped).
     async fn open(&self) -> std::io::Result<TcpStream> {
         let connect = TcpStream::connect(self.addr);
         let mut conn = tokio::time::timeout(LANE_TIMEOUT, connect)
             .await
             .map_err(|_| std::io::Error::other("no answer in time"))??;
-        keep_alive(&conn);
+        conn.set_nodelay(true)?;
+        net::socket::reset_on_close(&conn, true);
         let counter = self.counter.fetch_add(1, Ordering::Relaxed);
         conn.write_all(&self.key.hello(counter).encode()).await?;
         Ok(conn)
