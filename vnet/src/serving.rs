@@ -177,7 +177,7 @@ async fn carry_sealed<P: Relayable, S: Relayable>(
     route_side: Unframed<P>,
     service: S,
 ) {
-    match unseal(e2e, serve_id, route_side).await {
+    match unseal(e2e, (serve_id, from), route_side).await {
         Ok((route_side, crypto)) => {
             let service = Sealing::new(service, crypto, &[]);
             carry(serve, lost, (route_side, true), service).await
@@ -200,10 +200,13 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reads a sealed stream's header from the route's side and finds its
 /// keys; the route's side goes back with what followed the header.
 /// Anything else (a plain stream, an unknown or replayed one) is refused:
-/// the route's side is reset.
+/// the route's side is reset. A stream from a vnet that has not paired
+/// with us cannot be sealed, so it is refused at once rather than after
+/// waiting for a header that a client waiting for its server's greeting
+/// would never make come.
 async fn unseal<P: Relayable>(
     e2e: &E2e,
-    serve_id: ServeId,
+    (serve_id, from): (ServeId, Option<VnetId>),
     mut route_side: Unframed<P>,
 ) -> Result<(Unframed<P>, StreamCrypto), String> {
     let mut header = [0u8; HEADER_LEN];
@@ -212,6 +215,12 @@ async fn unseal<P: Relayable>(
     let rest = route_side.leftover.split_off(from_leftover);
     if let Some(socket) = route_side.stream.socket() {
         net::socket::reset_on_close(socket, true);
+    }
+    if let Some(from) = from.filter(|v| !e2e.may_seal_from(*v)) {
+        return Err(format!(
+            "{}: vnet {from} has not paired with this vnet (no secret= there, another, or a key this vnet no longer has)",
+            crate::e2e::UNKNOWN_KEY
+        ));
     }
     let read = route_side.stream.read_exact(&mut header[from_leftover..]);
     match tokio::time::timeout(HEADER_TIMEOUT, read).await {

@@ -339,6 +339,15 @@ impl E2e {
         }
     }
 
+    /// Whether a stream from vnet `peer` can be sealed: it paired with us,
+    /// or is pairing (a visitor pairs before its first stream).
+    pub(crate) fn may_seal_from(&self, peer: VnetId) -> bool {
+        matches!(
+            self.state().peers.get(&peer),
+            Some(Pairing::Paired(_) | Pairing::Offered { .. } | Pairing::Answered { .. })
+        )
+    }
+
     /// The pair key `id` names. The visitor starts streams once it has
     /// the key, and its confirmation (on the control connection) may come
     /// after the stream's first bytes (on a data connection): while a

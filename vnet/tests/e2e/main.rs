@@ -254,6 +254,31 @@ async fn a_secret_on_one_side_only_or_two_secrets_are_refused() {
     );
 }
 
+/// A client that waits for its server's greeting sends nothing, so a
+/// serving vnet waiting for a sealed stream's header would hold it until
+/// its header timeout (5 s). From a vnet that never paired with it, the
+/// stream cannot be sealed: it is refused at once, and the client never
+/// sees the greeting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_stream_to_a_service_that_speaks_first_is_refused_at_once() {
+    let route = Route::start().await;
+    let service = marked_echo().await;
+    let home = serving_home(route.addr, "echo", service, Some(SECRET), "").await;
+    let (office, used) = using_office(route.addr, "echo", None, "").await;
+    for _ in 0..3 {
+        let ended = async {
+            let mut stream = TcpStream::connect(used).await?;
+            let mut buf = vec![0u8; 64];
+            stream.read(&mut buf).await
+        };
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(3), ended)
+            .await
+            .expect("refused before the header timeout");
+        assert!(matches!(ended, Ok(0) | Err(_)), "{ended:?}");
+    }
+    stop_all(route, [office, home]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vnet_uses_its_own_serve_sealed() {
     let route = Route::start().await;
