@@ -113,7 +113,11 @@ fn direct_path(
     let made = paths::direct::identity::Identity::generate()
         .map_err(|e| e.to_string())
         .and_then(|identity| {
-            let socket = paths::direct::socket::DirectSocket::bind().map_err(|e| e.to_string())?;
+            let port = config.vnet.direct_port;
+            let socket = paths::direct::socket::DirectSocket::bind(port).map_err(|e| {
+                let setting = if port == 0 { "" } else { " (direct_port)" };
+                format!("{e}{setting}")
+            })?;
             let sides = (serving.clone(), sessions.clone());
             // No TCP lane beside a TLS route: it would carry in the clear
             // what the route's TLS protects (the QUIC link is TLS).

@@ -145,6 +145,10 @@ pub(crate) async fn apply(
         // Pairs and the key pair were made for the secret in force.
         tracing::warn!("secret= changed in the file; in force after a restart");
     }
+    if old.options.direct_port != config.vnet.direct_port {
+        // The direct socket is bound once, at start.
+        tracing::warn!("direct_port= changed in the file; in force after a restart");
+    }
     let new = InForce::new(&config);
     let status = model.borrow().clone();
 

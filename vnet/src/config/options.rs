@@ -46,6 +46,9 @@ pub struct VnetOptions {
     /// Whether streams may go on a direct link to the serving vnet when
     /// one can be made. Default `auto`.
     pub direct: DirectMode,
+    /// The port of the direct socket (UDP, and the TCP lane on the same
+    /// number), for a firewall rule; 0 (the default): any free one.
+    pub direct_port: u16,
 }
 
 impl Default for VnetOptions {
@@ -65,6 +68,7 @@ impl Default for VnetOptions {
             spares: 4,
             secret: None,
             direct: DirectMode::Auto,
+            direct_port: 0,
         }
     }
 }
@@ -84,6 +88,7 @@ const VNET_KEYS: &[&str] = &[
     "spares",
     "secret",
     "direct",
+    "direct_port",
 ];
 
 fn seconds(section: &Section<'_>, key: &str, default: u64) -> Result<u64, ConfigError> {
@@ -148,5 +153,10 @@ pub(super) fn read(section: &Section<'_>) -> Result<VnetOptions, ConfigError> {
             .unwrap_or(d.spares),
         secret: secret(section)?,
         direct: DirectMode::read(section)?.unwrap_or(d.direct),
+        direct_port: section
+            .number("direct_port", 0..=u32::from(u16::MAX))?
+            .map_or(d.direct_port, |port| {
+                u16::try_from(port).unwrap_or(d.direct_port)
+            }),
     })
 }

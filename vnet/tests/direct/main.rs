@@ -229,6 +229,63 @@ async fn direct_takes_only_auto_or_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_port_takes_only_a_port_number() {
+    for value in ["70000", "udp", "-1"] {
+        let text = format!("[route]\nip=127.0.0.1\nport=1\n[vnet]\ndirect_port={value}\n");
+        let err = VnetConfig::parse("t.ini", &text).unwrap_err().to_string();
+        assert!(
+            err.contains("t.ini") && err.contains("[vnet]") && err.contains("direct_port"),
+            "{err}"
+        );
+    }
+}
+
+/// A UDP port free now (on every interface, both families where the
+/// host has them), for `direct_port=`.
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("[::]:0")
+        .or_else(|_| std::net::UdpSocket::bind("0.0.0.0:0"))
+        .unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direct_port_is_the_socket_and_the_lane() {
+    let route = Route::start().await;
+    let service = tagged_echo(TAG).await;
+    let port = free_udp_port();
+    let home = home(&route, service, &format!("direct_port={port}\n")).await;
+    let status = home.wait("", |_| true).await;
+    assert_eq!(status.direct_socket.map(|a| a.port()), Some(port));
+    assert_eq!(status.lane_port, Some(port), "the lane on the same number");
+    let (office, used) = office(&route, "", "").await;
+    direct_link_up(&home, &office, || echo(used, 1, 1000)).await;
+    stop_all(route, [office, home]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_port_taken_leaves_the_vnet_on_the_route() {
+    let route = Route::start().await;
+    let service = tagged_echo(TAG).await;
+    let holder = std::net::UdpSocket::bind("[::]:0")
+        .or_else(|_| std::net::UdpSocket::bind("0.0.0.0:0"))
+        .unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let home = home(&route, service, &format!("direct_port={port}\n")).await;
+    let status = home.wait("", |_| true).await;
+    assert_eq!(
+        status.direct_socket, None,
+        "no direct path without its port"
+    );
+    let (office, used) = office(&route, "", "").await;
+    for seed in 0..3 {
+        echo(used, seed, 10_000).await;
+    }
+    assert_eq!(office.handle.status().direct_streams, 0);
+    stop_all(route, [office, home]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lane_connection_without_its_links_key_is_dropped() {
     let route = Route::start().await;
     let service = tagged_echo(TAG).await;

@@ -42,11 +42,18 @@ pub(crate) struct DirectSocket {
 }
 
 impl DirectSocket {
-    /// A socket on every interface, IPv6 with IPv4 where the host has it.
-    pub(crate) fn bind() -> std::io::Result<Self> {
-        let quic = UdpSocket::bind("[::]:0")
+    /// A socket on every interface, IPv6 with IPv4 where the host has it,
+    /// on `port` (0: any free one).
+    ///
+    /// # Errors
+    /// The port cannot be bound; the error names it.
+    pub(crate) fn bind(port: u16) -> std::io::Result<Self> {
+        let quic = UdpSocket::bind(("::", port))
             .and_then(|s| dual_stack(&s).map(|()| s))
-            .or_else(|_| UdpSocket::bind("0.0.0.0:0"))?;
+            .or_else(|_| UdpSocket::bind(("0.0.0.0", port)))
+            .map_err(|err| {
+                std::io::Error::new(err.kind(), format!("cannot bind UDP port {port}: {err}"))
+            })?;
         let v6 = quic.local_addr()?.is_ipv6();
         let raw = quic.try_clone()?;
         raw.set_nonblocking(true)?;
