@@ -11,11 +11,15 @@ mod mitm;
 mod restart;
 mod tamper;
 
+use proto::codec::MessageCodec;
+use proto::message::RouteMsg;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "correct horse battery staple";
@@ -52,6 +56,65 @@ async fn gated_relay(route: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>, Can
         }
     });
     (addr, seen, open)
+}
+
+/// Relays each connection a vnet makes to `route`. What the vnet sends
+/// passes as it is; what the route sends on the first connection (the
+/// control connection) goes through `control`, on the others (streams)
+/// through `stream`.
+async fn splitting_relay<C, CF, S, SF>(route: SocketAddr, control: C, stream: S) -> SocketAddr
+where
+    C: FnOnce(OwnedReadHalf, OwnedWriteHalf) -> CF + Send + 'static,
+    CF: std::future::Future<Output = ()> + Send + 'static,
+    S: Fn(OwnedReadHalf, OwnedWriteHalf) -> SF + Send + 'static,
+    SF: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut control = Some(control);
+        while let Ok((vnet_side, _)) = listener.accept().await {
+            let Ok(route_side) = TcpStream::connect(route).await else {
+                continue;
+            };
+            let (vr, vw) = vnet_side.into_split();
+            let (rr, rw) = route_side.into_split();
+            tokio::spawn(pass(vr, rw));
+            match control.take() {
+                Some(control) => tokio::spawn(control(rr, vw)),
+                None => tokio::spawn(stream(rr, vw)),
+            };
+        }
+    });
+    addr
+}
+
+/// The route's messages on a control connection, and where they go on to
+/// the vnet, once the preamble has passed.
+type ControlMessages = (
+    FramedRead<OwnedReadHalf, MessageCodec<RouteMsg, RouteMsg>>,
+    FramedWrite<OwnedWriteHalf, MessageCodec<RouteMsg, RouteMsg>>,
+);
+
+/// Passes the route's preamble on `from` to the vnet on `to`, then reads
+/// and writes whole messages; `None` if the connection ended first.
+async fn control_messages(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+) -> Option<ControlMessages> {
+    let mut preamble = [0u8; proto::preamble::LEN];
+    from.read_exact(&mut preamble).await.ok()?;
+    to.write_all(&preamble).await.ok()?;
+    Some((
+        FramedRead::new(from, MessageCodec::new()),
+        FramedWrite::new(to, MessageCodec::new()),
+    ))
+}
+
+/// Copies `from` to `to` as it is, then passes the end on.
+async fn pass(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) {
+    let _ = tokio::io::copy(&mut from, &mut to).await;
+    let _ = to.shutdown().await;
 }
 
 /// Copies `from` to `to`, keeping a copy of every byte in `record`.

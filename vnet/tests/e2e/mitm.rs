@@ -9,16 +9,13 @@
 //! sees none of their bytes.
 use super::*;
 use futures::{SinkExt, StreamExt};
-use proto::codec::MessageCodec;
 use proto::direct::{Fingerprint, Introduction};
 use proto::message::RouteMsg;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
-use tokio_util::codec::{FramedRead, FramedWrite};
 use vnet::DirectState;
 
 const AUTO: &str = "direct=auto\n";
@@ -221,43 +218,14 @@ impl ServerCertVerifier for TakesAny {
 /// (the first), every introduction names mallory in place of the other
 /// vnet.
 async fn introducing_mallory(route: SocketAddr, mallory: Arc<Mallory>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut control = true;
-        while let Ok((vnet_side, _)) = listener.accept().await {
-            let Ok(route_side) = TcpStream::connect(route).await else {
-                continue;
-            };
-            let (vr, vw) = vnet_side.into_split();
-            let (rr, rw) = route_side.into_split();
-            tokio::spawn(pass(vr, rw));
-            if std::mem::take(&mut control) {
-                tokio::spawn(alter_introductions(rr, vw, mallory.clone()));
-            } else {
-                tokio::spawn(pass(rr, vw));
-            }
-        }
-    });
-    addr
+    let control = move |from, to| alter_introductions(from, to, mallory);
+    splitting_relay(route, control, pass).await
 }
 
-async fn pass(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) {
-    let _ = tokio::io::copy(&mut from, &mut to).await;
-    let _ = to.shutdown().await;
-}
-
-async fn alter_introductions(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
-    mallory: Arc<Mallory>,
-) {
-    let mut preamble = [0u8; proto::preamble::LEN];
-    if from.read_exact(&mut preamble).await.is_err() || to.write_all(&preamble).await.is_err() {
+async fn alter_introductions(from: OwnedReadHalf, to: OwnedWriteHalf, mallory: Arc<Mallory>) {
+    let Some((mut frames, mut out)) = control_messages(from, to).await else {
         return;
-    }
-    let mut frames = FramedRead::new(from, MessageCodec::<RouteMsg, RouteMsg>::new());
-    let mut out = FramedWrite::new(to, MessageCodec::<RouteMsg, RouteMsg>::new());
+    };
     while let Some(Ok(mut msg)) = frames.next().await {
         if let RouteMsg::Introduce(Introduction {
             dial, addrs, cert, ..

@@ -9,15 +9,12 @@
 //! streams through.
 use super::*;
 use futures::{SinkExt, StreamExt};
-use proto::codec::MessageCodec;
 use proto::e2e::pairing::PublicKey;
 use proto::e2e::stream::HEADER_LEN;
-use proto::message::{PeerMsg, RouteMsg};
+use proto::message::PeerMsg;
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch, Barrier};
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// How the route tampers with what it sends the serving vnet.
 #[derive(Clone, Copy, Debug)]
@@ -61,8 +58,6 @@ struct Shared {
 /// Relays the vnet's connections to `route`, tampering as told: the first
 /// connection is the control connection, the others carry streams.
 async fn tampering_relay(route: SocketAddr, tamper: Tamper) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let shared = Arc::new(Shared {
         tamper,
         streams: AtomicUsize::new(0),
@@ -70,38 +65,19 @@ async fn tampering_relay(route: SocketAddr, tamper: Tamper) -> SocketAddr {
         swapped: Mutex::new(Vec::new()),
         both: Barrier::new(2),
     });
-    tokio::spawn(async move {
-        let mut control = true;
-        while let Ok((vnet_side, _)) = listener.accept().await {
-            let Ok(route_side) = TcpStream::connect(route).await else {
-                continue;
-            };
-            let (vr, vw) = vnet_side.into_split();
-            let (rr, rw) = route_side.into_split();
-            tokio::spawn(pass(vr, rw));
-            if std::mem::take(&mut control) {
-                tokio::spawn(tamper_control(rr, vw, tamper));
-            } else {
-                tokio::spawn(tamper_stream(rr, vw, shared.clone()));
-            }
-        }
-    });
-    addr
-}
-
-async fn pass(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) {
-    let _ = tokio::io::copy(&mut from, &mut to).await;
-    let _ = to.shutdown().await;
+    splitting_relay(
+        route,
+        move |from, to| tamper_control(from, to, tamper),
+        move |from, to| tamper_stream(from, to, shared.clone()),
+    )
+    .await
 }
 
 /// The route's control messages to the vnet, pairing messages altered.
-async fn tamper_control(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, tamper: Tamper) {
-    let mut preamble = [0u8; proto::preamble::LEN];
-    if from.read_exact(&mut preamble).await.is_err() || to.write_all(&preamble).await.is_err() {
+async fn tamper_control(from: OwnedReadHalf, to: OwnedWriteHalf, tamper: Tamper) {
+    let Some((mut frames, mut out)) = control_messages(from, to).await else {
         return;
-    }
-    let mut frames = FramedRead::new(from, MessageCodec::<RouteMsg, RouteMsg>::new());
-    let mut out = FramedWrite::new(to, MessageCodec::<RouteMsg, RouteMsg>::new());
+    };
     while let Some(Ok(mut msg)) = frames.next().await {
         if let RouteMsg::Peer { from_name, msg, .. } = &mut msg {
             match (tamper, msg) {
