@@ -45,15 +45,11 @@ async fn gated_relay(route: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>, Can
     let gate = open.clone();
     tokio::spawn(async move {
         gate.cancelled().await;
-        while let Ok((vnet_side, _)) = listener.accept().await {
-            let Ok(route_side) = TcpStream::connect(route).await else {
-                continue;
-            };
-            let (vr, vw) = vnet_side.into_split();
-            let (rr, rw) = route_side.into_split();
+        relay_each(listener, route, move |(vr, vw), (rr, rw)| {
             tokio::spawn(pump(vr, rw, record.clone()));
             tokio::spawn(pump(rr, vw, record.clone()));
-        }
+        })
+        .await
     });
     (addr, seen, open)
 }
@@ -71,22 +67,33 @@ where
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut control = Some(control);
-        while let Ok((vnet_side, _)) = listener.accept().await {
-            let Ok(route_side) = TcpStream::connect(route).await else {
-                continue;
-            };
-            let (vr, vw) = vnet_side.into_split();
-            let (rr, rw) = route_side.into_split();
-            tokio::spawn(pass(vr, rw));
-            match control.take() {
-                Some(control) => tokio::spawn(control(rr, vw)),
-                None => tokio::spawn(stream(rr, vw)),
-            };
-        }
-    });
+    let mut control = Some(control);
+    tokio::spawn(relay_each(listener, route, move |(vr, vw), (rr, rw)| {
+        tokio::spawn(pass(vr, rw));
+        match control.take() {
+            Some(control) => tokio::spawn(control(rr, vw)),
+            None => tokio::spawn(stream(rr, vw)),
+        };
+    }));
     addr
+}
+
+/// The two halves of one side of a relayed connection.
+type Halves = (OwnedReadHalf, OwnedWriteHalf);
+
+/// Connects each connection `listener` takes to `route` and hands both
+/// sides to `each` to relay.
+async fn relay_each(
+    listener: TcpListener,
+    route: SocketAddr,
+    mut each: impl FnMut(Halves, Halves) + Send + 'static,
+) {
+    while let Ok((vnet_side, _)) = listener.accept().await {
+        let Ok(route_side) = TcpStream::connect(route).await else {
+            continue;
+        };
+        each(vnet_side.into_split(), route_side.into_split());
+    }
 }
 
 /// The route's messages on a control connection, and where they go on to
