@@ -240,20 +240,31 @@ async fn direct_port_takes_only_a_port_number() {
     }
 }
 
-/// A UDP port free now (on every interface, both families where the
-/// host has them), for `direct_port=`.
-fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("[::]:0")
-        .or_else(|_| std::net::UdpSocket::bind("0.0.0.0:0"))
-        .unwrap();
-    socket.local_addr().unwrap().port()
+/// A port free now for both UDP and TCP (on every interface, both
+/// families where the host has them), for `direct_port=`: the lane takes
+/// another number when TCP's is in use, and tests run side by side.
+fn free_udp_and_tcp_port() -> u16 {
+    let any = |port: u16| -> [std::net::SocketAddr; 2] {
+        [
+            (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
+            (std::net::Ipv4Addr::UNSPECIFIED, port).into(),
+        ]
+    };
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind(&any(0)[..]).unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(&any(port)[..]).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP in 100 tries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_direct_port_is_the_socket_and_the_lane() {
     let route = Route::start().await;
     let service = tagged_echo(TAG).await;
-    let port = free_udp_port();
+    let port = free_udp_and_tcp_port();
     let home = home(&route, service, &format!("direct_port={port}\n")).await;
     let status = home.wait("", |_| true).await;
     assert_eq!(status.direct_socket.map(|a| a.port()), Some(port));
@@ -297,12 +308,14 @@ async fn a_lane_connection_without_its_links_key_is_dropped() {
         id: [7; 8],
         secret: [9; 32],
     };
-    for opening in [vec![b'x'; 56], stranger.hello(1).encode().to_vec()] {
+    for mut opening in [vec![b'x'; 56], stranger.hello(1).encode().to_vec()] {
         let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
+        // Then a stream's header, in the same write: home may reset the
+        // connection as soon as it has read the opening.
+        opening.extend_from_slice(&[1, 0x02, 0xbc]);
         conn.write_all(&opening).await.unwrap();
-        conn.write_all(&[1, 0x02, 0xbc]).await.unwrap();
         let mut got = Vec::new();
         let read = within("the stranger is dropped", conn.read_to_end(&mut got)).await;
         assert!(got.is_empty(), "a stranger got {} bytes", got.len());
