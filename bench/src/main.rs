@@ -52,9 +52,23 @@ struct Args {
     /// `cargo build --release` first.
     #[arg(long)]
     no_build: bool,
+    /// Measure only these phases, comma-separated (memory at rest is
+    /// always taken) [default: all of them].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "PHASES")]
+    only: Vec<Phase>,
     /// Internal: run only an echo target and print its port.
     #[arg(long, hide = true)]
     serve_echo: bool,
+}
+
+/// The phases a run can be limited to (`--only`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Latency,
+    Connections,
+    Throughput,
+    HeadOfLine,
+    Idle,
 }
 
 fn main() -> ExitCode {
@@ -149,13 +163,25 @@ async fn run(args: Args) -> Result<(), String> {
 
     // The phases, in this order: the idle-connection phase last, since
     // running out of descriptors may disturb the processes.
+    let wanted = |phase| args.only.is_empty() || args.only.contains(&phase);
     let background_busy = phases::at_rest::run(&paths, &mut report, &mut notes).await;
-    phases::latency::run(&mut paths, &plan, &budget, &mut report, &mut notes).await;
-    phases::connections::run(&mut paths, &plan, &budget, &mut report, &mut notes).await;
-    phases::throughput::run(&mut paths, &plan, &budget, &mut report, &mut notes).await;
-    let written = &target.source_written;
-    phases::head_of_line::run(&mut paths, &plan, &budget, written, &mut report, &mut notes).await;
-    phases::idle_conns::run(&mut paths, &plan, &budget, &mut report, &mut notes).await;
+    if wanted(Phase::Latency) {
+        phases::latency::run(&mut paths, &plan, &budget, &mut report, &mut notes).await;
+    }
+    if wanted(Phase::Connections) {
+        phases::connections::run(&mut paths, &plan, &budget, &mut report, &mut notes).await;
+    }
+    if wanted(Phase::Throughput) {
+        phases::throughput::run(&mut paths, &plan, &budget, &mut report, &mut notes).await;
+    }
+    if wanted(Phase::HeadOfLine) {
+        let written = &target.source_written;
+        phases::head_of_line::run(&mut paths, &plan, &budget, written, &mut report, &mut notes)
+            .await;
+    }
+    if wanted(Phase::Idle) {
+        phases::idle_conns::run(&mut paths, &plan, &budget, &mut report, &mut notes).await;
+    }
 
     let infos = summary::wrap_up(&mut paths, &mut notes).await;
     drop(helper);
