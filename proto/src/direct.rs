@@ -20,7 +20,7 @@ pub mod lane;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::auth::Proof;
 use crate::pass::DataPass;
@@ -28,6 +28,28 @@ use crate::{ServeId, SessionId, VnetId};
 
 /// Most addresses a vnet may list in its card.
 pub const MAX_CANDIDATES: usize = 16;
+
+/// Whether a vnet may send a link's packets to `addr` of an
+/// introduction: one host's address and a port, so an introduction cannot
+/// make it send to many hosts at once (multicast, broadcast) or to
+/// nowhere. Loopback is allowed here: the route observes it when vnets
+/// share its host.
+pub fn dialable(addr: &SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
+}
+
+/// Whether a vnet may list `addr` in its card: [`dialable`], and an
+/// address of a network interface that another host could reach. Never
+/// loopback or IPv6 link-local, which would make a peer send handshakes
+/// to services of its own host (or need an interface to be named). The
+/// route refuses a card that lists anything else.
+pub fn listable(addr: &SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    let link_local = matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+    dialable(addr) && !ip.is_loopback() && !link_local
+}
 
 /// SHA-256 of a link certificate's DER bytes; hex on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,7 +88,7 @@ impl<'de> Deserialize<'de> for Fingerprint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectCard {
     /// Its interfaces' addresses with its UDP port, at most
-    /// [`MAX_CANDIDATES`].
+    /// [`MAX_CANDIDATES`], each [`listable`].
     pub addrs: Vec<SocketAddr>,
     /// Its link certificate's fingerprint.
     pub cert: Fingerprint,
@@ -207,6 +229,32 @@ mod tests {
         assert_eq!(StreamHeader::decode(&[2, 2, 188]), None);
         assert_eq!(StreamHeader::decode(&[1, 0, 0]), None);
         assert_eq!(StreamHeader::decode(&[1, 0x27, 0x10]), None);
+    }
+
+    #[test]
+    fn only_one_reachable_host_and_port_is_dialable_or_listable() {
+        let addr = |text: &str| text.parse::<SocketAddr>().unwrap();
+        for ok in ["198.18.0.7:4000", "[2001:db8::7]:4000", "10.1.2.3:1"] {
+            assert!(dialable(&addr(ok)) && listable(&addr(ok)), "{ok}");
+        }
+        // The route sees loopback when vnets share its host.
+        for local in ["127.0.0.1:4000", "[::1]:4000", "[::ffff:127.0.0.1]:4000"] {
+            assert!(dialable(&addr(local)), "{local}");
+            assert!(!listable(&addr(local)), "{local}");
+        }
+        assert!(dialable(&addr("[fe80::1]:4000")) && !listable(&addr("[fe80::1]:4000")));
+        for bad in [
+            "0.0.0.0:4000",
+            "[::]:4000",
+            "198.18.0.7:0",
+            "224.0.0.1:4000",
+            "[ff02::1]:4000",
+            "255.255.255.255:4000",
+            "[::ffff:255.255.255.255]:4000",
+            "[::ffff:0.0.0.0]:4000",
+        ] {
+            assert!(!dialable(&addr(bad)) && !listable(&addr(bad)), "{bad}");
+        }
     }
 
     #[test]

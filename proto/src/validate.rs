@@ -86,7 +86,15 @@ impl VnetMsg {
                     problem: format!("lists more than {}", crate::direct::MAX_CANDIDATES),
                 })
             }
-            VnetMsg::Direct(_) => Ok(()),
+            VnetMsg::Direct(card) => {
+                match card.addrs.iter().find(|a| !crate::direct::listable(a)) {
+                    Some(addr) => Err(Invalid {
+                        field: "addrs",
+                        problem: format!("lists {addr}, not an address a peer may be sent to"),
+                    }),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

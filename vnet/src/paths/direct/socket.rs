@@ -78,9 +78,10 @@ impl DirectSocket {
         }
     }
 
-    /// Whether a peer at `addr` can be reached from this socket.
+    /// Whether a peer at `addr` can be reached from this socket, and may
+    /// be sent to (one host, a port: see [`proto::direct::dialable`]).
     pub(crate) fn reaches(&self, addr: &SocketAddr) -> bool {
-        self.v6 || addr.is_ipv4()
+        (self.v6 || addr.is_ipv4()) && proto::direct::dialable(addr)
     }
 
     /// Probes the route of `session` until it ends.
@@ -124,6 +125,7 @@ impl DirectSocket {
         let addrs = candidate_ips(self.v6)
             .into_iter()
             .map(|ip| SocketAddr::new(ip, port))
+            .filter(proto::direct::listable)
             .take(MAX_CANDIDATES)
             .collect();
         Ok(DirectCard { addrs, cert })
@@ -134,19 +136,15 @@ fn dual_stack(socket: &UdpSocket) -> std::io::Result<()> {
     socket2::SockRef::from(socket).set_only_v6(false)
 }
 
-/// The host's addresses worth offering to a peer: not loopback (the
-/// route sees those itself when the vnets share a host), not IPv6
-/// link-local (they need an interface to be used), IPv4 first.
+/// The host's addresses, IPv6 ones only if the socket has it, IPv4
+/// first; the card keeps those a peer may be sent to (not loopback: the
+/// route sees that itself when the vnets share a host).
 fn candidate_ips(v6: bool) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
         .map(|iface| iface.ip())
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-        .filter(|ip| match ip {
-            IpAddr::V4(_) => true,
-            IpAddr::V6(v6addr) => v6 && (v6addr.segments()[0] & 0xffc0) != 0xfe80,
-        })
+        .filter(|ip| v6 || ip.is_ipv4())
         .collect();
     ips.sort_by_key(|ip| ip.is_ipv6());
     ips.dedup();
