@@ -207,6 +207,16 @@ fn bytes_waiting(socket: &TcpStream) -> io::Result<bool> {
     }
 }
 
+/// A fill of fewer bytes than this most likely took all the socket had
+/// (a request, a reply): the next look is a peek, not another fill.
+const SMALL_FILL: usize = 16 * 1024;
+
+/// Peeks at `socket`: `WouldBlock` when it has nothing to read, so that
+/// `try_io` clears its readiness. A byte or EOF waiting is `Ok`.
+fn peek(socket: &TcpStream) -> io::Result<usize> {
+    Ok(recv(socket, &mut [0u8; 1], RecvFlags::PEEK | RecvFlags::DONTWAIT)?.0)
+}
+
 /// One side of the relay: its socket, and the stream to tell of the bytes
 /// that bypassed it.
 struct End<'a, S> {
@@ -223,6 +233,11 @@ struct Direction {
     eof: bool,
     /// The writer has been shut down; this direction is finished.
     done: bool,
+    /// The last fill was small: peek before the next. Told "nothing",
+    /// one peek ends the burst, where a fill that finds nothing costs a
+    /// second call to tell an urgent mark (see [`Stage::fill`]) from an
+    /// empty socket.
+    look_first: bool,
     /// Bytes written so far.
     total: u64,
 }
@@ -268,6 +283,15 @@ impl Direction {
                 self.done = true;
                 return Poll::Ready(Ok(()));
             }
+            if std::mem::take(&mut self.look_first) {
+                // Nothing waiting clears the readiness, and the wait below
+                // begins; bytes, or EOF, waiting are filled as usual.
+                match from.tcp.try_io(Interest::READABLE, || peek(from.tcp)) {
+                    Ok(_) => {}
+                    Err(err) if try_again(&err) => {}
+                    Err(err) => return Poll::Ready(Err(err)),
+                }
+            }
             match from.tcp.poll_read_ready(cx) {
                 Poll::Ready(result) => result?,
                 Poll::Pending => {
@@ -279,7 +303,10 @@ impl Direction {
             let stage = self.stage.get_or_insert_with(Stage::take);
             match from.tcp.try_io(Interest::READABLE, || stage.fill(from.tcp)) {
                 Ok(0) => self.eof = true,
-                Ok(n) => from.stream.bytes_read(n as u64),
+                Ok(n) => {
+                    from.stream.bytes_read(n as u64);
+                    self.look_first = n < SMALL_FILL;
+                }
                 Err(err) if try_again(&err) => {}
                 Err(err) => return Poll::Ready(Err(err)),
             }

@@ -298,3 +298,39 @@ async fn urgent_data_just_before_eof_loses_nothing() {
         assert_eq!(done, (12, 0));
     }
 }
+
+/// Requests and replies of a few bytes, each a burst that the relay ends
+/// with a peek: a readiness cleared while bytes wait would stall one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_exchanges_never_stall() {
+    let (mut client, mut server, task) = relay(b"", b"", None).await;
+    let echo = tokio::spawn(async move {
+        let mut buf = vec![0u8; 256];
+        loop {
+            let n = server.read(&mut buf).await.unwrap();
+            if n == 0 {
+                server.shutdown().await.unwrap();
+                return;
+            }
+            server.write_all(&buf[..n]).await.unwrap();
+        }
+    });
+    let mut sent = 0u64;
+    let talk = async {
+        let mut got = vec![0u8; 256];
+        for i in 0..2_000usize {
+            let len = 1 + i % 200;
+            let msg: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
+            client.write_all(&msg).await.unwrap();
+            client.read_exact(&mut got[..len]).await.unwrap();
+            assert_eq!(&got[..len], &msg[..], "exchange {i}");
+            sent += len as u64;
+        }
+        client.shutdown().await.unwrap();
+        assert_eq!(client.read(&mut got).await.unwrap(), 0);
+    };
+    timeout(LIMIT, talk).await.expect("an exchange stalled");
+    timeout(LIMIT, echo).await.unwrap().unwrap();
+    let done = timeout(LIMIT, task).await.unwrap().unwrap().unwrap();
+    assert_eq!(done, (sent, sent));
+}
