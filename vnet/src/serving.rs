@@ -63,47 +63,61 @@ pub(crate) fn spawn<R, F, P>(
     reply: R,
 ) where
     R: FnOnce(Result<(), Refusal>) -> F + Send + 'static,
-    F: Future<Output = Option<Unframed<P>>> + Send,
+    F: Future<Output = Option<Unframed<P>>> + Send + 'static,
+    P: Relayable + Send + Sync + 'static,
+{
+    let stream = serve(serving.clone(), (serve_id, from), lost, path, reply);
+    serving.tracker.spawn(stream);
+}
+
+/// [`spawn`] as a future, for a task that has nothing else to do (a lane
+/// connection that brought the stream): one task fewer per stream.
+pub(crate) fn serve<R, F, P>(
+    serving: Serving,
+    (serve_id, from): (ServeId, Option<VnetId>),
+    lost: CancellationToken,
+    path: Path,
+    reply: R,
+) -> impl Future<Output = ()> + Send
+where
+    R: FnOnce(Result<(), Refusal>) -> F + Send + 'static,
+    F: Future<Output = Option<Unframed<P>>> + Send + 'static,
     P: Relayable + Send + Sync + 'static,
 {
     let span = tracing::info_span!("serve", id = %serve_id);
-    let serving_now = serving.clone();
-    serving.tracker.spawn(
-        async move {
-            let serving = serving_now;
-            // The steps before carrying are boxed: they are brief, and
-            // inline their state would stay in this task for the stream's
-            // life (an idle stream is mostly this task).
-            let serve = match Box::pin(admit(&serving, serve_id)).await {
-                Ok(serve) => serve,
-                Err(reason) => {
-                    Box::pin(reply(Err(reason))).await;
-                    return;
+    async move {
+        // The steps before carrying are boxed: they are brief, and
+        // inline their state would stay in this task for the stream's
+        // life (an idle stream is mostly this task).
+        let serve = match Box::pin(admit(&serving, serve_id)).await {
+            Ok(serve) => serve,
+            Err(reason) => {
+                Box::pin(reply(Err(reason))).await;
+                return;
+            }
+        };
+        let counted = StreamGuard::new(&serving.model, serve.traffic.clone());
+        let service = Box::pin(connect(&serve)).await;
+        let outcome = service.as_ref().map(|_| ()).map_err(Clone::clone);
+        let route_side = Box::pin(reply(outcome)).await;
+        if let (Ok(service), Some(route_side)) = (service, route_side) {
+            let service = counted.count(service);
+            match serving.e2e.as_ref().filter(|_| path == Path::Relay) {
+                None => {
+                    let armed = path == Path::Direct;
+                    carry(&serve, &lost, (route_side, armed), service).await
                 }
-            };
-            let counted = StreamGuard::new(&serving.model, serve.traffic.clone());
-            let service = Box::pin(connect(&serve)).await;
-            let outcome = service.as_ref().map(|_| ()).map_err(Clone::clone);
-            let route_side = Box::pin(reply(outcome)).await;
-            if let (Ok(service), Some(route_side)) = (service, route_side) {
-                let service = counted.count(service);
-                match serving.e2e.as_ref().filter(|_| path == Path::Relay) {
-                    None => {
-                        let armed = path == Path::Direct;
-                        carry(&serve, &lost, (route_side, armed), service).await
-                    }
-                    // Boxed whole: inline, its state would size every
-                    // plain stream's task too.
-                    Some(e2e) => {
-                        let sealed =
-                            carry_sealed(e2e, (serve_id, from), &serve, &lost, route_side, service);
-                        Box::pin(sealed).await
-                    }
+                // Boxed whole: inline, its state would size every
+                // plain stream's task too.
+                Some(e2e) => {
+                    let sealed =
+                        carry_sealed(e2e, (serve_id, from), &serve, &lost, route_side, service);
+                    Box::pin(sealed).await
                 }
             }
         }
-        .instrument(span),
-    );
+    }
+    .instrument(span)
 }
 
 /// The serve a stream asks for, if it is ours and below its connection

@@ -8,6 +8,7 @@
 //! a few connections open to the other end's lane, for our streams to
 //! start on without a connect; once one cannot be made (a NAT in the
 //! way), the link carries the streams itself for the rest of its life.
+use futures::stream::{FuturesUnordered, StreamExt};
 use proto::direct::lane::{LaneHello, LaneKey};
 use proto::direct::StreamHeader;
 use proto::pass::ReplayWindow;
@@ -20,7 +21,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -191,8 +191,8 @@ impl LaneListener {
 /// place among the link's waiting connections.
 type Proved = (TcpStream, VnetId, CancellationToken, OwnedSemaphorePermit);
 
-/// A proved lane connection: waits for a stream's header, then hands the
-/// stream to the serving side. A lane stream lives on its own TCP
+/// A proved lane connection: waits for a stream's header, then serves
+/// the stream in this task. A lane stream lives on its own TCP
 /// connection: it outlives a link that closes (its own failures reset
 /// it), so it is never cut for the link's sake.
 async fn spare(
@@ -219,13 +219,8 @@ async fn spare(
         })
     };
     let never = CancellationToken::new();
-    serving::spawn(
-        &serving,
-        (header.serve_id, Some(peer)),
-        never,
-        Path::Direct,
-        reply,
-    );
+    let from = (header.serve_id, Some(peer));
+    serving::serve(serving, from, never, Path::Direct, reply).await;
 }
 
 /// Spare connections to the other end's lane, for one link.
@@ -277,16 +272,17 @@ impl LanePool {
     /// Keeps the wanted number of connections idle, opening them side by
     /// side, until `closed`, or until one cannot be made.
     pub(crate) async fn keep(self: Arc<Self>, peer: VnetId, closed: CancellationToken) {
-        let mut opening = JoinSet::new();
+        // Opened inside this task rather than each in its own: a spawn
+        // per stream would wake another worker thread each time.
+        let mut opening = FuturesUnordered::new();
         loop {
             let wanted = self.wanted.load(Ordering::Relaxed);
             while self.idle().len() + opening.len() < wanted {
-                let pool = self.clone();
-                opening.spawn(async move { pool.open().await });
+                opening.push(self.open());
             }
             let opened = tokio::select! {
                 _ = closed.cancelled() => return self.idle().clear(),
-                Some(opened) = opening.join_next() => opened,
+                Some(opened) = opening.next() => opened,
                 _ = self.taken.notified() => continue,
                 _ = tokio::time::sleep(SHRINK_AFTER) => {
                     self.wanted.store(SPARES, Ordering::Relaxed);
@@ -294,7 +290,7 @@ impl LanePool {
                     continue;
                 }
             };
-            match opened.map_err(std::io::Error::other).and_then(|o| o) {
+            match opened {
                 Ok(conn) => {
                     self.idle().push(conn);
                     self.added.notify_waiters();
