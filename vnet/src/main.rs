@@ -95,8 +95,7 @@ fn main() -> ExitCode {
     run()
 }
 
-#[tokio::main]
-async fn run() -> ExitCode {
+fn run() -> ExitCode {
     let args = Args::parse();
     // `vnet help` reads as a request for help, unless a file is named so.
     if args.config.as_os_str() == "help" && !args.config.exists() {
@@ -113,6 +112,21 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(config.vnet.threads))
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(serve(args, config, logs)),
+        Err(err) => {
+            eprintln!("vnet: cannot start: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the vnet of `config` until a signal, `exit`, or a failed start.
+async fn serve(args: Args, config: vnet::VnetConfig, logs: LogSink) -> ExitCode {
     let mut signals = match net::signal::Signals::install() {
         Ok(signals) => signals,
         Err(err) => {

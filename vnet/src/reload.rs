@@ -149,6 +149,10 @@ pub(crate) async fn apply(
         // The direct socket is bound once, at start.
         tracing::warn!("direct_port= changed in the file; in force after a restart");
     }
+    if old.options.threads != config.vnet.threads {
+        // The runtime is built once, at start.
+        tracing::warn!("threads= changed in the file; in force after a restart");
+    }
     let new = InForce::new(&config);
     let status = model.borrow().clone();
 

@@ -59,6 +59,11 @@ fn each_kind_of_config_error_exits_2_naming_section_and_key() {
             "line 5: \"serveid 700\" is neither key=value nor a [section] header (did you mean serveid=700?)",
         ),
         (
+            "threads",
+            format!("{route}[vnet]\nthreads=0\n"),
+            "[vnet] threads: \"0\" is not a number in 1-64",
+        ),
+        (
             "route-port",
             "[route]\nip=127.0.0.1\n".to_string(),
             "[route] port: is required but missing",
@@ -128,4 +133,42 @@ fn a_use_whose_port_is_taken_stops_a_service_vnet_with_status_1() {
         "{line}"
     );
     std::fs::remove_file(path).unwrap();
+}
+
+/// `threads=` sets the worker threads that carry streams: one unless
+/// asked for more.
+#[cfg(target_os = "linux")]
+#[test]
+fn threads_sets_the_worker_threads() {
+    for (name, line, want) in [("threads-default", "", 1), ("threads-3", "threads=3\n", 3)] {
+        // The route need not exist: the vnet keeps trying it.
+        let path = temp_config(
+            name,
+            &format!("[route]\nip=127.0.0.1\nport=1\n[vnet]\n{line}"),
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vnet"))
+            .arg(&path)
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let workers = || {
+            let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|comm| comm.trim_end() == "tokio-rt-worker")
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut seen = workers();
+        while seen != want && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            seen = workers();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::fs::remove_file(path).unwrap();
+        assert_eq!(seen, want, "{name}: worker threads");
+    }
 }

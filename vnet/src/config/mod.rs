@@ -273,7 +273,7 @@ mod tests {
                 "[vnet]\nnmae=x\n",
                 "c.ini: [vnet] nmae: unknown key (known here: name, group, \
                 terminal, startserve, startuse, allow_unserve, unserve_remote, unserve_num, \
-                unserve_expire, unserve_linger, max_connections, spares, secret, direct, direct_port)",
+                unserve_expire, unserve_linger, max_connections, spares, secret, direct, direct_port, threads)",
             ),
             (
                 "[vnet]\ndirect=on\n",
