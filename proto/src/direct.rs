@@ -44,7 +44,7 @@ pub fn dialable(addr: &SocketAddr) -> bool {
 /// address of a network interface that another host could reach. Never
 /// loopback or IPv6 link-local, which would make a peer send handshakes
 /// to services of its own host (or need an interface to be named). The
-/// route refuses a card that lists anything else.
+/// route leaves anything else out of the introductions it makes.
 pub fn listable(addr: &SocketAddr) -> bool {
     let ip = addr.ip().to_canonical();
     let link_local = matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
@@ -88,7 +88,7 @@ impl<'de> Deserialize<'de> for Fingerprint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectCard {
     /// Its interfaces' addresses with its UDP port, at most
-    /// [`MAX_CANDIDATES`], each [`listable`].
+    /// [`MAX_CANDIDATES`]; the route keeps those [`listable`].
     pub addrs: Vec<SocketAddr>,
     /// Its link certificate's fingerprint.
     pub cert: Fingerprint,

@@ -13,6 +13,7 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use crate::asks::{OpenAsk, MAX_OPEN_PER_VNET};
+use crate::registry::CardTaken;
 use crate::state::Hub;
 
 /// A message that has no place on a control connection: the vnet is
@@ -94,8 +95,14 @@ impl Peer<'_> {
             VnetMsg::Peer { to, msg } => Ok(self.pass_to_peer(to, msg)),
             VnetMsg::Direct(card) => {
                 debug!(vnet = %self.vnet_id, addrs = ?card.addrs, "direct card");
-                if !(self.hub.registry()).set_card(self.group, self.vnet_id, card) {
-                    info!(vnet = %self.vnet_id, "direct card refused: another vnet of the group shows its certificate");
+                match (self.hub.registry()).set_card(self.group, self.vnet_id, card) {
+                    CardTaken::Refused => {
+                        info!(vnet = %self.vnet_id, "direct card refused: another vnet of the group shows its certificate")
+                    }
+                    CardTaken::Recorded { left_out: 0 } => {}
+                    CardTaken::Recorded { left_out } => {
+                        info!(vnet = %self.vnet_id, left_out, "direct card: addresses no peer may be sent to (loopback, multicast, ...) left out")
+                    }
                 }
                 Ok(None)
             }

@@ -15,23 +15,37 @@ use crate::link::VnetLink;
 /// a vnet that asks in a loop is held to this.
 pub const INTRODUCE_EVERY: Duration = Duration::from_secs(2);
 
+/// What became of a vnet's card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardTaken {
+    /// Recorded, without `left_out` addresses no peer may be sent to.
+    Recorded { left_out: usize },
+    /// Not recorded: another vnet of the group shows its certificate.
+    Refused,
+}
+
 /// Two introductions, one for each vnet of a pair, and where to send them.
 pub type Introductions = [(VnetLink, Introduction); 2];
 
 impl Registry {
-    /// Records the card of vnet `vnet_id` in `group`; `false` (nothing
-    /// recorded) if another vnet of the group shows that certificate.
-    pub fn set_card(&mut self, group: &str, vnet_id: VnetId, card: DirectCard) -> bool {
+    /// Records the card of vnet `vnet_id` in `group`, with only the
+    /// addresses a peer may be sent to ([`proto::direct::listable`]: an
+    /// honest vnet lists no other, and no peer is sent to its own host's
+    /// services, or to many hosts at once, on a card's word).
+    pub fn set_card(&mut self, group: &str, vnet_id: VnetId, mut card: DirectCard) -> CardTaken {
         let Some(g) = self.groups.get_mut(group) else {
-            return false;
+            return CardTaken::Refused;
         };
         if g.holds_cert(&card.cert, vnet_id) {
-            return false;
+            return CardTaken::Refused;
         }
+        let listed = card.addrs.len();
+        card.addrs.retain(proto::direct::listable);
+        let left_out = listed - card.addrs.len();
         if let Some(slot) = g.vnet_mut(vnet_id) {
             slot.reach.card = Some(card);
         }
-        true
+        CardTaken::Recorded { left_out }
     }
 
     /// Records `from` as the public address of the session a probe's pass
@@ -42,6 +56,8 @@ impl Registry {
             .groups
             .get_mut(&admitted.group)?
             .vnet_mut(admitted.vnet_id)?;
+        // A dual-stack socket shows an IPv4 peer as IPv4-mapped IPv6.
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         slot.reach.observed = Some(from);
         Some(admitted.vnet_id)
     }

@@ -13,6 +13,7 @@ use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
 use std::collections::HashMap;
 
 use crate::link::VnetLink;
+pub use direct::CardTaken;
 pub use group::{Arrival, VnetView};
 use group::{Group, VnetSlot};
 

@@ -170,9 +170,14 @@ fn introductions_carry_the_observed_address_first_and_the_lower_id_dials() {
     let now = std::time::Instant::now();
     let err = reg.introduce("g", (vb, va), now).err().unwrap();
     assert_eq!(err.code, RefusalCode::Unsupported, "no cards yet: {err}");
-    assert!(reg.set_card("g", va, card(4000, 1)));
-    assert!(!reg.set_card("g", vb, card(5000, 1)), "a's certificate");
-    assert!(reg.set_card("g", vb, card(5000, 2)));
+    let recorded = CardTaken::Recorded { left_out: 0 };
+    assert_eq!(reg.set_card("g", va, card(4000, 1)), recorded);
+    assert_eq!(
+        reg.set_card("g", vb, card(5000, 1)),
+        CardTaken::Refused,
+        "a's certificate"
+    );
+    assert_eq!(reg.set_card("g", vb, card(5000, 2)), recorded);
 
     let public: std::net::SocketAddr = "198.18.0.20:6000".parse().unwrap();
     let forged = secret().pass(session, 1, Purpose::Probe);
@@ -220,4 +225,57 @@ fn introductions_carry_the_observed_address_first_and_the_lower_id_dials() {
     );
     let later = now + INTRODUCE_EVERY;
     assert!(reg.introduce("g", (vb, va), later).is_ok());
+}
+
+#[test]
+fn a_card_keeps_only_addresses_a_peer_may_be_sent_to() {
+    let mut reg = Registry::default();
+    let (a, _ra) = link();
+    let (b, _rb) = link();
+    let (va, _, _) = reg.join("g", "a", a, secret(), arrival(), 10).unwrap();
+    let (vb, _, _) = reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
+    let addr = |text: &str| text.parse::<std::net::SocketAddr>().unwrap();
+    let listed = DirectCard {
+        addrs: [
+            "127.0.0.1:22",
+            "198.18.0.9:4000",
+            "224.0.0.1:4000",
+            "[fe80::1]:4000",
+            "10.0.0.1:0",
+        ]
+        .map(addr)
+        .to_vec(),
+        cert: Fingerprint([1; 32]),
+    };
+    assert_eq!(
+        reg.set_card("g", va, listed),
+        CardTaken::Recorded { left_out: 4 }
+    );
+    assert_eq!(
+        reg.set_card("g", vb, card(5000, 2)),
+        CardTaken::Recorded { left_out: 0 }
+    );
+    let now = std::time::Instant::now();
+    let [(_, to_b), _] = reg.introduce("g", (vb, va), now).ok().unwrap();
+    assert_eq!(to_b.addrs, vec![addr("198.18.0.9:4000")]);
+}
+
+#[test]
+fn an_ipv4_probe_seen_on_a_dual_stack_socket_is_recorded_as_ipv4() {
+    let mut reg = Registry::default();
+    let (a, _ra) = link();
+    let (b, _rb) = link();
+    let key = secret();
+    let (va, session, _) = reg.join("g", "a", a, key.clone(), arrival(), 10).unwrap();
+    let (vb, _, _) = reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
+    reg.set_card("g", va, card(4000, 1));
+    reg.set_card("g", vb, card(5000, 2));
+    let mapped = "[::ffff:198.18.0.20]:6000".parse().unwrap();
+    assert_eq!(
+        reg.observe(&key.pass(session, 1, Purpose::Probe), mapped),
+        Some(va)
+    );
+    let now = std::time::Instant::now();
+    let [(_, to_b), _] = reg.introduce("g", (vb, va), now).ok().unwrap();
+    assert_eq!(to_b.addrs[0], "198.18.0.20:6000".parse().unwrap());
 }

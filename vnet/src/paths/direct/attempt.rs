@@ -115,8 +115,7 @@ async fn attempt(
     let addrs: Vec<_> = intro
         .addrs
         .iter()
-        .copied()
-        .filter(|a| socket.reaches(a))
+        .filter_map(|a| socket.reaches(*a))
         .collect();
     if addrs.is_empty() {
         return Err("it has no address this vnet can reach".into());

@@ -78,10 +78,12 @@ impl DirectSocket {
         }
     }
 
-    /// Whether a peer at `addr` can be reached from this socket, and may
-    /// be sent to (one host, a port: see [`proto::direct::dialable`]).
-    pub(crate) fn reaches(&self, addr: &SocketAddr) -> bool {
-        (self.v6 || addr.is_ipv4()) && proto::direct::dialable(addr)
+    /// `addr` as this socket sends to it (an IPv4-mapped one as IPv4),
+    /// if it can reach it and may send to it (one host, a port: see
+    /// [`proto::direct::dialable`]).
+    pub(crate) fn reaches(&self, addr: SocketAddr) -> Option<SocketAddr> {
+        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        ((self.v6 || addr.is_ipv4()) && proto::direct::dialable(&addr)).then_some(addr)
     }
 
     /// Probes the route of `session` until it ends.
@@ -109,8 +111,8 @@ impl DirectSocket {
     /// Punches towards each of `addrs` every [`PUNCH_EVERY`] until `done`.
     pub(crate) async fn punch(&self, addrs: &[SocketAddr], done: &CancellationToken) {
         loop {
-            for addr in addrs.iter().filter(|a| self.reaches(a)) {
-                self.send(PUNCH, *addr).await;
+            for addr in addrs.iter().filter_map(|a| self.reaches(*a)) {
+                self.send(PUNCH, addr).await;
             }
             tokio::select! {
                 _ = done.cancelled() => return,
