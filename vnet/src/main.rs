@@ -140,6 +140,7 @@ async fn serve(args: Args, config: vnet::VnetConfig, logs: LogSink) -> ExitCode 
         name = %config.vnet.name,
         group = %config.vnet.group,
         terminal = config.vnet.terminal,
+        threads = tokio::runtime::Handle::current().metrics().num_workers(),
         "vnet starting"
     );
     let identity = if config.vnet.secret.is_some() {

@@ -220,7 +220,8 @@ async fn spare(
     };
     let never = CancellationToken::new();
     let from = (header.serve_id, Some(peer));
-    serving::serve(serving, from, never, Path::Direct, reply).await;
+    // Boxed: inline, the stream's state would size every waiting spare.
+    Box::pin(serving::serve(serving, from, never, Path::Direct, reply)).await;
 }
 
 /// Spare connections to the other end's lane, for one link.
