@@ -125,7 +125,7 @@ async fn start_direct(link: &Link, serve_id: ServeId) -> std::io::Result<DirectS
         return Ok(DirectStream::Lane(lane));
     }
     let quic = Direct::open(&link.conn, serve_id).await;
-    Ok(DirectStream::Quic(quic.map_err(std::io::Error::other)?))
+    Ok(DirectStream::Quic(quic?))
 }
 
 /// Carries a stream on a direct link until both sides are done, the use

@@ -4,6 +4,7 @@
 //! introduced them, and streams on the link start and flow without it.
 //! With `direct=off` nothing leaves the route. Lab tests (NATs, loss,
 //! failing links) are in `lab/`.
+use futures::StreamExt;
 use std::net::SocketAddr;
 use testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -323,5 +324,50 @@ async fn a_lane_connection_without_its_links_key_is_dropped() {
     }
     // The vnets are unaffected.
     echo(used, 1, 1000).await;
+    stop_all(route, [office, home]).await;
+}
+
+/// QUIC streams a link carries at once (vnet's `MAX_STREAMS`).
+const LINK_STREAMS: usize = 1024;
+
+/// A link holds at most its limit of streams open; the next ones go
+/// through the route at once instead of waiting for one to end. With
+/// `secret=` there is no TCP lane: every direct stream is a QUIC stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_links_limit_go_through_the_route() {
+    // About four descriptors per connection, all in this process.
+    net::process::raise_open_files_limit();
+    let route = Route::start().await;
+    let service = tagged_echo(TAG).await;
+    let secret = "secret=a-secret-for-the-limit-test\n";
+    let home = home(&route, service, secret).await;
+    let (office, used) = office(&route, secret, "").await;
+    direct_link_up(&home, &office, || echo(used, 1, 1000)).await;
+    // Closed streams give their credit back a round trip later.
+    let before = office.wait("", |_| true).await.direct_streams;
+    let extra = 16;
+    // 64 connecting at a time: the service's listen queue is short.
+    let open = futures::stream::iter(0..LINK_STREAMS + extra).map(|_| connect_tagged(used));
+    let conns: Vec<_> = within("every connection is greeted", open.buffered(64).collect()).await;
+    assert!(conns.iter().all(|(_, tag)| tag == TAG));
+    let direct = (office.wait("", |_| true).await.direct_streams - before) as usize;
+    assert!(
+        (LINK_STREAMS - extra..=LINK_STREAMS).contains(&direct),
+        "{direct} of {} went direct",
+        LINK_STREAMS + extra
+    );
+    // Every one of them carries bytes, and all end cleanly.
+    for (i, (mut conn, _)) in conns.into_iter().enumerate() {
+        let sent = pattern(i as u64, 64);
+        conn.write_all(&sent).await.unwrap();
+        conn.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        within("the echo comes back", conn.read_to_end(&mut back))
+            .await
+            .unwrap();
+        assert!(back == sent, "connection {i} echoed other bytes");
+    }
+    office.idle().await;
+    home.idle().await;
     stop_all(route, [office, home]).await;
 }

@@ -222,17 +222,26 @@ impl Direct {
     }
 
     /// Opens a stream to `serve_id` on `link`; its header goes with the
-    /// first bytes.
+    /// first bytes. A link with as many streams open as the other end
+    /// allows opens none: the stream goes through the route rather than
+    /// wait for one of them to end.
     pub(crate) async fn open(
         link: &quinn::Connection,
         serve_id: ServeId,
-    ) -> Result<QuicStream, quinn::ConnectionError> {
-        let (mut send, recv) = link.open_bi().await?;
+    ) -> std::io::Result<QuicStream> {
+        use futures::FutureExt;
+        let Some(opened) = link.open_bi().now_or_never() else {
+            return Err(std::io::Error::other(format!(
+                "the link has {} streams open, its most",
+                attempt::MAX_STREAMS
+            )));
+        };
+        let (mut send, recv) = opened.map_err(std::io::Error::other)?;
         let header = StreamHeader { serve_id }.encode();
         // Buffered by quinn: no round trip before the client's bytes.
-        if send.write_all(&header).await.is_err() {
-            return Err(quinn::ConnectionError::LocallyClosed);
-        }
+        send.write_all(&header)
+            .await
+            .map_err(std::io::Error::other)?;
         Ok(QuicStream::new(send, recv))
     }
 
