@@ -13,7 +13,7 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use crate::asks::{OpenAsk, MAX_OPEN_PER_VNET};
-use crate::registry::CardTaken;
+use crate::registry::direct::CardTaken;
 use crate::state::Hub;
 
 /// A message that has no place on a control connection: the vnet is

@@ -13,11 +13,10 @@ use proto::{Refusal, RefusalCode, ServeId, SessionId, VnetId};
 use std::collections::HashMap;
 
 use crate::link::VnetLink;
-pub use direct::CardTaken;
 pub use group::{Arrival, VnetView};
 use group::{Group, VnetSlot};
 
-mod direct;
+pub mod direct;
 mod group;
 mod reach;
 

@@ -1,6 +1,6 @@
 //! The registry's tests: ids, groups, limits, passes, cut-off vnets and
 //! direct-link introductions.
-use super::direct::INTRODUCE_EVERY;
+use super::direct::{CardTaken, INTRODUCE_EVERY};
 use super::*;
 use crate::link::Queues;
 use proto::direct::{DirectCard, Fingerprint};
@@ -159,14 +159,35 @@ fn card(port: u16, cert: u8) -> DirectCard {
     }
 }
 
-#[test]
-fn introductions_carry_the_observed_address_first_and_the_lower_id_dials() {
-    let mut reg = Registry::default();
-    let (a, _ra) = link();
-    let (b, _rb) = link();
+/// Vnets a and b in group "g": their ids, a's session and its secret,
+/// and the queues their links write to (kept, or the links close).
+struct Two {
+    a: VnetId,
+    b: VnetId,
+    session: SessionId,
+    key: SessionSecret,
+    _queues: [Queues; 2],
+}
+
+fn two_vnets(reg: &mut Registry) -> Two {
+    let ((a, qa), (b, qb)) = (link(), link());
     let key = secret();
     let (va, session, _) = reg.join("g", "a", a, key.clone(), arrival(), 10).unwrap();
     let (vb, _, _) = reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
+    Two {
+        a: va,
+        b: vb,
+        session,
+        key,
+        _queues: [qa, qb],
+    }
+}
+
+#[test]
+fn introductions_carry_the_observed_address_first_and_the_lower_id_dials() {
+    let mut reg = Registry::default();
+    let two = two_vnets(&mut reg);
+    let (va, vb, session, key) = (two.a, two.b, two.session, two.key.clone());
     let now = std::time::Instant::now();
     let err = reg.introduce("g", (vb, va), now).err().unwrap();
     assert_eq!(err.code, RefusalCode::Unsupported, "no cards yet: {err}");
@@ -230,10 +251,8 @@ fn introductions_carry_the_observed_address_first_and_the_lower_id_dials() {
 #[test]
 fn a_card_keeps_only_addresses_a_peer_may_be_sent_to() {
     let mut reg = Registry::default();
-    let (a, _ra) = link();
-    let (b, _rb) = link();
-    let (va, _, _) = reg.join("g", "a", a, secret(), arrival(), 10).unwrap();
-    let (vb, _, _) = reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
+    let two = two_vnets(&mut reg);
+    let (va, vb) = (two.a, two.b);
     let addr = |text: &str| text.parse::<std::net::SocketAddr>().unwrap();
     let listed = DirectCard {
         addrs: [
@@ -263,11 +282,8 @@ fn a_card_keeps_only_addresses_a_peer_may_be_sent_to() {
 #[test]
 fn an_ipv4_probe_seen_on_a_dual_stack_socket_is_recorded_as_ipv4() {
     let mut reg = Registry::default();
-    let (a, _ra) = link();
-    let (b, _rb) = link();
-    let key = secret();
-    let (va, session, _) = reg.join("g", "a", a, key.clone(), arrival(), 10).unwrap();
-    let (vb, _, _) = reg.join("g", "b", b, secret(), arrival(), 10).unwrap();
+    let two = two_vnets(&mut reg);
+    let (va, vb, session, key) = (two.a, two.b, two.session, two.key.clone());
     reg.set_card("g", va, card(4000, 1));
     reg.set_card("g", vb, card(5000, 2));
     let mapped = "[::ffff:198.18.0.20]:6000".parse().unwrap();
