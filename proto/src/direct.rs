@@ -35,7 +35,7 @@ pub const MAX_CANDIDATES: usize = 16;
 /// nowhere. Loopback is allowed here: the route observes it when vnets
 /// share its host.
 pub fn dialable(addr: &SocketAddr) -> bool {
-    let ip = addr.ip().to_canonical();
+    let ip = canonical(*addr).ip();
     let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
     addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
 }
@@ -46,9 +46,15 @@ pub fn dialable(addr: &SocketAddr) -> bool {
 /// to services of its own host (or need an interface to be named). The
 /// route leaves anything else out of the introductions it makes.
 pub fn listable(addr: &SocketAddr) -> bool {
-    let ip = addr.ip().to_canonical();
+    let ip = canonical(*addr).ip();
     let link_local = matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
     dialable(addr) && !ip.is_loopback() && !link_local
+}
+
+/// `addr` with an IPv4-mapped IPv6 address as the IPv4 one it stands
+/// for: how a dual-stack socket shows an IPv4 peer.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// SHA-256 of a link certificate's DER bytes; hex on the wire.

@@ -141,17 +141,17 @@ pub(crate) async fn apply(
     let reconnect = old.route != config.route
         || old.options.name != config.vnet.name
         || old.options.group != config.vnet.group;
-    if old.options.secret != config.vnet.secret {
-        // Pairs and the key pair were made for the secret in force.
-        tracing::warn!("secret= changed in the file; in force after a restart");
-    }
-    if old.options.direct_port != config.vnet.direct_port {
-        // The direct socket is bound once, at start.
-        tracing::warn!("direct_port= changed in the file; in force after a restart");
-    }
-    if old.options.threads != config.vnet.threads {
-        // The runtime is built once, at start.
-        tracing::warn!("threads= changed in the file; in force after a restart");
+    // Read once, at start: the pairs and the key pair were made for the
+    // secret, the direct socket bound on its port, the runtime built
+    // with its threads.
+    let (was, now) = (&old.options, &config.vnet);
+    let at_start = [
+        ("secret", was.secret != now.secret),
+        ("direct_port", was.direct_port != now.direct_port),
+        ("threads", was.threads != now.threads),
+    ];
+    for (key, _) in at_start.iter().filter(|(_, changed)| *changed) {
+        tracing::warn!("{key}= changed in the file; in force after a restart");
     }
     let new = InForce::new(&config);
     let status = model.borrow().clone();

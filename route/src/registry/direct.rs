@@ -57,8 +57,7 @@ impl Registry {
             .get_mut(&admitted.group)?
             .vnet_mut(admitted.vnet_id)?;
         // A dual-stack socket shows an IPv4 peer as IPv4-mapped IPv6.
-        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        slot.reach.observed = Some(from);
+        slot.reach.observed = Some(proto::direct::canonical(from));
         Some(admitted.vnet_id)
     }
 

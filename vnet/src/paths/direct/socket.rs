@@ -82,7 +82,7 @@ impl DirectSocket {
     /// if it can reach it and may send to it (one host, a port: see
     /// [`proto::direct::dialable`]).
     pub(crate) fn reaches(&self, addr: SocketAddr) -> Option<SocketAddr> {
-        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        let addr = proto::direct::canonical(addr);
         ((self.v6 || addr.is_ipv4()) && proto::direct::dialable(&addr)).then_some(addr)
     }
 
